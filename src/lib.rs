@@ -1,1 +1,5 @@
+//! itaku: the approval engine for consignments (委託) of municipal personal data and the chains
+//! of subcontracts below them.
 
+pub mod domain;
+pub mod workflow;

@@ -117,7 +117,7 @@ pub struct Transition<C> {
     pub to: StateId,
     pub label: Label,
     pub roles: Vec<String>,
-    pub org: Option<String>,
+    pub org: Option<OrgScope>,
     pub require_comment: bool,
     pub guards: Vec<CompiledGuard<C>>,
     pub effects: Vec<EffectSpec>,
@@ -166,9 +166,14 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StepKind {
-    Single { role: String },
+    Single {
+        role: String,
+    },
     /// 合議: `need` of the reviewer slots must approve, each slot by a distinct person.
-    Parallel { reviewers: Vec<String>, need: usize },
+    Parallel {
+        reviewers: Vec<String>,
+        need: usize,
+    },
 }
 
 impl Step {

@@ -1,0 +1,102 @@
+//! The `subcontract` kind: a subcontract application (再委託申請) travelling up its chain.
+//!
+//! The application is prepared by the parent tier's contractor, endorsed by every intermediate
+//! tier on the way up and decided by the root consignor (番号法 art. 10; BRIEF C2, C3).
+
+use serde::{Deserialize, Serialize};
+
+use crate::workflow::definition::Label;
+use crate::workflow::model::{OrgScope, Step, StepKind};
+use crate::workflow::registry::{GuardInput, Registry, Unmet, WorkflowContext};
+
+/// The context of one subcontract application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubcontractContext {
+    /// The organisation that files the application (the parent tier's contractor).
+    pub applicant_org: String,
+    /// The municipality at the top of the chain; it alone gives permission.
+    pub root_consignor_org: String,
+    /// Tiers between the applicant and the root that endorse it, nearest to the applicant first.
+    #[serde(default)]
+    pub intermediate_orgs: Vec<String>,
+    /// The verified deletion or return certificate, once recorded (needed to terminate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_certificate: Option<String>,
+}
+
+impl WorkflowContext for SubcontractContext {
+    fn organisation(&self, scope: &str) -> Option<&str> {
+        match scope {
+            "root_consignor" => Some(&self.root_consignor_org),
+            "applicant" => Some(&self.applicant_org),
+            _ => None,
+        }
+    }
+}
+
+/// One endorsement step per intermediate tier, nearest to the applicant first.
+fn intermediate_tiers(ctx: &SubcontractContext) -> Vec<Step> {
+    ctx.intermediate_orgs
+        .iter()
+        .enumerate()
+        .map(|(i, org)| Step {
+            id: format!("endorse_{}", i + 1),
+            label: Label {
+                ja: format!("中間委託先の進達 ({org})"),
+                en: format!("Endorsement by intermediate tier ({org})"),
+            },
+            kind: StepKind::Single {
+                role: "contractor".to_owned(),
+            },
+            org: Some(OrgScope::Fixed(org.clone())),
+            skippable: false,
+            pull_up: false,
+        })
+        .collect()
+}
+
+/// The registry of the `subcontract` kind.
+pub fn registry() -> Registry<SubcontractContext> {
+    type In<'a> = GuardInput<'a, SubcontractContext>;
+    let mut r = Registry::new("subcontract");
+    r.org_scope("root_consignor").org_scope("applicant");
+    r.step_provider("intermediate_tiers", intermediate_tiers);
+    r.simple_guard(
+        "has_intermediate_tiers",
+        |i: &In<'_>, unmet: &mut Vec<Unmet>| {
+            if i.instance.ctx.intermediate_orgs.is_empty() {
+                unmet.push(Unmet::new(
+                    "no_intermediate_tiers",
+                    "進達する中間の委託先がありません",
+                    "There is no intermediate tier to endorse",
+                ));
+            }
+        },
+    );
+    r.simple_guard(
+        "no_intermediate_tiers",
+        |i: &In<'_>, unmet: &mut Vec<Unmet>| {
+            if !i.instance.ctx.intermediate_orgs.is_empty() {
+                unmet.push(Unmet::new(
+                    "endorsement_required",
+                    "中間の委託先の進達が必要です",
+                    "The intermediate tiers must endorse first",
+                ));
+            }
+        },
+    );
+    r.simple_guard(
+        "deletion_certificate_recorded",
+        |i: &In<'_>, unmet: &mut Vec<Unmet>| {
+            if i.instance.ctx.deletion_certificate.is_none() {
+                unmet.push(Unmet::new(
+                    "deletion_certificate_missing",
+                    "廃棄証明(または返却の記録)が確認されていません",
+                    "No verified deletion or return certificate is recorded",
+                ));
+            }
+        },
+    );
+    r
+}
