@@ -227,9 +227,11 @@ impl<C: WorkflowContext> CompiledWorkflow<C> {
                     by_step,
                 };
                 self.enter(inst, t.to);
-                inst.progress
-                    .post_reviews
-                    .extend(post_reviews.iter().cloned());
+                if !post_reviews.is_empty() {
+                    inst.progress
+                        .post_reviews
+                        .extend(post_reviews.iter().cloned());
+                }
                 return Ok(Outcome {
                     from,
                     to: t.to,
@@ -273,6 +275,9 @@ impl<C: WorkflowContext> CompiledWorkflow<C> {
     fn enter(&self, inst: &mut Instance<C>, to: StateId) {
         inst.state = to;
         let route = self.states[usize::from(to)].route;
+        if route.is_none() && inst.progress.route.is_none() {
+            return;
+        }
         inst.progress.route = route.map(|r| {
             let r = usize::from(r);
             let route = &self.routes[r];
@@ -479,7 +484,12 @@ impl<C: WorkflowContext> CompiledWorkflow<C> {
             // The route is complete: the declared completion transition decides.
             let done = StepDone { act, post_reviews };
             let saved = inst.progress.route.replace(Box::new(next));
-            let res = self.declared(inst, input, actor, now, Some(done));
+            // However the last step was acted on (proxy, skip…), the route's event completes it.
+            let completion = EventInput {
+                event: route.event,
+                ..*input
+            };
+            let res = self.declared(inst, &completion, actor, now, Some(done));
             if res.is_err() {
                 inst.progress.route = saved;
             }

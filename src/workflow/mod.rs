@@ -18,3 +18,6 @@ pub use registry::{Registry, Unmet, Vocabulary, WorkflowContext};
 pub use runtime::{
     load_dir, EventRequest, FireError, Fired, Kinds, StoredInstance, WorkflowRuntime, WorkflowSet,
 };
+
+#[cfg(test)]
+mod engine_tests;
