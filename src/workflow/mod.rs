@@ -10,6 +10,8 @@ pub mod kinds;
 pub mod model;
 pub mod registry;
 pub mod runtime;
+#[cfg(test)]
+mod validation_tests;
 
 pub use compile::{compile, content_hash, DefinitionError};
 pub use engine::{Action, Outcome, Rejection, RejectionKind};
