@@ -5,6 +5,7 @@ pub mod common;
 pub mod compile;
 pub mod definition;
 pub mod describe;
+pub mod diagram;
 pub mod engine;
 pub mod kinds;
 pub mod model;

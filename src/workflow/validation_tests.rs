@@ -38,7 +38,7 @@ label = { ja = "完了する", en = "Finish" }
 "#;
 
 /// The smallest valid definition: two states (lines 7 and 12) and one transition (line 17).
-fn minimal() -> String {
+pub(super) fn minimal() -> String {
     [HEAD, DONE, FINISH].concat()
 }
 
@@ -109,7 +109,7 @@ fn routed() -> String {
 
 /// `base` with each `(old, new)` applied; every `old` must occur exactly once, so that a test
 /// cannot silently stop breaking what it means to break.
-fn edit(base: &str, changes: &[(&str, &str)]) -> String {
+pub(super) fn edit(base: &str, changes: &[(&str, &str)]) -> String {
     let mut src = base.to_owned();
     for (old, new) in changes {
         assert_eq!(src.matches(old).count(), 1, "{old:?} must occur once");
@@ -314,7 +314,13 @@ fn with_state(id: &str) -> String {
 }
 
 /// A transition appended to `base`; in [`minimal`] it starts at line 24.
-fn with_transition(base: &str, event: &str, from: &str, to: &str, extra: &str) -> String {
+pub(super) fn with_transition(
+    base: &str,
+    event: &str,
+    from: &str,
+    to: &str,
+    extra: &str,
+) -> String {
     format!(
         "{base}\n[[transitions]]\nevent = \"{event}\"\nfrom = [\"{from}\"]\nto = \"{to}\"\nroles = [\"officer\"]\nlabel = {{ ja = \"別の遷移\", en = \"Another\" }}\n{extra}"
     )
