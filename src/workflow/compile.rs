@@ -175,6 +175,9 @@ pub fn compile<C: WorkflowContext>(
     // States.
     let mut state_ix: HashMap<&str, StateId> = HashMap::new();
     let mut states = Vec::new();
+    // The source entry of each compiled state: a state declared twice is skipped, so the
+    // compiled index and the index in the file differ after it.
+    let mut state_defs = Vec::new();
     let mut initial = None;
     for s in &def.states {
         let sd = s.get_ref();
@@ -199,10 +202,12 @@ pub fn compile<C: WorkflowContext>(
             break;
         };
         if sd.initial {
+            // The first one stays initial, so the checks below do not blame the other states.
             if initial.is_some() {
                 err.at(s.span(), format!("a second initial state \"{}\"", sd.id));
+            } else {
+                initial = Some(id);
             }
-            initial = Some(id);
         }
         if sd.initial && sd.terminal {
             err.at(
@@ -217,6 +222,7 @@ pub fn compile<C: WorkflowContext>(
             );
         }
         state_ix.insert(sd.id.as_str(), id);
+        state_defs.push(s);
         states.push(State {
             id: sd.id.clone(),
             label: sd.label.clone().unwrap_or_default(),
@@ -245,6 +251,8 @@ pub fn compile<C: WorkflowContext>(
 
     // Routes.
     let mut routes: Vec<Route> = Vec::new();
+    // As with states: the source entry of each compiled route.
+    let mut route_defs = Vec::new();
     let mut providers = Vec::new();
     let mut route_ix: HashMap<&str, u16> = HashMap::new();
     for r in &def.routes {
@@ -418,6 +426,7 @@ pub fn compile<C: WorkflowContext>(
         };
         route_ix.insert(rd.id.as_str(), ix);
         providers.push(provider);
+        route_defs.push(r);
         routes.push(Route {
             id: rd.id.clone(),
             label: rd.label.clone().unwrap_or_default(),
@@ -428,7 +437,7 @@ pub fn compile<C: WorkflowContext>(
         });
     }
     let mut used_routes = BTreeSet::new();
-    for (s, sd) in states.iter_mut().zip(&def.states) {
+    for (s, sd) in states.iter_mut().zip(&state_defs) {
         if let Some(r) = &sd.get_ref().route {
             match route_ix.get(r.as_str()) {
                 Some(&ix) => {
@@ -442,7 +451,7 @@ pub fn compile<C: WorkflowContext>(
             }
         }
     }
-    for (ix, r) in def.routes.iter().enumerate() {
+    for (ix, r) in route_defs.iter().enumerate() {
         if u16::try_from(ix).is_ok_and(|ix| !used_routes.contains(&ix)) {
             err.at(
                 r.span(),
@@ -454,6 +463,9 @@ pub fn compile<C: WorkflowContext>(
     // Transitions.
     let mut transitions: Vec<Transition<C>> = Vec::new();
     let mut spans: Vec<Range<usize>> = Vec::new();
+    // A transition naming an unknown state is not part of the graph the author meant, so the
+    // reachability checks below would only report consequences of that one mistake.
+    let mut dangling = false;
     for t in &def.transitions {
         let td = t.get_ref();
         let sp = t.span();
@@ -496,15 +508,19 @@ pub fn compile<C: WorkflowContext>(
                     }
                     from.push(id);
                 }
-                None => err.at(
-                    sp.clone(),
-                    format!("transition \"{}\" from unknown state \"{f}\"", td.event),
-                ),
+                None => {
+                    dangling = true;
+                    err.at(
+                        sp.clone(),
+                        format!("transition \"{}\" from unknown state \"{f}\"", td.event),
+                    );
+                }
             }
         }
         let to = match state_ix.get(td.to.as_str()) {
             Some(&id) => id,
             None => {
+                dangling = true;
                 err.at(
                     sp.clone(),
                     format!("transition \"{}\" to unknown state \"{}\"", td.event, td.to),
@@ -642,7 +658,7 @@ pub fn compile<C: WorkflowContext>(
                 .iter()
                 .any(|t| t.event == route_event && t.from.iter().any(|&f| usize::from(f) == si));
             if !has {
-                let span = def.states.get(si).map_or(0..0, Spanned::span);
+                let span = state_defs.get(si).map_or(0..0, |sd| sd.span());
                 err.at(
                     span,
                     format!(
@@ -770,7 +786,7 @@ pub fn compile<C: WorkflowContext>(
     }
 
     // Reachability from the initial state, and a terminal reachable from every state.
-    if let Some(init) = initial {
+    if let Some(init) = initial.filter(|_| !dangling) {
         let n = states.len();
         let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
         for t in &transitions {
@@ -802,7 +818,7 @@ pub fn compile<C: WorkflowContext>(
                 }
             }
         }
-        for (s, sd) in def.states.iter().enumerate() {
+        for (s, sd) in state_defs.iter().enumerate() {
             if !seen[s] {
                 err.at(
                     sd.span(),

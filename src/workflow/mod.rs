@@ -5,11 +5,14 @@ pub mod common;
 pub mod compile;
 pub mod definition;
 pub mod describe;
+pub mod diagram;
 pub mod engine;
 pub mod kinds;
 pub mod model;
 pub mod registry;
 pub mod runtime;
+#[cfg(test)]
+mod validation_tests;
 
 pub use compile::{compile, content_hash, DefinitionError};
 pub use engine::{Action, Outcome, Rejection, RejectionKind};
