@@ -1,6 +1,14 @@
 //! itaku: an approval engine for municipal consignments and subcontract chains of personal data.
 
+pub mod auth;
+pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
+pub mod db;
 pub mod domain;
 pub mod error;
+pub mod routes;
+pub mod services;
+pub mod startup;
+pub mod telemetry;
