@@ -79,13 +79,17 @@ pub async fn dispatch(command: Command, settings: Settings) -> ExitCode {
     })
 }
 
-/// `error: cause: cause`, for one log line.
+/// `error: cause: cause`, for one log line; causes already quoted by their parent's message
+/// (sqlx and sea-orm do that) are not repeated.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -125,6 +129,21 @@ mod tests {
             panic!("not demo");
         };
         assert_eq!(args.apply(Settings::default()).port, 0);
+    }
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot start")]
+        struct Outer(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot start: {0}")]
+        struct Quoting(#[source] std::io::Error);
+
+        let outer = Outer(std::io::Error::other("port taken"));
+        assert_eq!(error_chain(&outer), "cannot start: port taken");
+        let quoting = Quoting(std::io::Error::other("port taken"));
+        assert_eq!(error_chain(&quoting), "cannot start: port taken");
     }
 
     #[test]

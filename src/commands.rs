@@ -88,7 +88,7 @@ pub fn healthcheck(settings: &Settings) -> Result<ExitCode, CommandError> {
         .map_err(unhealthy)?;
     write!(
         stream,
-        "GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET /healthz HTTP/1.1\r\nHost: {address}\r\nUser-Agent: itaku-healthcheck\r\nConnection: close\r\n\r\n"
     )
     .map_err(unhealthy)?;
     let mut status_line = String::new();

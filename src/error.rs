@@ -456,6 +456,55 @@ mod tests {
         assert!(printed.contains("caused by: disk on fire"), "{printed}");
     }
 
+    async fn body_of(error: actix_web::Error) -> (StatusCode, Value) {
+        let response = error.error_response();
+        let status = response.status();
+        let bytes = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[actix_web::test]
+    async fn bad_path_and_query_parameters_are_invalid_parameter() {
+        use serde::de::Error as _;
+        let request = actix_web::test::TestRequest::default().to_http_request();
+        let path = PathError::Deserialize(serde::de::value::Error::custom("not a uuid"));
+        let query =
+            QueryPayloadError::Deserialize(serde::de::value::Error::custom("missing `page`"));
+        for error in [
+            path_error_handler(path, &request),
+            query_error_handler(query, &request),
+        ] {
+            let (status, body) = body_of(error).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(body["code"], "invalid_parameter");
+            assert!(body["details"]["reason"].is_string(), "{body}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn an_error_body_has_code_both_messages_and_details() {
+        let error = ApiError::invalid_field("login", "必須項目です。", "This field is required.");
+        let (status, body) = body_of(error.into()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "code": "validation_failed",
+                "message": { "ja": "入力内容に誤りがあります。", "en": "Some fields are not valid." },
+                "details": [{ "field": "login", "reason": { "ja": "必須項目です。", "en": "This field is required." } }],
+            })
+        );
+        let (_, body) =
+            body_of(ApiError::internal(std::io::Error::other("secret path /etc/x")).into()).await;
+        assert_eq!(body["details"], Value::Null);
+        assert!(
+            !body.to_string().contains("secret path"),
+            "a 500 must not leak its cause"
+        );
+    }
+
     #[test]
     fn serde_data_errors_name_the_field() {
         let missing = field_error_from_serde("missing field `login` at line 1 column 2");

@@ -81,6 +81,7 @@ impl Application {
 
     /// Like [`Application::build`], with the given clock (tests pin time with it).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
+        tracing::info!(?settings, version = env!("CARGO_PKG_VERSION"), "starting");
         let db = db::connect(&settings).await?;
         db::migrate(&db).await.map_err(StartupError::Migrate)?;
 

@@ -10,4 +10,5 @@ mod errors;
 mod health;
 mod identity;
 mod migrations;
+mod sqlite;
 mod tokens;
