@@ -56,7 +56,8 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-# Doctests first, so that the last summary printed is that of the full test run.
+# Doctests first (nextest does not run them), so that the last summary printed is that of the
+# full test run.
 step "doctests"
 cargo test --workspace --doc
 
@@ -64,6 +65,6 @@ if [ -x /usr/local/bin/cargo-nextest ] || cargo nextest --version >/dev/null 2>&
     step "cargo nextest run"
     cargo nextest run --workspace
 else
-    step "cargo test"
-    cargo test --workspace --all-targets
+    step "cargo test (nextest not installed)"
+    cargo test --workspace --lib --bins --tests
 fi

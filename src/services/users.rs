@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{deputy, membership, organisation, user};
-use sea_orm::sea_query::IntoCondition;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     Set, SqlErr,
@@ -300,7 +299,6 @@ fn in_effect<Col: ColumnTrait>(from: Col, until: Col, day: NaiveDate) -> Conditi
     Condition::all()
         .add(from.lte(day))
         .add(Condition::any().add(until.is_null()).add(until.gte(day)))
-        .into_condition()
 }
 
 fn grant_of(membership: membership::Model) -> Grant {
