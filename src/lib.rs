@@ -1,6 +1,15 @@
-//! itaku: the approval engine for consignments (委託) of municipal personal data and the chains
-//! of subcontracts below them.
+//! itaku: an approval engine for municipal consignments and subcontract chains of personal data.
 
+pub mod auth;
+pub mod cli;
+pub mod clock;
 pub mod commands;
+pub mod config;
+pub mod db;
 pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod services;
+pub mod startup;
+pub mod telemetry;
 pub mod workflow;

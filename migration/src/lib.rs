@@ -1,10 +1,13 @@
 pub use sea_orm_migration::prelude::*;
 
+mod m20261122_000001_identity;
+
+/// All migrations, oldest first.
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![Box::new(m20261122_000001_identity::Migration)]
     }
 }

@@ -1,6 +1,6 @@
-//! Domain vocabulary shared by every layer.
+//! Names of the product's vocabulary that code, definitions and the database share.
 
-/// Roles known to the product (per organisation membership).
+/// Roles a membership or deputyship can carry (see GLOSSARY.md).
 pub const ROLES: &[&str] = &[
     "admin",
     "officer",
@@ -12,7 +12,7 @@ pub const ROLES: &[&str] = &[
     "system",
 ];
 
-/// Mail templates that effects and timers may name.
+/// Mail templates that `notify` effects may name.
 pub const MAIL_TEMPLATES: &[&str] = &[
     "application_submitted",
     "application_endorsed",
@@ -34,7 +34,7 @@ pub const MAIL_TEMPLATES: &[&str] = &[
     "daily_digest",
 ];
 
-/// Who a notification effect may address.
+/// Recipient groups that `notify` effects may address.
 pub const RECIPIENTS: &[&str] = &[
     "submitter",
     "applicant_org",
@@ -44,5 +44,22 @@ pub const RECIPIENTS: &[&str] = &[
     "role_holders",
 ];
 
+/// Whether `role` is one of [`ROLES`].
+pub fn is_known_role(role: &str) -> bool {
+    ROLES.contains(&role)
+}
+
 /// Documents the `write_document` effect may produce.
 pub const DOCUMENT_KINDS: &[&str] = &["permission_notice", "rejection_notice"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_are_recognised_exactly() {
+        assert!(is_known_role("chief"));
+        assert!(!is_known_role("Chief"));
+        assert!(!is_known_role("superuser"));
+    }
+}

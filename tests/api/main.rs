@@ -1,1 +1,14 @@
+//! The API tests: one binary, every test on SQLite and on PostgreSQL.
 
+// Test code: a failed expectation should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod auth;
+mod errors;
+mod health;
+mod identity;
+mod migrations;
+mod sqlite;
+mod tokens;

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The project's one test command (README "Second command"; CI's .ci/run calls exactly this):
+# formatting, lints, and every test on both SQLite and PostgreSQL.
+#
+# To extend it (an SMTP sink, a browser for UI tests, …): add an `ensure_*` function beside
+# `ensure_postgres` and call it under "Services" below.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/itaku-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- Services ----------------------------------------------------------------------------
+
+postgres_answers() {
+    if command -v pg_isready >/dev/null 2>&1; then
+        pg_isready --quiet --host 127.0.0.1 --port 5432
+    else
+        (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null
+    fi
+}
+
+ensure_postgres() {
+    if postgres_answers; then
+        return 0
+    fi
+    echo "PostgreSQL does not answer on 127.0.0.1:5432; trying to start the local cluster"
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+        for version in $(ls /etc/postgresql); do
+            pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+        done
+        for _ in $(seq 1 30); do
+            if postgres_answers; then
+                return 0
+            fi
+            sleep 1
+        done
+    fi
+    echo "error: PostgreSQL is still not answering on 127.0.0.1:5432." >&2
+    echo "The API tests run every test on PostgreSQL too (user postgres, trust authentication);" >&2
+    echo "start a server there and run this script again." >&2
+    exit 1
+}
+
+step "Services"
+ensure_postgres
+echo "PostgreSQL answers on 127.0.0.1:5432"
+
+# --- Checks ------------------------------------------------------------------------------
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+# Doctests first (nextest does not run them), so that the last summary printed is that of the
+# full test run.
+step "doctests"
+cargo test --workspace --doc
+
+if [ -x /usr/local/bin/cargo-nextest ] || cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run"
+    cargo nextest run --workspace
+else
+    step "cargo test (nextest not installed)"
+    cargo test --workspace --lib --bins --tests
+fi

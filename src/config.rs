@@ -1,0 +1,323 @@
+//! Settings: built-in defaults, then an optional TOML file named by `ITAKU_CONFIG`, then
+//! `ITAKU_*` environment variables (nested keys with `__`). Every setting is documented in
+//! README.md.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Prefix of every environment variable the settings read.
+pub const ENV_PREFIX: &str = "ITAKU_";
+/// Environment variable naming the optional TOML settings file.
+pub const CONFIG_FILE_ENV: &str = "ITAKU_CONFIG";
+/// Shortest accepted `jwt_secret`: HS256 keys should carry at least 256 bits.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// Pool size on PostgreSQL when `database_max_connections` is not set.
+pub const DEFAULT_POSTGRES_MAX_CONNECTIONS: u32 = 16;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, for terminals.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The running server's settings.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on; 0 picks a free one.
+    pub port: u16,
+    /// `sqlite://…` (default) or `postgres://…`.
+    pub database_url: String,
+    /// Pool size; unset means 16 on PostgreSQL and one connection on SQLite.
+    pub database_max_connections: Option<u32>,
+    /// Folder of workflow definition files.
+    pub workflows_dir: PathBuf,
+    /// HS256 signing key for session tokens; generated at start when unset.
+    pub jwt_secret: Option<SecretString>,
+    /// Lifetime of a session token.
+    pub token_ttl_minutes: u32,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// Grace period for in-flight requests on SIGTERM/SIGINT.
+    pub shutdown_timeout_seconds: u64,
+    /// Where outgoing mail is written when no SMTP server is configured.
+    pub mail_dir: PathBuf,
+    /// The externally visible base URL, used in links (mail, redirects).
+    pub public_url: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8080,
+            database_url: "sqlite://./data/itaku.db?mode=rwc".to_owned(),
+            database_max_connections: None,
+            workflows_dir: PathBuf::from("workflows"),
+            jwt_secret: None,
+            token_ttl_minutes: 15,
+            log_format: LogFormat::Pretty,
+            shutdown_timeout_seconds: 10,
+            mail_dir: PathBuf::from("./data/mail"),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+/// Settings that could not be loaded or make no sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the settings: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid setting `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Loads defaults → `$ITAKU_CONFIG` (if set) → `ITAKU_*` variables, then validates.
+    pub fn load() -> Result<Self, ConfigError> {
+        let settings: Settings = Self::figment().extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The layered sources, for callers that want to add their own (tests, tools).
+    pub fn figment() -> Figment {
+        let mut figment = Figment::new();
+        if let Some(path) = std::env::var_os(CONFIG_FILE_ENV) {
+            // `file_exact`: a file named explicitly must exist, unlike a searched-for default.
+            figment = figment.merge(Toml::file_exact(PathBuf::from(path)));
+        }
+        figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if !self.is_postgres() && !self.database_url.starts_with("sqlite:") {
+            return invalid("database_url", "must start with sqlite: or postgres://");
+        }
+        if self.database_max_connections == Some(0) {
+            return invalid("database_max_connections", "must be at least 1");
+        }
+        if self.token_ttl_minutes == 0 {
+            return invalid("token_ttl_minutes", "must be at least 1");
+        }
+        if let Some(secret) = &self.jwt_secret {
+            if secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
+                return invalid("jwt_secret", "must be at least 32 bytes long");
+            }
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return invalid("public_url", "must start with http:// or https://");
+        }
+        Ok(())
+    }
+
+    /// Whether `database_url` selects PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
+    }
+
+    /// The pool size to use: the setting, or the backend's default (`None`: the driver's own).
+    pub fn effective_max_connections(&self) -> Option<u32> {
+        match self.database_max_connections {
+            Some(n) => Some(n),
+            None if self.is_postgres() => Some(DEFAULT_POSTGRES_MAX_CONNECTIONS),
+            None => None,
+        }
+    }
+}
+
+/// Never prints secrets: the JWT key is hidden and a database password is masked.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database_url", &redact_url_password(&self.database_url))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("workflows_dir", &self.workflows_dir)
+            .field(
+                "jwt_secret",
+                &self
+                    .jwt_secret
+                    .as_ref()
+                    .map_or("<generated at start>", |_| "<redacted>"),
+            )
+            .field("token_ttl_minutes", &self.token_ttl_minutes)
+            .field("log_format", &self.log_format)
+            .field("shutdown_timeout_seconds", &self.shutdown_timeout_seconds)
+            .field("mail_dir", &self.mail_dir)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return url.to_owned();
+    };
+    format!(
+        "{}{}:***{}",
+        &url[..authority_start],
+        &authority[..colon],
+        &url[authority_start + at..]
+    )
+}
+
+#[cfg(test)]
+// `Jail` closures must return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    /// Runs `test` with no environment variables but those it sets, in a scratch folder.
+    fn with_clean_env(test: impl FnOnce(&mut Jail) -> figment::Result<()>) {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            test(jail)
+        });
+    }
+
+    fn load() -> Result<Settings, figment::Error> {
+        Settings::load().map_err(|e| figment::Error::from(e.to_string()))
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_configured() {
+        with_clean_env(|_| {
+            let settings = load()?;
+            assert_eq!(settings.host, "127.0.0.1");
+            assert_eq!(settings.port, 8080);
+            assert_eq!(settings.database_url, "sqlite://./data/itaku.db?mode=rwc");
+            assert_eq!(settings.effective_max_connections(), None);
+            assert_eq!(settings.workflows_dir, PathBuf::from("workflows"));
+            assert!(settings.jwt_secret.is_none());
+            assert_eq!(settings.token_ttl_minutes, 15);
+            assert_eq!(settings.log_format, LogFormat::Pretty);
+            assert_eq!(settings.shutdown_timeout_seconds, 10);
+            assert_eq!(settings.mail_dir, PathBuf::from("./data/mail"));
+            assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        with_clean_env(|jail| {
+            jail.create_file(
+                "itaku.toml",
+                "port = 9000\nhost = \"0.0.0.0\"\nlog_format = \"json\"\n",
+            )?;
+            jail.set_env("ITAKU_CONFIG", "itaku.toml");
+            jail.set_env("ITAKU_PORT", "9100");
+            jail.set_env("ITAKU_DATABASE_URL", "postgres://itaku@db/itaku");
+            let settings = load()?;
+            assert_eq!(settings.port, 9100);
+            assert_eq!(settings.host, "0.0.0.0");
+            assert_eq!(settings.log_format, LogFormat::Json);
+            assert!(settings.is_postgres());
+            assert_eq!(settings.effective_max_connections(), Some(16));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_numeric_looking_secret_is_still_a_string() {
+        with_clean_env(|jail| {
+            jail.set_env("ITAKU_JWT_SECRET", "12345678901234567890123456789012345");
+            let settings = load()?;
+            let secret = settings
+                .jwt_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned());
+            assert_eq!(
+                secret.as_deref(),
+                Some("12345678901234567890123456789012345")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        with_clean_env(|jail| {
+            jail.set_env("ITAKU_CONFIG", "nope.toml");
+            assert!(load().is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_settings_and_short_secrets_are_refused() {
+        with_clean_env(|jail| {
+            jail.set_env("ITAKU_PROT", "1");
+            assert!(load().is_err());
+            Ok(())
+        });
+        with_clean_env(|jail| {
+            jail.set_env("ITAKU_JWT_SECRET", "short");
+            assert!(load().is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let settings = Settings {
+            database_url: "postgres://itaku:hunter2@db:5432/itaku".to_owned(),
+            jwt_secret: Some(SecretString::from("x".repeat(40))),
+            ..Settings::default()
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains(&"x".repeat(40)), "{printed}");
+        assert!(
+            printed.contains("postgres://itaku:***@db:5432/itaku"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn urls_without_a_password_are_left_alone() {
+        assert_eq!(
+            redact_url_password("sqlite://./data/itaku.db?mode=rwc"),
+            "sqlite://./data/itaku.db?mode=rwc"
+        );
+        assert_eq!(
+            redact_url_password("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Database connection and schema migrations, for SQLite (default) and PostgreSQL.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use std::collections::HashSet;
+
+use migration::{Migrator, MigratorTrait, SchemaManager};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement};
+
+use crate::config::Settings;
+
+/// sea-orm-migration's bookkeeping table.
+const MIGRATIONS_TABLE: &str = "seaql_migrations";
+
+/// How long a SQLite connection waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A database that cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create the folder {path} for the SQLite database")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid SQLite URL")]
+    InvalidUrl(#[source] sea_orm::sqlx::Error),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Opens the pool described by the settings.
+///
+/// SQLite connections all get WAL, `synchronous=FULL` (a commit survives power loss),
+/// `foreign_keys=ON` and a 5 s busy timeout; the file's folder is created if missing.
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError> {
+    let url = settings.database_url.as_str();
+    let mut options = ConnectOptions::new(url);
+    // Statement logging goes through the `log` crate, which this binary does not collect.
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(10));
+    if let Some(max) = settings.effective_max_connections() {
+        options.max_connections(max);
+    }
+    if !settings.is_postgres() {
+        create_sqlite_parent_dir(url)?;
+        options.map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        });
+    }
+    Ok(Database::connect(options).await?)
+}
+
+/// Creates the folder that will hold a file-backed SQLite database.
+fn create_sqlite_parent_dir(url: &str) -> Result<(), DbError> {
+    let options = SqliteConnectOptions::from_str(url).map_err(DbError::InvalidUrl)?;
+    let file = options.get_filename();
+    if file == Path::new(":memory:") || file.as_os_str().is_empty() {
+        return Ok(());
+    }
+    match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
+                path: parent.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// How many migrations this build knows that the database has not applied.
+///
+/// Errs when the database has applied a migration this build does not know (a newer schema).
+/// Read-only, unlike sea-orm's own status calls, which create the bookkeeping table first:
+/// readiness probes call this every few seconds.
+pub async fn migrations_pending(db: &DatabaseConnection) -> Result<usize, DbErr> {
+    let known: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect();
+    if !SchemaManager::new(db).has_table(MIGRATIONS_TABLE).await? {
+        return Ok(known.len());
+    }
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all(Statement::from_string(
+            backend,
+            format!("SELECT version FROM {MIGRATIONS_TABLE}"),
+        ))
+        .await?;
+    let mut applied = HashSet::with_capacity(rows.len());
+    for row in rows {
+        applied.insert(row.try_get::<String>("", "version")?);
+    }
+    if let Some(unknown) = applied.iter().find(|version| !known.contains(*version)) {
+        return Err(DbErr::Custom(format!(
+            "the database has migration {unknown} applied, which this build does not know"
+        )));
+    }
+    Ok(known
+        .iter()
+        .filter(|version| !applied.contains(*version))
+        .count())
+}
+
+/// A trivial round trip, to prove the database answers.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    db.query_one(Statement::from_string(backend, "SELECT 1"))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_folder_of_a_sqlite_file_is_created() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("nested/deeper/itaku.db");
+        create_sqlite_parent_dir(&format!("sqlite://{}?mode=rwc", file.display())).unwrap();
+        assert!(root.path().join("nested/deeper").is_dir());
+    }
+
+    #[test]
+    fn in_memory_databases_need_no_folder() {
+        create_sqlite_parent_dir("sqlite::memory:").unwrap();
+    }
+}

@@ -1,0 +1,12 @@
+//! HTTP routes. Each module exposes `configure`; [`configure`] mounts them all.
+
+pub mod api;
+pub mod health;
+
+use actix_web::web;
+
+/// Every route of the application.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::configure)
+        .service(web::scope("/api/v1").configure(api::auth::configure));
+}

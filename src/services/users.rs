@@ -1,0 +1,417 @@
+//! Users, organisations, memberships and deputies.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{deputy, membership, organisation, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    Set, SqlErr,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::new_id;
+use crate::auth::{password, Deputyship, Grant};
+use crate::domain;
+use crate::error::{ApiError, ErrorCode, FieldError};
+
+/// Longest accepted login.
+pub const MAX_LOGIN_CHARS: usize = 64;
+
+/// A user to create.
+#[derive(Debug)]
+pub struct NewUser {
+    pub login: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub password: SecretString,
+}
+
+/// An organisation to create.
+#[derive(Debug, Clone)]
+pub struct NewOrganisation {
+    /// Stable identifier chosen by the caller (for example the corporate number).
+    pub id: String,
+    pub kind: String,
+    pub name_ja: String,
+    pub name_en: Option<String>,
+}
+
+/// A role for a user in an organisation, from `valid_from` to `valid_until` inclusive.
+#[derive(Debug, Clone)]
+pub struct NewMembership {
+    pub user_id: String,
+    pub organisation_id: String,
+    pub role: String,
+    pub valid_from: NaiveDate,
+    pub valid_until: Option<NaiveDate>,
+}
+
+/// A registered deputy (代決) for a principal's role in an organisation.
+#[derive(Debug, Clone)]
+pub struct NewDeputy {
+    pub principal_user_id: String,
+    pub deputy_user_id: String,
+    pub role: String,
+    pub organisation_id: String,
+    pub valid_from: NaiveDate,
+    pub valid_until: Option<NaiveDate>,
+}
+
+/// Creates a user; the password is hashed with argon2id. A taken login is a `conflict`.
+pub async fn create_user<C: ConnectionTrait>(
+    db: &C,
+    new: NewUser,
+    now: DateTime<Utc>,
+) -> Result<user::Model, ApiError> {
+    let login = new.login.trim().to_owned();
+    let display_name = new.display_name.trim().to_owned();
+    let email = new
+        .email
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty());
+    let mut errors = Vec::new();
+    if login.is_empty()
+        || login.chars().count() > MAX_LOGIN_CHARS
+        || login.chars().any(char::is_whitespace)
+    {
+        errors.push(FieldError::new(
+            "login",
+            "ログインIDは空白を含まない64文字以内で指定してください。",
+            "The login must be 1 to 64 characters without spaces.",
+        ));
+    }
+    if display_name.is_empty() {
+        errors.push(required("display_name"));
+    }
+    if email.as_deref().is_some_and(|e| !is_plausible_email(e)) {
+        errors.push(FieldError::new(
+            "email",
+            "メールアドレスの形式が正しくありません。",
+            "The e-mail address is not valid.",
+        ));
+    }
+    if new.password.expose_secret().chars().count() < password::MIN_PASSWORD_CHARS {
+        errors.push(FieldError::new(
+            "password",
+            "パスワードは12文字以上にしてください。",
+            "The password must be at least 12 characters long.",
+        ));
+    }
+    reject_if_any(errors)?;
+
+    let password_hash = password::hash_blocking(new.password).await?;
+    let model = user::ActiveModel {
+        id: Set(new_id(now)),
+        login: Set(login),
+        display_name: Set(display_name),
+        email: Set(email),
+        password_hash: Set(password_hash),
+        created_at: Set(now),
+    };
+    model
+        .insert(db)
+        .await
+        .map_err(|error| conflict_on_unique(error, "login"))
+}
+
+/// Creates an organisation. A taken id is a `conflict`.
+pub async fn create_organisation<C: ConnectionTrait>(
+    db: &C,
+    new: NewOrganisation,
+    now: DateTime<Utc>,
+) -> Result<organisation::Model, ApiError> {
+    let mut errors = Vec::new();
+    if new.id.trim().is_empty() {
+        errors.push(required("id"));
+    }
+    if new.kind.trim().is_empty() {
+        errors.push(required("kind"));
+    }
+    if new.name_ja.trim().is_empty() {
+        errors.push(required("name_ja"));
+    }
+    reject_if_any(errors)?;
+    let model = organisation::ActiveModel {
+        id: Set(new.id.trim().to_owned()),
+        kind: Set(new.kind.trim().to_owned()),
+        name_ja: Set(new.name_ja.trim().to_owned()),
+        name_en: Set(new
+            .name_en
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())),
+        created_at: Set(now),
+    };
+    model
+        .insert(db)
+        .await
+        .map_err(|error| conflict_on_unique(error, "id"))
+}
+
+/// Gives a user a role in an organisation for a period.
+pub async fn add_membership<C: ConnectionTrait>(
+    db: &C,
+    new: NewMembership,
+    now: DateTime<Utc>,
+) -> Result<membership::Model, ApiError> {
+    let mut errors = check_role_and_period(&new.role, new.valid_from, new.valid_until);
+    errors.extend(check_user_exists(db, "user_id", &new.user_id).await?);
+    errors.extend(check_organisation_exists(db, &new.organisation_id).await?);
+    reject_if_any(errors)?;
+    let model = membership::ActiveModel {
+        id: Set(new_id(now)),
+        user_id: Set(new.user_id),
+        organisation_id: Set(new.organisation_id),
+        role: Set(new.role),
+        valid_from: Set(new.valid_from),
+        valid_until: Set(new.valid_until),
+    };
+    Ok(model.insert(db).await?)
+}
+
+/// Registers `deputy_user_id` as deputy for `principal_user_id`'s role in an organisation.
+pub async fn add_deputy<C: ConnectionTrait>(
+    db: &C,
+    new: NewDeputy,
+    now: DateTime<Utc>,
+) -> Result<deputy::Model, ApiError> {
+    let mut errors = check_role_and_period(&new.role, new.valid_from, new.valid_until);
+    if new.principal_user_id == new.deputy_user_id {
+        errors.push(FieldError::new(
+            "deputy_user_id",
+            "本人を代決者に指定することはできません。",
+            "A user cannot be their own deputy.",
+        ));
+    }
+    errors.extend(check_user_exists(db, "principal_user_id", &new.principal_user_id).await?);
+    errors.extend(check_user_exists(db, "deputy_user_id", &new.deputy_user_id).await?);
+    errors.extend(check_organisation_exists(db, &new.organisation_id).await?);
+    reject_if_any(errors)?;
+    let model = deputy::ActiveModel {
+        id: Set(new_id(now)),
+        principal_user_id: Set(new.principal_user_id),
+        deputy_user_id: Set(new.deputy_user_id),
+        role: Set(new.role),
+        organisation_id: Set(new.organisation_id),
+        valid_from: Set(new.valid_from),
+        valid_until: Set(new.valid_until),
+    };
+    Ok(model.insert(db).await?)
+}
+
+/// The user with this exact login.
+pub async fn find_by_login<C: ConnectionTrait>(
+    db: &C,
+    login: &str,
+) -> Result<Option<user::Model>, ApiError> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Login.eq(login))
+        .one(db)
+        .await?)
+}
+
+/// The user with this id.
+pub async fn find_by_id<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+) -> Result<Option<user::Model>, ApiError> {
+    Ok(user::Entity::find_by_id(id.to_owned()).one(db).await?)
+}
+
+/// The roles the user holds on `day` through memberships in effect that day, sorted.
+pub async fn effective_grants<C: ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    day: NaiveDate,
+) -> Result<Vec<Grant>, ApiError> {
+    let memberships = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user_id))
+        .filter(in_effect(
+            membership::Column::ValidFrom,
+            membership::Column::ValidUntil,
+            day,
+        ))
+        .all(db)
+        .await?;
+    let grants: BTreeSet<Grant> = memberships.into_iter().map(grant_of).collect();
+    Ok(grants.into_iter().collect())
+}
+
+/// The principals the user deputises for on `day`, each with the principal's grants (held
+/// that day) in the role and organisation of the registration. Principals who hold none of
+/// those grants that day are left out: there is nothing to decide for them.
+pub async fn effective_deputyships<C: ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    day: NaiveDate,
+) -> Result<Vec<Deputyship>, ApiError> {
+    let registrations = deputy::Entity::find()
+        .filter(deputy::Column::DeputyUserId.eq(user_id))
+        .filter(in_effect(
+            deputy::Column::ValidFrom,
+            deputy::Column::ValidUntil,
+            day,
+        ))
+        .all(db)
+        .await?;
+    if registrations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let principals: BTreeSet<&str> = registrations
+        .iter()
+        .map(|r| r.principal_user_id.as_str())
+        .collect();
+    let held = membership::Entity::find()
+        .filter(membership::Column::UserId.is_in(principals))
+        .filter(in_effect(
+            membership::Column::ValidFrom,
+            membership::Column::ValidUntil,
+            day,
+        ))
+        .all(db)
+        .await?;
+
+    let mut by_principal: BTreeMap<String, BTreeSet<Grant>> = BTreeMap::new();
+    for registration in &registrations {
+        let covered = held.iter().filter(|m| {
+            m.user_id == registration.principal_user_id
+                && m.role == registration.role
+                && m.organisation_id == registration.organisation_id
+        });
+        for membership in covered {
+            by_principal
+                .entry(registration.principal_user_id.clone())
+                .or_default()
+                .insert(grant_of(membership.clone()));
+        }
+    }
+    Ok(by_principal
+        .into_iter()
+        .map(|(principal, grants)| Deputyship {
+            principal,
+            grants: grants.into_iter().collect(),
+        })
+        .collect())
+}
+
+/// `from <= day AND (until IS NULL OR day <= until)`: both ends inclusive.
+fn in_effect<Col: ColumnTrait>(from: Col, until: Col, day: NaiveDate) -> Condition {
+    Condition::all()
+        .add(from.lte(day))
+        .add(Condition::any().add(until.is_null()).add(until.gte(day)))
+}
+
+fn grant_of(membership: membership::Model) -> Grant {
+    Grant {
+        role: membership.role,
+        org: Some(membership.organisation_id),
+    }
+}
+
+fn check_role_and_period(role: &str, from: NaiveDate, until: Option<NaiveDate>) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if !domain::is_known_role(role) {
+        errors.push(FieldError::new(
+            "role",
+            format!(
+                "不明なロールです。使用できるロール: {}",
+                domain::ROLES.join(", ")
+            ),
+            format!("Unknown role; known roles: {}", domain::ROLES.join(", ")),
+        ));
+    }
+    if until.is_some_and(|until| until < from) {
+        errors.push(FieldError::new(
+            "valid_until",
+            "終了日は開始日以降にしてください。",
+            "The end date must not be before the start date.",
+        ));
+    }
+    errors
+}
+
+async fn check_user_exists<C: ConnectionTrait>(
+    db: &C,
+    field: &str,
+    user_id: &str,
+) -> Result<Option<FieldError>, ApiError> {
+    Ok(find_by_id(db, user_id)
+        .await?
+        .is_none()
+        .then(|| FieldError::new(field, "該当する利用者が存在しません。", "No such user.")))
+}
+
+async fn check_organisation_exists<C: ConnectionTrait>(
+    db: &C,
+    organisation_id: &str,
+) -> Result<Option<FieldError>, ApiError> {
+    Ok(organisation::Entity::find_by_id(organisation_id.to_owned())
+        .one(db)
+        .await?
+        .is_none()
+        .then(|| {
+            FieldError::new(
+                "organisation_id",
+                "該当する組織が存在しません。",
+                "No such organisation.",
+            )
+        }))
+}
+
+fn required(field: &str) -> FieldError {
+    FieldError::new(field, "必須項目です。", "This field is required.")
+}
+
+fn reject_if_any(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// A unique-key violation becomes `conflict` naming the field; anything else stays internal.
+fn conflict_on_unique(error: DbErr, field: &str) -> ApiError {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => ApiError::new(ErrorCode::Conflict)
+            .with_details(serde_json::json!({ "field": field }))
+            .with_cause(error),
+        _ => ApiError::internal(error),
+    }
+}
+
+/// `local@domain.tld`, loosely: mail delivery is the real test.
+fn is_plausible_email(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !email.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plausible_email_addresses() {
+        assert!(is_plausible_email("tanaka@city.example.lg.jp"));
+        assert!(!is_plausible_email("tanaka"));
+        assert!(!is_plausible_email("@example.jp"));
+        assert!(!is_plausible_email("tanaka@localhost"));
+        assert!(!is_plausible_email("ta naka@example.jp"));
+    }
+
+    #[test]
+    fn unknown_roles_and_reversed_periods_are_both_reported() {
+        let day = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
+        let errors = check_role_and_period("boss", day, day.pred_opt());
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["role", "valid_until"]);
+        assert!(check_role_and_period("chief", day, Some(day)).is_empty());
+    }
+}

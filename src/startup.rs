@@ -1,0 +1,241 @@
+//! Builds the application: database, shared state, listener, App factory, background tasks.
+
+use std::net::TcpListener;
+use std::time::Duration as StdDuration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::{from_fn, ErrorHandlers, Next};
+use actix_web::{web, App, HttpMessage as _, HttpServer};
+use chrono::Duration;
+use rand::RngCore as _;
+use sea_orm::{DatabaseConnection, DbErr};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::auth::rate_limit::FailureLimiter;
+use crate::auth::{password, JwtKeys};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::{self, DbError};
+use crate::error;
+use crate::routes;
+use crate::services;
+
+/// Largest accepted JSON body.
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+/// How often expired rows of `revoked_tokens` are deleted.
+const PURGE_INTERVAL: StdDuration = StdDuration::from_secs(3600);
+
+/// Everything a request handler may need, shared by all workers.
+#[derive(Debug)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Settings,
+    /// Signing and verification keys for session tokens.
+    pub jwt: JwtKeys,
+    /// The source of "now" for every request.
+    pub clock: Clock,
+    /// Lifetime of a newly issued session token.
+    pub token_ttl: Duration,
+    /// Failed sign-ins per login and address (in memory, per replica).
+    pub sign_in_limiter: FailureLimiter,
+    /// Verified against when a login does not exist, so that both cases cost the same.
+    pub(crate) dummy_password_hash: String,
+}
+
+/// The server could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database")]
+    Database(#[from] DbError),
+    #[error("cannot migrate the database")]
+    Migrate(#[source] DbErr),
+    #[error("cannot listen on {address}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot prepare password hashing: {0}")]
+    PasswordHashing(String),
+}
+
+/// A built application, listening but not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    stop_background: watch::Sender<bool>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Connects, migrates and binds, with the system clock.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Clock::System).await
+    }
+
+    /// Like [`Application::build`], with the given clock (tests pin time with it).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
+        tracing::info!(?settings, version = env!("CARGO_PKG_VERSION"), "starting");
+        let db = db::connect(&settings).await?;
+        db::migrate(&db).await.map_err(StartupError::Migrate)?;
+
+        let address = format!("{}:{}", settings.host, settings.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            })?
+            .port();
+
+        let state = web::Data::new(AppState {
+            jwt: JwtKeys::from_secret(jwt_secret(&settings).expose_secret().as_bytes()),
+            token_ttl: Duration::minutes(i64::from(settings.token_ttl_minutes)),
+            sign_in_limiter: FailureLimiter::sign_in(),
+            dummy_password_hash: dummy_password_hash().await?,
+            db,
+            clock,
+            settings,
+        });
+        let server = run(listener, state.clone())
+            .map_err(|source| StartupError::Bind { address, source })?;
+
+        let (stop_background, stopped) = watch::channel(false);
+        let background = vec![tokio::spawn(purge_revoked_tokens(state.clone(), stopped))];
+        tracing::info!(port, "listening");
+        Ok(Self {
+            port,
+            server,
+            state,
+            stop_background,
+            background,
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state, as handlers see it.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGTERM/SIGINT (graceful, bounded by `shutdown_timeout_seconds`), then stops
+    /// the background tasks.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        // Receivers are gone only if every task already ended; nothing to tell then.
+        let _ = self.stop_background.send(true);
+        for task in self.background {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a background task failed");
+            }
+        }
+        tracing::info!("stopped");
+        served
+    }
+}
+
+/// The configured secret, or a random one (with a warning: tokens die with the process).
+fn jwt_secret(settings: &Settings) -> SecretString {
+    if let Some(secret) = &settings.jwt_secret {
+        return secret.clone();
+    }
+    tracing::warn!(
+        "ITAKU_JWT_SECRET is not set: using a random key, so sessions will not survive a restart \
+         and replicas will not accept each other's tokens"
+    );
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    SecretString::from(hex::encode(bytes))
+}
+
+async fn dummy_password_hash() -> Result<String, StartupError> {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    password::hash_blocking(SecretString::from(hex::encode(bytes)))
+        .await
+        .map_err(|error| StartupError::PasswordHashing(format!("{error:?}")))
+}
+
+fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+    let shutdown_timeout = state.settings.shutdown_timeout_seconds;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(JSON_BODY_LIMIT)
+                    .error_handler(error::json_error_handler),
+            )
+            .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
+            // Innermost first: reshape foreign errors, then stamp headers, then trace.
+            .wrap(ErrorHandlers::new().default_handler(error::reshape_foreign_error))
+            .wrap(from_fn(response_headers))
+            .wrap(TracingLogger::default())
+            .configure(routes::configure)
+            .default_service(web::to(error::not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(shutdown_timeout)
+    .run();
+    Ok(server)
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Adds the request id and the security headers to every response, errors included.
+///
+/// Handlers' and extractors' errors arrive here as ordinary responses; only a failing
+/// middleware yields `Err`, which is passed on untouched.
+async fn response_headers(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = request.extensions().get::<RequestId>().copied();
+    let mut response = next.call(request).await?;
+    let headers = response.headers_mut();
+    if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
+        headers.insert(X_REQUEST_ID, value);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    Ok(response)
+}
+
+/// Deletes revoked-token rows whose token has expired anyway, until told to stop.
+async fn purge_revoked_tokens(state: web::Data<AppState>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                match services::tokens::purge_expired(&state.db, state.clock.now()).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged expired revoked tokens"),
+                    Err(error) => tracing::warn!(?error, "could not purge expired revoked tokens"),
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
