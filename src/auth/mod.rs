@@ -7,22 +7,7 @@ pub mod rate_limit;
 pub mod session;
 pub mod token;
 
-use serde::{Deserialize, Serialize};
-
 pub use extractor::AuthUser;
 pub use token::{Claims, IssuedToken, JwtKeys, TOKEN_COOKIE};
 
-/// A role held in an organisation (`org` is `None` for product-wide roles).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Grant {
-    pub role: String,
-    pub org: Option<String>,
-}
-
-/// The user may act as registered deputy (代決) for `principal`, in the principal's `grants`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deputyship {
-    /// The principal's user id.
-    pub principal: String,
-    pub grants: Vec<Grant>,
-}
+pub use crate::workflow::model::{Deputyship, Grant};

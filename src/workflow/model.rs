@@ -208,7 +208,7 @@ pub struct Timer {
 }
 
 /// A role held in an organisation (`org: None` = not tied to one, e.g. the system).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Grant {
     pub role: String,
     pub org: Option<String>,

@@ -9,21 +9,7 @@ use serde::Serialize;
 
 use super::model::{Actor, EventInput, Instance, Now, Step};
 
-/// A message in both UI languages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Msg {
-    pub ja: String,
-    pub en: String,
-}
-
-impl Msg {
-    pub fn new(ja: impl Into<String>, en: impl Into<String>) -> Self {
-        Self {
-            ja: ja.into(),
-            en: en.into(),
-        }
-    }
-}
+pub use crate::error::Msg;
 
 /// One unmet requirement of a refused event.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
