@@ -1,10 +1,15 @@
+//! Database migrations, one file per change, each with a real `down`.
+
 pub use sea_orm_migration::prelude::*;
 
+mod m20261122_000002_workflow;
+
+/// Runs the migrations in order.
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![Box::new(m20261122_000002_workflow::Migration)]
     }
 }
