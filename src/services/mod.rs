@@ -4,6 +4,9 @@
 
 pub mod audit;
 pub mod db_time;
+pub mod idempotency;
+pub mod outbox;
+pub mod timers;
 
 #[cfg(test)]
 pub(crate) mod test_db;
