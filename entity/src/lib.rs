@@ -1,15 +1,32 @@
-//! sea-orm entities: the tables' shape only; behaviour lives in `itaku::services`.
+//! sea-orm entities (generated shape; no business logic; behaviour lives in `itaku::services`).
+//! Timestamps are `DateTimeUtc` everywhere: SQLite stores them as RFC 3339 text with a `+00:00`
+//! offset, so text order is time order, and PostgreSQL as `timestamptz`.
 
+pub mod audit_anchor;
+pub mod audit_anchor_head;
+pub mod audit_record;
 pub mod deputy;
 pub mod membership;
 pub mod organisation;
+pub mod outbox;
 pub mod revoked_token;
+pub mod timer;
 pub mod user;
+pub mod workflow_definition;
+pub mod workflow_instance;
 
+/// The entities under their conventional names.
 pub mod prelude {
+    pub use super::audit_anchor::Entity as AuditAnchor;
+    pub use super::audit_anchor_head::Entity as AuditAnchorHead;
+    pub use super::audit_record::Entity as AuditRecord;
     pub use super::deputy::Entity as Deputy;
     pub use super::membership::Entity as Membership;
     pub use super::organisation::Entity as Organisation;
+    pub use super::outbox::Entity as Outbox;
     pub use super::revoked_token::Entity as RevokedToken;
+    pub use super::timer::Entity as Timer;
     pub use super::user::Entity as User;
+    pub use super::workflow_definition::Entity as WorkflowDefinition;
+    pub use super::workflow_instance::Entity as WorkflowInstance;
 }

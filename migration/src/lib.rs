@@ -1,6 +1,9 @@
+//! Database migrations, one file per change, each with a real `down`.
+
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_identity;
+mod m20261122_000002_workflow;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -8,6 +11,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_identity::Migration)]
+        vec![
+            Box::new(m20261122_000001_identity::Migration),
+            Box::new(m20261122_000002_workflow::Migration),
+        ]
     }
 }

@@ -1,8 +1,17 @@
-//! The only code that touches sea-orm. Functions take a connection or a transaction and the
-//! current instant; they never read the clock themselves.
+//! The only code that touches sea-orm. Every function takes a connection or a transaction
+//! (`&impl ConnectionTrait`) so that a transition's writes commit together, and takes the time
+//! as a parameter instead of reading the clock.
 
+pub mod audit;
+pub mod db_time;
+pub mod idempotency;
+pub mod outbox;
+pub mod timers;
 pub mod tokens;
 pub mod users;
+
+#[cfg(test)]
+pub(crate) mod test_db;
 
 use chrono::{DateTime, Utc};
 use uuid::{NoContext, Timestamp, Uuid};
