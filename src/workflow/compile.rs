@@ -171,6 +171,14 @@ pub fn compile<C: WorkflowContext>(
     for r in &def.create_roles {
         check_role(&mut err, r.span(), r.get_ref(), "create_roles");
     }
+    if let Some(scope) = &def.create_org {
+        if !registry.knows_scope(scope.get_ref()) {
+            err.at(
+                scope.span(),
+                format!("unknown organisation scope \"{}\" in create_org", scope.get_ref()),
+            );
+        }
+    }
 
     // States.
     let mut state_ix: HashMap<&str, StateId> = HashMap::new();
@@ -869,6 +877,7 @@ pub fn compile<C: WorkflowContext>(
             .into_iter()
             .map(Spanned::into_inner)
             .collect(),
+        create_org: def.create_org.map(|s| OrgScope::Named(s.into_inner())),
         states,
         initial: initial.unwrap_or(0),
         events,

@@ -29,6 +29,8 @@ pub struct DefinitionFile {
     /// Roles that may start an instance.
     #[serde(default)]
     pub create_roles: Vec<Spanned<String>>,
+    /// Organisation scope in which `create_roles` must be held (e.g. `applicant`).
+    pub create_org: Option<Spanned<String>>,
     #[serde(default)]
     pub states: Vec<Spanned<StateDef>>,
     #[serde(default)]

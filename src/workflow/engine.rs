@@ -96,7 +96,9 @@ impl<C: WorkflowContext> CompiledWorkflow<C> {
 
     /// May this actor start an instance?
     pub fn may_create(&self, actor: &Actor<'_>, ctx: &C) -> Result<(), Rejection> {
-        if self.create_roles.is_empty() || holds_any(actor.grants, &self.create_roles, None, ctx) {
+        if self.create_roles.is_empty()
+            || holds_any(actor.grants, &self.create_roles, self.create_org.as_ref(), ctx)
+        {
             Ok(())
         } else {
             Err(Rejection::one(

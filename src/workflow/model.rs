@@ -41,6 +41,7 @@ pub struct CompiledWorkflow<C> {
     pub content_hash: String,
     pub title: Label,
     pub create_roles: Vec<String>,
+    pub create_org: Option<OrgScope>,
     pub states: Vec<State>,
     pub initial: StateId,
     pub events: Vec<String>,
