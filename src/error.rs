@@ -117,6 +117,32 @@ error_codes! {
     RateLimited = "rate_limited", TOO_MANY_REQUESTS,
         "試行回数が多すぎます。しばらく待ってからやり直してください。",
         "Too many attempts; wait a while and try again.";
+    /// No workflow definition with that id is loaded.
+    UnknownWorkflow = "unknown_workflow", NOT_FOUND,
+        "そのワークフローはありません。", "There is no such workflow.";
+    /// The workflow has no event of that name; `details.known` lists its events.
+    UnknownEvent = "unknown_event", BAD_REQUEST,
+        "そのイベントはこのワークフローにありません。", "The workflow has no such event.";
+    /// The event does not apply in the instance's current state.
+    EventNotApplicable = "event_not_applicable", CONFLICT,
+        "この操作は現在の状態では実行できません。", "This action does not apply in the current state.";
+    /// The actor may not fire the event (role, organisation, four-eyes, deputyship);
+    /// `details.unmet` lists every reason.
+    TransitionForbidden = "transition_forbidden", FORBIDDEN,
+        "この操作を行う権限がありません。", "You may not take this action.";
+    /// Requirements are unmet; `details.unmet` lists every one, with its guard.
+    TransitionRejected = "transition_rejected", UNPROCESSABLE_ENTITY,
+        "要件を満たしていないため実行できません。", "Requirements are not met.";
+    /// The event's parameters are wrong (an unknown step, a missing absent approver, …).
+    InvalidEventInput = "invalid_event_input", UNPROCESSABLE_ENTITY,
+        "操作の指定に誤りがあります。", "The action's parameters are not valid.";
+    /// Someone else changed the instance at the same moment; nothing was written.
+    ConcurrentUpdate = "concurrent_update", CONFLICT,
+        "他の利用者が同時に更新しました。最新の内容を読み込んでからやり直してください。",
+        "Someone else changed this at the same moment; reload it and try again.";
+    /// A correction must name a decided instance of the same workflow.
+    NotCorrectable = "not_correctable", CONFLICT,
+        "この案件は訂正の対象にできません。", "This instance cannot be corrected.";
     /// Anything unexpected; the cause is logged, never sent.
     Internal = "internal", INTERNAL_SERVER_ERROR,
         "サーバー内部でエラーが発生しました。", "An internal error occurred.";

@@ -1,6 +1,7 @@
 //! Builds the application: database, shared state, listener, App factory, background tasks.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use actix_web::body::MessageBody;
@@ -23,7 +24,8 @@ use crate::config::Settings;
 use crate::db::{self, DbError};
 use crate::error;
 use crate::routes;
-use crate::services;
+use crate::services::{self, definitions};
+use crate::workflow::{self, Kinds, WorkflowSet};
 
 /// Largest accepted JSON body.
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
@@ -41,6 +43,10 @@ pub struct AppState {
     pub clock: Clock,
     /// Lifetime of a newly issued session token.
     pub token_ttl: Duration,
+    /// Every loaded workflow definition, by `(id, version)`.
+    pub workflows: Arc<WorkflowSet>,
+    /// The context kinds this deployment knows.
+    pub kinds: Arc<Kinds>,
     /// Failed sign-ins per login and address (in memory, per replica).
     pub sign_in_limiter: FailureLimiter,
     /// Verified against when a login does not exist, so that both cases cost the same.
@@ -60,6 +66,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the workflow definitions are not valid:\n{0}")]
+    Workflows(String),
     #[error("cannot prepare password hashing: {0}")]
     PasswordHashing(String),
 }
@@ -81,9 +89,33 @@ impl Application {
 
     /// Like [`Application::build`], with the given clock (tests pin time with it).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, StartupError> {
+        Self::build_with(settings, clock, Kinds::product()).await
+    }
+
+    /// Like [`Application::build`], with the given clock and context kinds (the benchmarks add
+    /// the workload kind).
+    pub async fn build_with(
+        settings: Settings,
+        clock: Clock,
+        kinds: Kinds,
+    ) -> Result<Self, StartupError> {
         tracing::info!(?settings, version = env!("CARGO_PKG_VERSION"), "starting");
         let db = db::connect(&settings).await?;
         db::migrate(&db).await.map_err(StartupError::Migrate)?;
+        let mut workflows =
+            workflow::load_dir(&settings.workflows_dir, &kinds).map_err(|errors| {
+                StartupError::Workflows(
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })?;
+        definitions::deploy(&db, &mut workflows, &kinds, clock.now())
+            .await
+            .map_err(|e| StartupError::Workflows(e.to_string()))?;
+        tracing::info!(definitions = workflows.len(), "workflow definitions loaded");
 
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -106,6 +138,8 @@ impl Application {
             db,
             clock,
             settings,
+            workflows: Arc::new(workflows),
+            kinds: Arc::new(kinds),
         });
         let server = run(listener, state.clone())
             .map_err(|source| StartupError::Bind { address, source })?;

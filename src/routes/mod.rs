@@ -7,6 +7,10 @@ use actix_web::web;
 
 /// Every route of the application.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(health::configure)
-        .service(web::scope("/api/v1").configure(api::auth::configure));
+    cfg.configure(health::configure).service(
+        web::scope("/api/v1")
+            .configure(api::auth::configure)
+            .configure(api::workflows::configure)
+            .configure(api::instances::configure),
+    );
 }

@@ -4,7 +4,9 @@
 
 pub mod audit;
 pub mod db_time;
+pub mod definitions;
 pub mod idempotency;
+pub mod instances;
 pub mod outbox;
 pub mod timers;
 pub mod tokens;

@@ -175,7 +175,10 @@ pub fn compile<C: WorkflowContext>(
         if !registry.knows_scope(scope.get_ref()) {
             err.at(
                 scope.span(),
-                format!("unknown organisation scope \"{}\" in create_org", scope.get_ref()),
+                format!(
+                    "unknown organisation scope \"{}\" in create_org",
+                    scope.get_ref()
+                ),
             );
         }
     }
@@ -878,6 +881,7 @@ pub fn compile<C: WorkflowContext>(
             .map(Spanned::into_inner)
             .collect(),
         create_org: def.create_org.map(|s| OrgScope::Named(s.into_inner())),
+        org_scopes: registry.scope_names(),
         states,
         initial: initial.unwrap_or(0),
         events,

@@ -94,10 +94,44 @@ impl<C: WorkflowContext> CompiledWorkflow<C> {
         }
     }
 
+    /// Every organisation the instance involves: those its context names and those of the
+    /// steps of its running route. Members of these organisations may see it.
+    pub fn organisations(&self, inst: &Instance<C>) -> Vec<String> {
+        let mut orgs: Vec<String> = self
+            .org_scopes
+            .iter()
+            .filter_map(|s| inst.ctx.organisation(s))
+            .map(str::to_owned)
+            .collect();
+        if let Some(rp) = inst.progress.route.as_deref() {
+            for step in &rp.steps {
+                if let Some(OrgScope::Fixed(org)) = &step.org {
+                    orgs.push(org.clone());
+                }
+            }
+        }
+        orgs.sort();
+        orgs.dedup();
+        orgs
+    }
+
+    /// The organisation that owns a new instance: where its creator's role is required.
+    pub fn owner_organisation(&self, ctx: &C) -> Option<String> {
+        match self.create_org.as_ref()? {
+            OrgScope::Named(s) => ctx.organisation(s).map(str::to_owned),
+            OrgScope::Fixed(org) => Some(org.clone()),
+        }
+    }
+
     /// May this actor start an instance?
     pub fn may_create(&self, actor: &Actor<'_>, ctx: &C) -> Result<(), Rejection> {
         if self.create_roles.is_empty()
-            || holds_any(actor.grants, &self.create_roles, self.create_org.as_ref(), ctx)
+            || holds_any(
+                actor.grants,
+                &self.create_roles,
+                self.create_org.as_ref(),
+                ctx,
+            )
         {
             Ok(())
         } else {

@@ -42,6 +42,8 @@ pub struct CompiledWorkflow<C> {
     pub title: Label,
     pub create_roles: Vec<String>,
     pub create_org: Option<OrgScope>,
+    /// The organisation scopes of the context kind (to list an instance's organisations).
+    pub org_scopes: Vec<String>,
     pub states: Vec<State>,
     pub initial: StateId,
     pub events: Vec<String>,

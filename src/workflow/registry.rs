@@ -208,6 +208,10 @@ impl<C: WorkflowContext> Registry<C> {
         self.org_scopes.contains(name)
     }
 
+    pub(crate) fn scope_names(&self) -> Vec<String> {
+        self.org_scopes.iter().map(|s| (*s).to_owned()).collect()
+    }
+
     /// Registered guard names, for messages and documentation.
     pub fn guard_names(&self) -> BTreeSet<&'static str> {
         self.guards.keys().copied().collect()

@@ -45,7 +45,8 @@ pub struct Fired {
     pub progress: serde_json::Value,
     pub effects: Vec<EffectSpec>,
     pub post_reviews: Vec<PostReview>,
-    /// Timers to start (bound to the state entered) and to cancel (bound to the state left).
+    /// Timers to start and to cancel: those bound to the states entered and left, and those
+    /// named by `start_timer` / `cancel_timer` effects.
     #[serde(skip)]
     pub timers_started: Vec<Timer>,
     pub timers_cancelled: Vec<String>,
@@ -63,12 +64,14 @@ pub enum FireError {
     Rejected(Rejection),
 }
 
-/// A summary of one instance for API responses.
+/// A new instance in its stored form.
 #[derive(Debug, Clone, Serialize)]
 pub struct Created {
     pub state: String,
     pub context: serde_json::Value,
     pub progress: serde_json::Value,
+    /// The organisation that owns it (where the creator's role was required), if scoped.
+    pub owner: Option<String>,
 }
 
 /// One loaded definition of any kind.
@@ -104,6 +107,12 @@ pub trait WorkflowRuntime: Send + Sync {
     ) -> Result<Vec<String>, FireError>;
     /// Timers bound to the initial state (started at creation).
     fn initial_timers(&self) -> Vec<Timer>;
+    /// The organisations an instance involves (for authorisation).
+    fn organisations(&self, stored: &StoredInstance) -> Result<Vec<String>, FireError>;
+    /// Whether the instance has been decided: out of its initial state and of every route.
+    fn is_decided(&self, state: &str) -> bool;
+    /// The state's label.
+    fn state_label(&self, state: &str) -> Option<super::definition::Label>;
 }
 
 struct Loaded<C> {
@@ -179,8 +188,10 @@ impl<C: WorkflowContext + Clone> WorkflowRuntime for Loaded<C> {
         self.wf
             .may_create(actor, &ctx)
             .map_err(FireError::Rejected)?;
+        let owner = self.wf.owner_organisation(&ctx);
         let inst = self.wf.start(submitter, ctx);
         Ok(Created {
+            owner,
             state: self.wf.state_name(inst.state).to_owned(),
             context: serde_json::to_value(&inst.ctx).map_err(|e| corrupt(e.to_string()))?,
             progress: serde_json::to_value(&inst.progress).map_err(|e| corrupt(e.to_string()))?,
@@ -220,6 +231,29 @@ impl<C: WorkflowContext + Clone> WorkflowRuntime for Loaded<C> {
             _ => None,
         };
         let moved = out.from != out.to;
+        let mut timers_started: Vec<Timer> = if moved {
+            self.wf.state_timers(out.to).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let mut timers_cancelled: Vec<String> = if moved {
+            self.wf
+                .state_timers(out.from)
+                .map(|t| t.id.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Timers named by effects (validated at load to exist).
+        for e in out.effects {
+            let named = e.params["timer"].as_str();
+            let timer = named.and_then(|n| self.wf.timers.iter().find(|t| t.id == n));
+            match (e.name.as_str(), timer) {
+                ("start_timer", Some(t)) => timers_started.push(t.clone()),
+                ("cancel_timer", Some(t)) => timers_cancelled.push(t.id.clone()),
+                _ => {}
+            }
+        }
         Ok(Fired {
             from: self.wf.state_name(out.from).to_owned(),
             to: self.wf.state_name(out.to).to_owned(),
@@ -229,19 +263,8 @@ impl<C: WorkflowContext + Clone> WorkflowRuntime for Loaded<C> {
             progress: serde_json::to_value(&inst.progress).map_err(|e| corrupt(e.to_string()))?,
             effects: out.effects.to_vec(),
             post_reviews: out.post_reviews.clone(),
-            timers_started: if moved {
-                self.wf.state_timers(out.to).cloned().collect()
-            } else {
-                Vec::new()
-            },
-            timers_cancelled: if moved {
-                self.wf
-                    .state_timers(out.from)
-                    .map(|t| t.id.clone())
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            timers_started,
+            timers_cancelled,
             action: out.action,
         })
     }
@@ -263,6 +286,21 @@ impl<C: WorkflowContext + Clone> WorkflowRuntime for Loaded<C> {
 
     fn initial_timers(&self) -> Vec<Timer> {
         self.wf.state_timers(self.wf.initial).cloned().collect()
+    }
+
+    fn organisations(&self, stored: &StoredInstance) -> Result<Vec<String>, FireError> {
+        Ok(self.wf.organisations(&self.load(stored)?))
+    }
+
+    fn is_decided(&self, state: &str) -> bool {
+        self.wf.state_id(state).is_some_and(|id| {
+            id != self.wf.initial && self.wf.states[usize::from(id)].route.is_none()
+        })
+    }
+
+    fn state_label(&self, state: &str) -> Option<super::definition::Label> {
+        let id = self.wf.state_id(state)?;
+        Some(self.wf.states[usize::from(id)].label.clone())
     }
 }
 
@@ -342,10 +380,22 @@ impl Kinds {
     }
 }
 
+impl std::fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.compilers.keys()).finish()
+    }
+}
+
 /// Every loaded definition, by `(id, version)`; new instances start on the latest version.
 #[derive(Clone, Default)]
 pub struct WorkflowSet {
     by_key: BTreeMap<(String, u32), Arc<dyn WorkflowRuntime>>,
+}
+
+impl std::fmt::Debug for WorkflowSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.by_key.keys()).finish()
+    }
 }
 
 impl WorkflowSet {

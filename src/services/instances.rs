@@ -1,0 +1,510 @@
+//! Workflow instances: creating one and applying an event are each one transaction holding the
+//! state change, the audit record, the outbox rows and the timer rows — all or nothing.
+
+use chrono::{DateTime, Utc};
+use entity::{audit_record, workflow_instance};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set, SqlErr, TransactionTrait,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::services::audit::{self, ChainHead, NewAuditRecord};
+use crate::services::db_time::to_db_precision;
+use crate::services::{new_id, outbox, timers};
+use crate::workflow::definition::{Label, TimerAction};
+use crate::workflow::model::Timer;
+use crate::workflow::runtime::{FireError, Fired, StoredInstance, WorkflowRuntime};
+use crate::workflow::{Actor, EventRequest, Now, Rejection, WorkflowSet};
+
+/// Why an instance operation failed; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// No such instance, or the actor may not see it (the same answer, on purpose).
+    #[error("instance not found")]
+    NotFound,
+    #[error("unknown workflow {0}")]
+    UnknownWorkflow(String),
+    #[error("unknown event {event}")]
+    UnknownEvent { event: String },
+    #[error("the event was refused")]
+    Rejected(Rejection),
+    /// The caller's version is not the current one.
+    #[error("stale version: expected {expected}, current {current}")]
+    StaleVersion { expected: i64, current: i64 },
+    /// Someone else changed the instance while this request was being applied.
+    #[error("concurrent update")]
+    Concurrent,
+    #[error("cannot correct this instance: {0}")]
+    NotCorrectable(&'static str),
+    #[error("stored instance is inconsistent: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+impl From<FireError> for InstanceError {
+    fn from(e: FireError) -> Self {
+        match e {
+            FireError::UnknownEvent { event } => Self::UnknownEvent { event },
+            FireError::Corrupt { reason } => Self::Corrupt(reason),
+            FireError::Rejected(r) => Self::Rejected(r),
+        }
+    }
+}
+
+/// Who is acting, and the request they act in.
+#[derive(Debug, Clone, Copy)]
+pub struct Acting<'a> {
+    pub actor: Actor<'a>,
+    pub request_id: Option<&'a str>,
+    pub now: Now,
+}
+
+/// An instance as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceView {
+    pub id: String,
+    pub workflow: String,
+    pub workflow_version: i32,
+    pub state: String,
+    pub state_label: Option<Label>,
+    pub version: i64,
+    pub submitter: String,
+    pub organisation_id: Option<String>,
+    pub context: Value,
+    pub progress: Value,
+    pub corrects_instance_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub audit_seq: i64,
+    /// The events the caller may fire now.
+    pub available_events: Vec<String>,
+}
+
+/// A new instance to start.
+#[derive(Debug, Clone)]
+pub struct NewInstance<'a> {
+    pub workflow: &'a str,
+    pub context: Value,
+    /// The decided instance this one corrects.
+    pub corrects: Option<&'a str>,
+}
+
+/// An event to apply.
+#[derive(Debug, Clone, Default)]
+pub struct FireRequest<'a> {
+    pub event: &'a str,
+    /// The version the caller saw; a different current version is refused as stale.
+    pub expected_version: Option<i64>,
+    pub comment: Option<&'a str>,
+    pub to_step: Option<&'a str>,
+    pub on_behalf_of: Option<&'a str>,
+    pub data: Option<&'a Value>,
+}
+
+fn stored(row: &workflow_instance::Model) -> Result<StoredInstance, InstanceError> {
+    let parse = |what: &str, text: &str| {
+        serde_json::from_str(text).map_err(|e| InstanceError::Corrupt(format!("{what}: {e}")))
+    };
+    Ok(StoredInstance {
+        state: row.state.clone(),
+        submitter: row.submitter.clone(),
+        context: parse("context", &row.context)?,
+        progress: parse("progress", &row.progress)?,
+    })
+}
+
+fn runtime<'s>(
+    workflows: &'s WorkflowSet,
+    row: &workflow_instance::Model,
+) -> Result<&'s dyn WorkflowRuntime, InstanceError> {
+    let version = u32::try_from(row.workflow_version).unwrap_or(0);
+    workflows
+        .get(&row.workflow_id, version)
+        .map(AsRef::as_ref)
+        .ok_or_else(|| {
+            InstanceError::Corrupt(format!(
+                "definition {} v{} is not loaded",
+                row.workflow_id, row.workflow_version
+            ))
+        })
+}
+
+/// May this actor see the instance? The submitter, and members of any organisation it involves;
+/// an instance that involves no organisation is visible to every signed-in user.
+fn visible(
+    rt: &dyn WorkflowRuntime,
+    row: &workflow_instance::Model,
+    st: &StoredInstance,
+    actor: &Actor<'_>,
+) -> Result<bool, InstanceError> {
+    if row.submitter == actor.id {
+        return Ok(true);
+    }
+    let mut orgs = rt.organisations(st)?;
+    orgs.extend(row.organisation_id.iter().cloned());
+    if orgs.is_empty() {
+        return Ok(true);
+    }
+    Ok(actor
+        .grants
+        .iter()
+        .chain(actor.deputy_for.iter().flat_map(|d| d.grants.iter()))
+        .any(|g| g.org.as_ref().is_some_and(|o| orgs.contains(o))))
+}
+
+fn view(
+    rt: &dyn WorkflowRuntime,
+    row: workflow_instance::Model,
+    st: &StoredInstance,
+    acting: &Acting<'_>,
+) -> Result<InstanceView, InstanceError> {
+    let available_events = rt.available_events(st, &acting.actor, acting.now)?;
+    Ok(InstanceView {
+        state_label: rt.state_label(&row.state),
+        id: row.id,
+        workflow: row.workflow_id,
+        workflow_version: row.workflow_version,
+        state: row.state,
+        version: row.version,
+        submitter: row.submitter,
+        organisation_id: row.organisation_id,
+        context: st.context.clone(),
+        progress: st.progress.clone(),
+        corrects_instance_id: row.corrects_instance_id,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        audit_seq: row.audit_seq,
+        available_events,
+    })
+}
+
+/// Loads an instance the actor may see.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    workflows: &WorkflowSet,
+    id: &str,
+    acting: &Acting<'_>,
+) -> Result<InstanceView, InstanceError> {
+    let row = workflow_instance::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(InstanceError::NotFound)?;
+    let rt = runtime(workflows, &row)?;
+    let st = stored(&row)?;
+    if !visible(rt, &row, &st, &acting.actor)? {
+        return Err(InstanceError::NotFound);
+    }
+    view(rt, row, &st, acting)
+}
+
+/// The instance's audit trail, oldest first, if the actor may see the instance.
+pub async fn audit_trail(
+    db: &impl ConnectionTrait,
+    workflows: &WorkflowSet,
+    id: &str,
+    acting: &Acting<'_>,
+) -> Result<Vec<audit_record::Model>, InstanceError> {
+    get(db, workflows, id, acting).await?;
+    Ok(audit_record::Entity::find()
+        .filter(audit_record::Column::InstanceId.eq(id))
+        .order_by_asc(audit_record::Column::Seq)
+        .all(db)
+        .await?)
+}
+
+/// Starts an instance of the latest version of a workflow.
+pub async fn create(
+    db: &DatabaseConnection,
+    workflows: &WorkflowSet,
+    new: NewInstance<'_>,
+    acting: &Acting<'_>,
+) -> Result<InstanceView, InstanceError> {
+    let rt = workflows
+        .latest(new.workflow)
+        .ok_or_else(|| InstanceError::UnknownWorkflow(new.workflow.to_owned()))?
+        .as_ref();
+    let created = rt.create(acting.actor.id, &acting.actor, new.context)?;
+    let now = to_db_precision(acting.now.at);
+    let txn = db.begin().await?;
+    if let Some(corrected) = new.corrects {
+        let old = workflow_instance::Entity::find_by_id(corrected)
+            .one(&txn)
+            .await?
+            .ok_or(InstanceError::NotFound)?;
+        let old_rt = runtime(workflows, &old)?;
+        if !visible(old_rt, &old, &stored(&old)?, &acting.actor)? {
+            return Err(InstanceError::NotFound);
+        }
+        if old.workflow_id != rt.id() {
+            return Err(InstanceError::NotCorrectable("it runs on another workflow"));
+        }
+        if !old_rt.is_decided(&old.state) {
+            return Err(InstanceError::NotCorrectable("it has not been decided yet"));
+        }
+    }
+    let id = new_id(now);
+    let row = workflow_instance::ActiveModel {
+        id: Set(id.clone()),
+        workflow_id: Set(rt.id().to_owned()),
+        workflow_version: Set(i32::try_from(rt.version()).unwrap_or(i32::MAX)),
+        state: Set(created.state.clone()),
+        version: Set(1),
+        submitter: Set(acting.actor.id.to_owned()),
+        organisation_id: Set(created.owner.clone()),
+        context: Set(created.context.to_string()),
+        progress: Set(created.progress.to_string()),
+        corrects_instance_id: Set(new.corrects.map(str::to_owned)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        audit_seq: Set(0),
+        audit_head: Set(ChainHead::genesis().hash),
+    };
+    workflow_instance::Entity::insert(row)
+        .exec_without_returning(&txn)
+        .await?;
+    let head = audit::append(
+        &txn,
+        ChainHead::genesis(),
+        NewAuditRecord {
+            instance_id: id.clone(),
+            at: now,
+            actor_id: acting.actor.id.to_owned(),
+            on_behalf_of: None,
+            event: "create".to_owned(),
+            from_state: None,
+            to_state: created.state.clone(),
+            step: None,
+            comment: None,
+            request_id: acting.request_id.map(str::to_owned),
+            details: json!({
+                "workflow": rt.id(),
+                "workflow_version": rt.version(),
+                "corrects": new.corrects,
+            }),
+        },
+    )
+    .await?;
+    workflow_instance::Entity::update_many()
+        .col_expr(workflow_instance::Column::AuditSeq, Expr::value(head.seq))
+        .col_expr(workflow_instance::Column::AuditHead, Expr::value(head.hash))
+        .filter(workflow_instance::Column::Id.eq(id.as_str()))
+        .exec(&txn)
+        .await?;
+    start_timers(&txn, &id, head.seq, &rt.initial_timers(), now).await?;
+    txn.commit().await?;
+    get(db, workflows, &id, acting).await
+}
+
+/// Applies an event: one transaction for the state, the audit record, the outbox and timers.
+pub async fn fire(
+    db: &DatabaseConnection,
+    workflows: &WorkflowSet,
+    id: &str,
+    req: &FireRequest<'_>,
+    acting: &Acting<'_>,
+) -> Result<InstanceView, InstanceError> {
+    let now = to_db_precision(acting.now.at);
+    let txn = db.begin().await?;
+    let row = workflow_instance::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(InstanceError::NotFound)?;
+    let rt = runtime(workflows, &row)?;
+    let st = stored(&row)?;
+    if !visible(rt, &row, &st, &acting.actor)? {
+        return Err(InstanceError::NotFound);
+    }
+    if let Some(expected) = req.expected_version {
+        if expected != row.version {
+            return Err(InstanceError::StaleVersion {
+                expected,
+                current: row.version,
+            });
+        }
+    }
+    let request = EventRequest {
+        event: req.event,
+        comment: req.comment,
+        to_step: req.to_step,
+        on_behalf_of: req.on_behalf_of,
+        data: req.data,
+    };
+    let fired = rt.fire(&st, &request, &acting.actor, acting.now)?;
+    let head = audit::append(
+        &txn,
+        ChainHead {
+            seq: row.audit_seq,
+            hash: row.audit_head.clone(),
+        },
+        NewAuditRecord {
+            instance_id: row.id.clone(),
+            at: now,
+            actor_id: acting.actor.id.to_owned(),
+            on_behalf_of: fired.on_behalf_of.clone(),
+            event: fired.event.clone(),
+            from_state: Some(fired.from.clone()),
+            to_state: fired.to.clone(),
+            step: fired.step.clone(),
+            comment: req.comment.map(str::to_owned),
+            request_id: acting.request_id.map(str::to_owned),
+            details: audit_details(&fired, req),
+        },
+    )
+    .await
+    .map_err(conflict_on_unique)?;
+    let updated = workflow_instance::Entity::update_many()
+        .col_expr(
+            workflow_instance::Column::State,
+            Expr::value(fired.to.clone()),
+        )
+        .col_expr(
+            workflow_instance::Column::Progress,
+            Expr::value(fired.progress.to_string()),
+        )
+        .col_expr(
+            workflow_instance::Column::Version,
+            Expr::value(row.version + 1),
+        )
+        .col_expr(workflow_instance::Column::UpdatedAt, Expr::value(now))
+        .col_expr(workflow_instance::Column::AuditSeq, Expr::value(head.seq))
+        .col_expr(workflow_instance::Column::AuditHead, Expr::value(head.hash))
+        .filter(workflow_instance::Column::Id.eq(row.id.as_str()))
+        .filter(workflow_instance::Column::Version.eq(row.version))
+        .exec(&txn)
+        .await
+        .map_err(conflict_on_unique)?;
+    if updated.rows_affected != 1 {
+        return Err(InstanceError::Concurrent);
+    }
+    run_effects(&txn, &row, head.seq, &fired, req, now).await?;
+    txn.commit().await.map_err(conflict_on_unique)?;
+    let mut row = row;
+    row.state.clone_from(&fired.to);
+    row.progress = fired.progress.to_string();
+    row.version += 1;
+    row.updated_at = now;
+    row.audit_seq = head.seq;
+    let st = StoredInstance {
+        state: fired.to.clone(),
+        progress: fired.progress.clone(),
+        ..st
+    };
+    view(rt, row, &st, acting)
+}
+
+/// A racing transaction that appended the same audit seq first: the caller lost the race.
+fn conflict_on_unique(e: DbErr) -> InstanceError {
+    match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => InstanceError::Concurrent,
+        _ => InstanceError::Db(e),
+    }
+}
+
+fn audit_details(fired: &Fired, req: &FireRequest<'_>) -> Value {
+    let mut d = json!({ "action": fired.action });
+    if !fired.post_reviews.is_empty() {
+        d["post_reviews"] = json!(fired.post_reviews);
+    }
+    if let Some(to_step) = req.to_step {
+        d["to_step"] = json!(to_step);
+    }
+    if let Some(data) = req.data {
+        d["data"] = data.clone();
+    }
+    d
+}
+
+/// Writes the transition's effects: outbox rows (notifications, documents) and timers. Keys
+/// name the instance, the audit seq of the transition and the effect, so a retried transaction
+/// never doubles a message.
+async fn run_effects(
+    txn: &impl ConnectionTrait,
+    row: &workflow_instance::Model,
+    seq: i64,
+    fired: &Fired,
+    req: &FireRequest<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let payload = json!({
+        "workflow": row.workflow_id,
+        "workflow_version": row.workflow_version,
+        "instance": row.id,
+        "event": fired.event,
+        "from": fired.from,
+        "to": fired.to,
+        "step": fired.step,
+        "comment": req.comment,
+    });
+    for (ix, effect) in fired.effects.iter().enumerate() {
+        // Timer effects are resolved by the runtime into `timers_started` / `timers_cancelled`.
+        if matches!(effect.name.as_str(), "start_timer" | "cancel_timer") {
+            continue;
+        }
+        outbox::enqueue(
+            txn,
+            outbox::OutboxRow {
+                idempotency_key: format!("{}:{seq}:{ix}", row.id),
+                instance_id: Some(row.id.clone()),
+                effect: effect.name.clone(),
+                template: effect.params["template"].as_str().map(str::to_owned),
+                recipients: effect.params.get("to").cloned().unwrap_or(Value::Null),
+                payload: json!({ "params": effect.params, "event": payload }),
+                now,
+            },
+        )
+        .await?;
+    }
+    for (k, pr) in fired.post_reviews.iter().enumerate() {
+        outbox::enqueue(
+            txn,
+            outbox::OutboxRow {
+                idempotency_key: format!("{}:{seq}:post_review:{k}", row.id),
+                instance_id: Some(row.id.clone()),
+                effect: "notify".to_owned(),
+                template: Some("post_review_requested".to_owned()),
+                recipients: json!(["post_reviewers"]),
+                payload: json!({ "post_review": pr, "event": payload }),
+                now,
+            },
+        )
+        .await?;
+    }
+    for name in &fired.timers_cancelled {
+        timers::cancel(txn, &row.id, name, now).await?;
+    }
+    start_timers(txn, &row.id, seq, &fired.timers_started, now).await
+}
+
+async fn start_timers(
+    txn: &impl ConnectionTrait,
+    instance_id: &str,
+    seq: i64,
+    list: &[Timer],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for t in list {
+        timers::start(
+            txn,
+            timers::NewTimer {
+                idempotency_key: format!("{instance_id}:{seq}:timer:{}", t.id),
+                instance_id: instance_id.to_owned(),
+                timer: t.id.clone(),
+                action: match t.action {
+                    TimerAction::Remind => "remind",
+                    TimerAction::Escalate => "escalate",
+                }
+                .to_owned(),
+                role: t.role.clone(),
+                template: t.template.clone(),
+                business_days: i32::try_from(t.after_business_days).unwrap_or(i32::MAX),
+                started_at: now,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
