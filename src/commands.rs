@@ -27,6 +27,8 @@ pub enum CommandError {
     Serve(#[source] std::io::Error),
     #[error("`{0}` is not available in this build")]
     NotAvailable(&'static str),
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
     #[error("unhealthy: {0}")]
     Unhealthy(String),
 }
@@ -74,9 +76,37 @@ pub async fn verify_audit(_settings: Settings) -> Result<ExitCode, CommandError>
     Err(CommandError::NotAvailable("verify-audit"))
 }
 
-/// `demo`: filled in by the workflow engine's owner when merging.
-pub async fn demo(_settings: Settings) -> Result<ExitCode, CommandError> {
-    Err(CommandError::NotAvailable("demo"))
+/// `demo`: seed the demonstration data (once per database), print where to go and how to sign
+/// in, and serve.
+pub async fn demo(settings: Settings) -> Result<ExitCode, CommandError> {
+    let application = Application::build(settings).await?;
+    let state = application.state();
+    let logins = crate::demo::seed(&state).await?;
+    let url = format!("http://{}:{}", state.settings.host, application.port());
+    let mut lines = vec![
+        String::new(),
+        format!("itaku デモ / demo: {url}"),
+        format!("  API: {url}/api/v1   (GET {url}/api/v1/workflows, {url}/healthz)"),
+        format!(
+            "  サインイン / sign in: curl -X POST {url}/api/v1/auth/sign-in -H 'content-type: application/json' -d '{{\"login\":\"meguro.officer\",\"password\":\"{}\"}}'",
+            crate::demo::DEMO_PASSWORD
+        ),
+        format!(
+            "  デモ用ログイン (パスワードは全員 / password for all: {}):",
+            crate::demo::DEMO_PASSWORD
+        ),
+    ];
+    lines.extend(
+        logins
+            .iter()
+            .map(|l| format!("    {:<18} {}", l.login, l.who)),
+    );
+    println!("{}\n", lines.join("\n"));
+    application
+        .run_until_stopped()
+        .await
+        .map_err(CommandError::Serve)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Loads every definition in `dir` with the product's kinds: a line per definition when all
