@@ -218,7 +218,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoLogin>, DemoError> {
         "root_consignor_org": "meguro",
         "intermediate_orgs": ["tokyo_kokuhoren"],
     });
-    let plans: Vec<(serde_json::Value, &str, Vec<(&str, &str)>)> = vec![
+    let plans: Vec<Plan> = vec![
         // Waiting for the officer of 目黒区.
         (
             tier2("meguro"),
@@ -293,6 +293,13 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoLogin>, DemoError> {
     }
     Ok(logins)
 }
+
+/// An application to create: its context, its creator, and the events to fire (event, by whom).
+type Plan = (
+    serde_json::Value,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
 
 /// A user's grants on a day, owned, to lend to an [`Actor`].
 struct OwnedActor {
