@@ -27,6 +27,10 @@ pub enum Command {
     CheckWorkflows {
         /// Folder of `*.toml` definitions.
         dir: Option<PathBuf>,
+        /// Also compare with the definitions deployed in the configured database, to catch a
+        /// file changed without a version bump before it is deployed.
+        #[arg(long)]
+        database: bool,
     },
     /// Verify every audit hash chain and the global anchors.
     VerifyAudit,
@@ -66,8 +70,9 @@ pub async fn dispatch(command: Command, settings: Settings) -> ExitCode {
     let result: Result<ExitCode, CommandError> = match command {
         Command::Serve(args) => commands::serve(args.apply(settings)).await,
         Command::Migrate => commands::migrate(settings).await,
-        Command::CheckWorkflows { dir } => {
-            commands::check_workflows(&dir.unwrap_or_else(|| settings.workflows_dir.clone()))
+        Command::CheckWorkflows { dir, database } => {
+            let dir = dir.unwrap_or_else(|| settings.workflows_dir.clone());
+            commands::check_workflows(&dir, database.then_some(&settings)).await
         }
         Command::VerifyAudit => commands::verify_audit(settings).await,
         Command::Demo(args) => commands::demo(args.apply(settings)).await,
@@ -113,12 +118,12 @@ mod tests {
     fn check_workflows_takes_an_optional_folder() {
         let cli = Cli::try_parse_from(["itaku", "check-workflows", "defs"]).unwrap();
         assert!(
-            matches!(cli.into_command(), Command::CheckWorkflows { dir: Some(d) } if d == Path::new("defs"))
+            matches!(cli.into_command(), Command::CheckWorkflows { dir: Some(d), .. } if d == Path::new("defs"))
         );
         let cli = Cli::try_parse_from(["itaku", "check-workflows"]).unwrap();
         assert!(matches!(
             cli.into_command(),
-            Command::CheckWorkflows { dir: None }
+            Command::CheckWorkflows { dir: None, .. }
         ));
     }
 

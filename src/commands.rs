@@ -56,19 +56,33 @@ pub async fn migrate(settings: Settings) -> Result<ExitCode, CommandError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `check-workflows [DIR]`: validate every definition as start-up would; print a line per
-/// definition, or every problem as `file:line: message`, and fail.
-pub fn check_workflows(dir: &Path) -> Result<ExitCode, CommandError> {
-    match workflow_report(dir) {
-        Ok(report) => {
-            println!("{report}");
-            Ok(ExitCode::SUCCESS)
-        }
+/// `check-workflows [DIR] [--database]`: validate every definition as start-up would; print a
+/// line per definition, or every problem as `file:line: message`, and fail. With a database,
+/// also refuse files changed under a version that is already deployed there.
+pub async fn check_workflows(
+    dir: &Path,
+    database: Option<&Settings>,
+) -> Result<ExitCode, CommandError> {
+    let report = match workflow_report(dir) {
+        Ok(report) => report,
         Err(problems) => {
             eprintln!("{problems}");
-            Ok(ExitCode::FAILURE)
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Some(settings) = database {
+        let db = db::connect(settings).await?;
+        let set = load_dir(dir, &Kinds::product()).unwrap_or_default();
+        let changed = crate::services::definitions::changed_without_bump(&db, &set)
+            .await
+            .map_err(CommandError::Migrate)?;
+        if !changed.is_empty() {
+            eprintln!("{}", changed.join("\n"));
+            return Ok(ExitCode::FAILURE);
         }
     }
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `verify-audit`: filled in by the audit tables' owner when merging.
