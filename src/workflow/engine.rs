@@ -218,8 +218,11 @@ impl<C: WorkflowContext> CompiledWorkflow<C> {
                 ),
             ));
         }
-        let mut all: Vec<Unmet> = Vec::new();
-        let mut forbidden = false;
+        // Where several transitions compete for the event (told apart by guards), report the
+        // one that came closest: its unmet requirements are what the actor must fix, while
+        // the others' routing conditions (e.g. "has intermediate tiers") are not.
+        let mut best: Option<(Vec<Unmet>, bool)> = None;
+        let mut considered = false;
         for &t_ix in cands {
             let t = &self.transitions[usize::from(t_ix)];
             if t.completes_route != route_done.is_some() {
@@ -277,26 +280,25 @@ impl<C: WorkflowContext> CompiledWorkflow<C> {
                     post_reviews,
                 });
             }
-            forbidden |= !role_ok;
-            for u in unmet {
-                if !all.contains(&u) {
-                    all.push(u);
+            considered = true;
+            match &mut best {
+                Some((b, _)) if b.len() < unmet.len() => {}
+                Some((b, f)) if b.len() == unmet.len() => {
+                    *f |= !role_ok;
+                    for u in unmet {
+                        if !b.contains(&u) {
+                            b.push(u);
+                        }
+                    }
                 }
+                _ => best = Some((unmet, !role_ok)),
             }
         }
-        if all.is_empty() {
+        let Some((all, forbidden)) = best.filter(|_| considered) else {
             // Only route-completion transitions exist for this event here: the event acts on
             // the route, which has not run (the instance entered the state without one).
-            all.push(Unmet::new(
-                "event_not_applicable",
-                "承認ルートが進行していません",
-                "No approval route is running",
-            ));
-            return Err(Rejection {
-                kind: RejectionKind::NotApplicable,
-                unmet: all,
-            });
-        }
+            return Err(no_route());
+        };
         Err(Rejection {
             kind: if forbidden {
                 RejectionKind::Forbidden

@@ -217,6 +217,86 @@ fn a_refusal_lists_every_unmet_requirement_and_changes_nothing() {
 }
 
 #[test]
+fn a_refusal_reports_the_closest_transition_not_the_routing_conditions_of_the_others() {
+    let (wf, c) = (wf(), cast());
+    // submit has two transitions told apart by has_intermediate_tiers / no_intermediate_tiers;
+    // the wrong person submitting a tier-2 application is told only what they can fix.
+    let mut app = tier2_app();
+    let impostor = P::new("impostor", &[("contractor", FED)]);
+    let r = err(fire(&wf, &mut app, "submit", &impostor));
+    assert_eq!(codes(&r), ["not_submitter"]);
+    assert_eq!(r.unmet[0].guard.as_deref(), Some("actor_is_submitter"));
+    // Someone of another organisation: both their problems, still without the routing guard.
+    let r = err(fire(&wf, &mut app, "submit", &c.central_clerk));
+    assert_eq!(codes(&r), ["role_not_permitted", "not_submitter"]);
+}
+
+#[test]
+fn creation_needs_the_role_in_the_applicant_organisation() {
+    let (wf, c) = (wf(), cast());
+    let app = tier2_app();
+    assert!(wf.may_create(&c.fed_clerk.actor(), &app.ctx).is_ok());
+    let r = match wf.may_create(&c.central_clerk.actor(), &app.ctx) {
+        Err(r) => r,
+        Ok(()) => panic!("another organisation's contractor may not file for the federation"),
+    };
+    assert_eq!(
+        (r.kind, codes(&r)),
+        (RejectionKind::Forbidden, vec!["role_not_permitted"])
+    );
+}
+
+#[test]
+fn a_proxy_decision_must_name_the_absent_approver() {
+    let (wf, c) = (wf(), cast());
+    let mut app = tier2_app();
+    ok(fire(&wf, &mut app, "submit", &c.fed_clerk));
+    let r = err(fire(&wf, &mut app, "proxy", &c.chief));
+    assert_eq!(
+        (r.kind, codes(&r)),
+        (RejectionKind::InvalidInput, vec!["on_behalf_of_required"])
+    );
+}
+
+#[test]
+fn an_event_id_outside_the_definition_is_refused_as_invalid_input() {
+    let (wf, c) = (wf(), cast());
+    let mut app = tier2_app();
+    let input = EventInput {
+        event: u16::MAX,
+        ..EventInput::default()
+    };
+    let r = match wf.fire(&mut app, &input, &c.fed_clerk.actor(), now()) {
+        Err(r) => r,
+        Ok(_) => panic!("must refuse"),
+    };
+    assert_eq!(
+        (r.kind, codes(&r)),
+        (RejectionKind::InvalidInput, vec!["unknown_event"])
+    );
+}
+
+#[test]
+fn a_context_that_does_not_fit_the_kind_is_refused_at_creation() {
+    let kinds = Kinds::product();
+    let Ok(rt) = kinds.compile("s.toml", SUBCONTRACT) else {
+        panic!("compiles");
+    };
+    let c = cast();
+    let bad = serde_json::json!({"applicant_org": FED, "root_consignor_org": CITY, "mayor": "x"});
+    match rt.create("fed-clerk", &c.fed_clerk.actor(), bad) {
+        Err(super::FireError::Rejected(r)) => {
+            assert_eq!(
+                (r.kind, codes(&r)),
+                (RejectionKind::InvalidInput, vec!["invalid_context"])
+            );
+            assert!(r.unmet[0].message.en.contains("mayor"), "{:?}", r.unmet[0]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn only_the_root_municipality_decides() {
     let (wf, c) = (wf(), cast());
     let mut app = tier2_app();
