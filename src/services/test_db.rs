@@ -41,7 +41,6 @@ const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres"
 /// A fresh, migrated, empty database.
 pub struct TestDb {
     pub conn: DatabaseConnection,
-    pub backend: Backend,
     /// Kept so the SQLite file lives as long as the connection.
     _dir: Option<tempfile::TempDir>,
     /// Server URL and name of the PostgreSQL database, dropped by [`TestDb::close`].
@@ -59,7 +58,6 @@ impl TestDb {
                 Migrator::up(&conn, None).await?;
                 Ok(Self {
                     conn,
-                    backend,
                     _dir: Some(dir),
                     postgres: None,
                 })
@@ -81,7 +79,6 @@ impl TestDb {
                 Migrator::up(&conn, None).await?;
                 Ok(Self {
                     conn,
-                    backend,
                     _dir: None,
                     postgres: Some((server, name)),
                 })
