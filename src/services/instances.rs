@@ -189,16 +189,34 @@ pub async fn get(
     id: &str,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
+    let (row, rt, st) = load_visible(db, workflows, id, &acting.actor).await?;
+    view(rt, row, &st, acting)
+}
+
+/// Reads an instance with its definition, if the actor may see it; otherwise `NotFound`.
+async fn load_visible<'s>(
+    db: &impl ConnectionTrait,
+    workflows: &'s WorkflowSet,
+    id: &str,
+    actor: &Actor<'_>,
+) -> Result<
+    (
+        workflow_instance::Model,
+        &'s dyn WorkflowRuntime,
+        StoredInstance,
+    ),
+    InstanceError,
+> {
     let row = workflow_instance::Entity::find_by_id(id)
         .one(db)
         .await?
         .ok_or(InstanceError::NotFound)?;
     let rt = runtime(workflows, &row)?;
     let st = stored(&row)?;
-    if !visible(rt, &row, &st, &acting.actor)? {
+    if !visible(rt, &row, &st, actor)? {
         return Err(InstanceError::NotFound);
     }
-    view(rt, row, &st, acting)
+    Ok((row, rt, st))
 }
 
 /// The instance's audit trail, oldest first, if the actor may see the instance.
@@ -309,15 +327,7 @@ pub async fn fire(
 ) -> Result<InstanceView, InstanceError> {
     let now = to_db_precision(acting.now.at);
     let txn = db.begin().await?;
-    let row = workflow_instance::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or(InstanceError::NotFound)?;
-    let rt = runtime(workflows, &row)?;
-    let st = stored(&row)?;
-    if !visible(rt, &row, &st, &acting.actor)? {
-        return Err(InstanceError::NotFound);
-    }
+    let (row, rt, st) = load_visible(&txn, workflows, id, &acting.actor).await?;
     if let Some(expected) = req.expected_version {
         if expected != row.version {
             return Err(InstanceError::StaleVersion {

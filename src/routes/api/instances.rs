@@ -140,21 +140,26 @@ async fn create(
         .json(view))
 }
 
+/// The instance, if the user may see it.
+async fn fetch(
+    state: &AppState,
+    user: &AuthUser,
+    request_id: &RequestId,
+    id: &str,
+) -> Result<instances::InstanceView, ApiError> {
+    let rid = request_id.to_string();
+    instances::get(&state.db, &state.workflows, id, &acting(state, user, &rid))
+        .await
+        .map_err(api_error)
+}
+
 async fn get(
     state: web::Data<AppState>,
     user: AuthUser,
     request_id: RequestId,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let rid = request_id.to_string();
-    let view = instances::get(
-        &state.db,
-        &state.workflows,
-        &id,
-        &acting(&state, &user, &rid),
-    )
-    .await
-    .map_err(api_error)?;
+    let view = fetch(&state, &user, &request_id, &id).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, format!("\"{}\"", view.version)))
         .json(view))
@@ -251,15 +256,7 @@ async fn diagram_svg(
     id: web::Path<String>,
     query: web::Query<LangQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let rid = request_id.to_string();
-    let view = instances::get(
-        &state.db,
-        &state.workflows,
-        &id,
-        &acting(&state, &user, &rid),
-    )
-    .await
-    .map_err(api_error)?;
+    let view = fetch(&state, &user, &request_id, &id).await?;
     let version = u32::try_from(view.workflow_version).unwrap_or(0);
     let rt = state
         .workflows
