@@ -9,6 +9,7 @@ mod auth;
 mod errors;
 mod health;
 mod identity;
+mod instances;
 mod migrations;
 mod sqlite;
 mod tokens;
