@@ -283,6 +283,17 @@ async fn malformed_or_unknown_input_is_refused_and_changes_nothing(backend: Back
     let unknown_event = app.fire(token, id, json!({ "event": "rubber_stamp" }));
     let error = refused_without_trace(&app, id, unknown_event, 400, "unknown_event").await;
     assert_eq!(error["details"]["event"], "rubber_stamp", "{error}");
+    let known = error["details"]["known"].as_array().expect("details.known");
+    for event in [
+        "submit",
+        "endorse",
+        "approve",
+        "return",
+        "proxy",
+        "acknowledge",
+    ] {
+        assert!(known.contains(&json!(event)), "{event} in {error}");
+    }
 }
 
 async fn refusals_by_the_workflow_change_nothing(backend: Backend) {

@@ -14,3 +14,4 @@ mod instances;
 mod migrations;
 mod sqlite;
 mod tokens;
+mod workflows;
