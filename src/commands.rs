@@ -1,6 +1,6 @@
 //! The entry points of the CLI subcommands.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::db::{self, DbError};
+use crate::services::audit;
 use crate::startup::{Application, StartupError};
 use crate::workflow::{load_dir, Kinds};
 
@@ -23,6 +24,10 @@ pub enum CommandError {
     Database(#[from] DbError),
     #[error("cannot migrate the database")]
     Migrate(#[source] sea_orm::DbErr),
+    #[error("cannot read the audit trail")]
+    ReadAudit(#[source] sea_orm::DbErr),
+    #[error("cannot print the report")]
+    Print(#[source] std::io::Error),
     #[error("the server stopped with an error")]
     Serve(#[source] std::io::Error),
     #[error("`{0}` is not available in this build")]
@@ -85,9 +90,29 @@ pub async fn check_workflows(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `verify-audit`: filled in by the audit tables' owner when merging.
-pub async fn verify_audit(_settings: Settings) -> Result<ExitCode, CommandError> {
-    Err(CommandError::NotAvailable("verify-audit"))
+/// `verify-audit`: check every audit chain and the anchors in one read-only snapshot and print
+/// the report; exit 0 when clean, 1 otherwise. It never writes: anchoring is the server's job.
+pub async fn verify_audit(settings: Settings) -> Result<ExitCode, CommandError> {
+    verify_audit_to(&settings, &mut std::io::stdout()).await
+}
+
+/// [`verify_audit`], printing the report to `out`.
+pub async fn verify_audit_to(
+    settings: &Settings,
+    out: &mut (impl Write + Send),
+) -> Result<ExitCode, CommandError> {
+    let connection = db::connect(settings).await?;
+    let report = audit::verify_snapshot(&connection)
+        .await
+        .map_err(CommandError::ReadAudit)?;
+    out.write_all(audit::render(&report).as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(CommandError::Print)?;
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `demo`: seed the demonstration data (once per database), print where to go and how to sign

@@ -56,6 +56,8 @@ pub struct Settings {
     pub mail_dir: PathBuf,
     /// The externally visible base URL, used in links (mail, redirects).
     pub public_url: String,
+    /// How often the server anchors the audit chain heads; 0 disables anchoring.
+    pub audit_anchor_interval_seconds: u64,
 }
 
 impl Default for Settings {
@@ -72,6 +74,7 @@ impl Default for Settings {
             shutdown_timeout_seconds: 10,
             mail_dir: PathBuf::from("./data/mail"),
             public_url: "http://127.0.0.1:8080".to_owned(),
+            audit_anchor_interval_seconds: 300,
         }
     }
 }
@@ -168,6 +171,10 @@ impl fmt::Debug for Settings {
             .field("shutdown_timeout_seconds", &self.shutdown_timeout_seconds)
             .field("mail_dir", &self.mail_dir)
             .field("public_url", &self.public_url)
+            .field(
+                "audit_anchor_interval_seconds",
+                &self.audit_anchor_interval_seconds,
+            )
             .finish()
     }
 }
@@ -229,6 +236,7 @@ mod tests {
             assert_eq!(settings.shutdown_timeout_seconds, 10);
             assert_eq!(settings.mail_dir, PathBuf::from("./data/mail"));
             assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+            assert_eq!(settings.audit_anchor_interval_seconds, 300);
             Ok(())
         });
     }

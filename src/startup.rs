@@ -15,6 +15,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::rate_limit::FailureLimiter;
@@ -145,7 +146,18 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?;
 
         let (stop_background, stopped) = watch::channel(false);
-        let background = vec![tokio::spawn(purge_revoked_tokens(state.clone(), stopped))];
+        let mut background = vec![tokio::spawn(purge_revoked_tokens(
+            state.clone(),
+            stopped.clone(),
+        ))];
+        match state.settings.audit_anchor_interval_seconds {
+            0 => tracing::info!("audit anchoring is disabled (audit_anchor_interval_seconds = 0)"),
+            seconds => background.push(tokio::spawn(anchor_audit_heads(
+                state.clone(),
+                StdDuration::from_secs(seconds),
+                stopped,
+            ))),
+        }
         tracing::info!(port, "listening");
         Ok(Self {
             port,
@@ -267,6 +279,34 @@ async fn purge_revoked_tokens(state: web::Data<AppState>, mut stop: watch::Recei
                     Ok(0) => {}
                     Ok(purged) => tracing::info!(purged, "purged expired revoked tokens"),
                     Err(error) => tracing::warn!(?error, "could not purge expired revoked tokens"),
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Anchors the audit chain heads that changed, every `period` (the first one period after
+/// start), until told to stop.
+async fn anchor_audit_heads(
+    state: web::Data<AppState>,
+    period: StdDuration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                match services::audit::anchor(&state.db, state.clock.now()).await {
+                    Ok(Some(anchor)) => tracing::info!(
+                        seq = anchor.seq,
+                        heads = anchor.heads,
+                        hash = %anchor.hash,
+                        "anchored the audit chain heads"
+                    ),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(?error, "could not anchor the audit chain heads"),
                 }
             }
             _ = stop.changed() => return,

@@ -28,7 +28,7 @@ pub enum InstanceError {
     #[error("unknown workflow {0}")]
     UnknownWorkflow(String),
     #[error("unknown event {event}")]
-    UnknownEvent { event: String },
+    UnknownEvent { event: String, known: Vec<String> },
     #[error("the event was refused")]
     Rejected(Rejection),
     /// The caller's version is not the current one.
@@ -48,7 +48,7 @@ pub enum InstanceError {
 impl From<FireError> for InstanceError {
     fn from(e: FireError) -> Self {
         match e {
-            FireError::UnknownEvent { event } => Self::UnknownEvent { event },
+            FireError::UnknownEvent { event, known } => Self::UnknownEvent { event, known },
             FireError::Corrupt { reason } => Self::Corrupt(reason),
             FireError::Rejected(r) => Self::Rejected(r),
         }

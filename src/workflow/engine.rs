@@ -94,14 +94,16 @@ impl<C: WorkflowContext> CompiledWorkflow<C> {
         }
     }
 
-    /// Every organisation the instance involves: those its context names and those of the
-    /// steps of its running route. Members of these organisations may see it.
+    /// Every organisation the instance involves: those its context names (in its scopes and
+    /// beyond them) and those of the steps of its running route. Members of these
+    /// organisations may see it.
     pub fn organisations(&self, inst: &Instance<C>) -> Vec<String> {
         let mut orgs: Vec<String> = self
             .org_scopes
             .iter()
             .filter_map(|s| inst.ctx.organisation(s))
             .map(str::to_owned)
+            .chain(inst.ctx.further_organisations().iter().cloned())
             .collect();
         if let Some(rp) = inst.progress.route.as_deref() {
             for step in &rp.steps {

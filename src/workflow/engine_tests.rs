@@ -199,6 +199,21 @@ fn a_tier3_application_must_be_endorsed_by_the_intermediate_tier_first() {
 }
 
 #[test]
+fn the_intermediate_tier_is_involved_before_during_and_after_its_endorsement() {
+    let (wf, c) = (wf(), cast());
+    let mut app = tier3_app();
+    let expected = [CENTRAL, CITY, FED];
+    assert_eq!(wf.organisations(&app), expected, "in draft");
+    ok(fire(&wf, &mut app, "submit", &c.central_clerk));
+    ok(fire(&wf, &mut app, "endorse", &c.fed_endorser));
+    assert_eq!(wf.organisations(&app), expected, "under decision");
+    for who in [&c.officer, &c.chief, &c.manager] {
+        ok(fire(&wf, &mut app, "approve", who));
+    }
+    assert_eq!(wf.organisations(&app), expected, "permitted");
+}
+
+#[test]
 fn a_refusal_lists_every_unmet_requirement_and_changes_nothing() {
     let (wf, c) = (wf(), cast());
     let mut app = tier2_app();

@@ -86,6 +86,12 @@ pub trait WorkflowContext: Serialize + DeserializeOwned + Send + Sync + 'static 
     fn organisation(&self, _scope: &str) -> Option<&str> {
         None
     }
+
+    /// Organisations the instance involves beyond its named scopes (a subcontract's
+    /// intermediate tiers); their members may see it in every state.
+    fn further_organisations(&self) -> &[String] {
+        &[]
+    }
 }
 
 impl WorkflowContext for serde_json::Value {

@@ -56,8 +56,8 @@ pub struct Fired {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum FireError {
-    /// The definition has no such event.
-    UnknownEvent { event: String },
+    /// The definition has no such event; `known` lists those it has.
+    UnknownEvent { event: String, known: Vec<String> },
     /// The stored instance does not fit its definition (a state or JSON that cannot be read).
     Corrupt { reason: String },
     /// The engine refused it.
@@ -210,6 +210,7 @@ impl<C: WorkflowContext + Clone> WorkflowRuntime for Loaded<C> {
             .event_id(request.event)
             .ok_or_else(|| FireError::UnknownEvent {
                 event: request.event.to_owned(),
+                known: self.wf.events.clone(),
             })?;
         let mut inst = self.load(stored)?;
         let input = EventInput {

@@ -4,13 +4,17 @@ use std::sync::LazyLock;
 
 use actix_web::web;
 use chrono::{DateTime, NaiveDate, Utc};
+use entity::{audit_record, outbox, timer, workflow_instance};
 use itaku::clock::Clock;
 use itaku::config::{LogFormat, Settings};
 use itaku::services::users::{self, NewMembership, NewOrganisation, NewUser};
 use itaku::startup::{AppState, Application};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder,
+};
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// Where the PostgreSQL tests create their databases (trust authentication).
@@ -29,14 +33,21 @@ pub enum Backend {
 
 /// Writes each test twice, once per backend: `mod sqlite { … }` and `mod postgres { … }`.
 /// Each named function must be `async fn name(backend: Backend)` in the invoking module.
+/// `on_both_backends!(multi_thread: …)` runs them on a multi-threaded runtime (races).
 #[macro_export]
 macro_rules! on_both_backends {
+    (multi_thread: $($test:ident),+ $(,)?) => {
+        $crate::on_both_backends!(@ tokio::test(flavor = "multi_thread", worker_threads = 4); $($test),+);
+    };
     ($($test:ident),+ $(,)?) => {
+        $crate::on_both_backends!(@ tokio::test; $($test),+);
+    };
+    (@ $runtime:meta; $($test:ident),+) => {
         mod sqlite {
-            $( #[tokio::test] async fn $test() { super::$test($crate::helpers::Backend::Sqlite).await; } )+
+            $( #[$runtime] async fn $test() { super::$test($crate::helpers::Backend::Sqlite).await; } )+
         }
         mod postgres {
-            $( #[tokio::test] async fn $test() { super::$test($crate::helpers::Backend::Postgres).await; } )+
+            $( #[$runtime] async fn $test() { super::$test($crate::helpers::Backend::Postgres).await; } )+
         }
     };
 }
@@ -68,15 +79,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// The application with the given clock.
 pub async fn spawn_app_with_clock(backend: Backend, clock: Clock) -> TestApp {
-    LazyLock::force(&TRACING);
+    spawn_app_with(backend, clock, |_| {}).await
+}
+
+/// The application with the given clock and settings changed by `adjust`.
+pub async fn spawn_app_with(
+    backend: Backend,
+    clock: Clock,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
     let database = ScratchDatabase::create(backend).await;
-    let settings = Settings {
-        host: "127.0.0.1".to_owned(),
-        port: 0,
-        database_url: database.url.clone(),
-        jwt_secret: Some(SecretString::from(JWT_SECRET)),
-        ..Settings::default()
-    };
+    let mut settings = database.settings();
+    adjust(&mut settings);
     let application = Application::build_with_clock(settings.clone(), clock)
         .await
         .expect("the application builds");
@@ -125,13 +139,30 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// GETs `path` as `token`'s user, expecting 200 and a JSON body.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let response = self.get_with_token(path, token).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("a JSON body")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
+        send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn post_json_with_token(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        send(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
     }
 
     /// POSTs `body` as is, declared as `content_type`.
@@ -141,13 +172,19 @@ impl TestApp {
         content_type: &str,
         body: &'static str,
     ) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("request sent")
+        send(raw(self.client.post(self.url(path)), content_type, body)).await
+    }
+
+    /// [`TestApp::post_raw`] as `token`'s user.
+    pub async fn post_raw_with_token(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &'static str,
+    ) -> reqwest::Response {
+        let request = self.client.post(self.url(path)).bearer_auth(token);
+        send(raw(request, content_type, body)).await
     }
 
     pub async fn sign_in(&self, login: &str, password: &str) -> reqwest::Response {
@@ -183,20 +220,10 @@ impl TestApp {
         .id
     }
 
-    /// Creates an organisation with this id.
+    /// Creates a municipality with this id.
     pub async fn create_organisation(&self, id: &str) {
-        users::create_organisation(
-            &self.db,
-            NewOrganisation {
-                id: id.to_owned(),
-                kind: "municipality".to_owned(),
-                name_ja: format!("{id}市"),
-                name_en: Some(format!("{id} City")),
-            },
-            self.now(),
-        )
-        .await
-        .expect("organisation created");
+        self.create_organisation_of_kind(id, "municipality", &format!("{id}市"))
+            .await;
     }
 
     /// Gives `user_id` a role in `org` from `from` to `until` inclusive.
@@ -222,6 +249,18 @@ impl TestApp {
         .await
         .expect("membership added");
     }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.expect("request sent")
+}
+
+fn raw(
+    request: reqwest::RequestBuilder,
+    content_type: &str,
+    body: &'static str,
+) -> reqwest::RequestBuilder {
+    request.header("content-type", content_type).body(body)
 }
 
 /// Asserts the API's error shape and code; returns the body.
@@ -264,14 +303,16 @@ pub fn day(year: i32, month: u32, day: u32) -> NaiveDate {
 }
 
 /// A fresh database, removed when the test ends (best effort for PostgreSQL).
-struct ScratchDatabase {
+pub struct ScratchDatabase {
     url: String,
     postgres_name: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl ScratchDatabase {
-    async fn create(backend: Backend) -> Self {
+    /// An empty database of `backend`; logs are switched on here when TEST_LOG asks for them.
+    pub async fn create(backend: Backend) -> Self {
+        LazyLock::force(&TRACING);
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
@@ -307,6 +348,19 @@ impl ScratchDatabase {
     }
 }
 
+impl ScratchDatabase {
+    /// Settings of a test application on this database: a free port, the test signing key.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            host: "127.0.0.1".to_owned(),
+            port: 0,
+            database_url: self.url.clone(),
+            jwt_secret: Some(SecretString::from(JWT_SECRET)),
+            ..Settings::default()
+        }
+    }
+}
+
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         let Some(name) = self.postgres_name.take() else {
@@ -329,6 +383,275 @@ impl Drop for ScratchDatabase {
         .join();
         if !matches!(dropped, Ok(Some(_))) {
             eprintln!("note: could not drop a test database; it is left behind");
+        }
+    }
+}
+
+// --- The subcontract chain and its instances ---------------------------------------------
+
+/// The workflow the instance tests run.
+pub const WORKFLOW: &str = "subcontract_permission";
+/// 目黒区, the root consignor.
+pub const MEGURO: &str = "meguro";
+/// 東京都国保連, the tier-1 contractor.
+pub const KOKUHOREN: &str = "tokyo_kokuhoren";
+/// 国保中央会, the tier-2 contractor.
+pub const CHUOKAI: &str = "kokuho_chuokai";
+/// 新宿区, a municipality outside the chain.
+pub const SHINJUKU: &str = "shinjuku";
+
+/// A signed-in user: their id and a session token.
+pub struct Person {
+    pub id: String,
+    pub token: String,
+}
+
+/// The people of the chain 目黒区 → 東京都国保連 → 国保中央会, and an outsider of 新宿区.
+pub struct Cast {
+    /// 目黒区 担当者 (officer_check).
+    pub officer: Person,
+    /// 目黒区 係長 (chief).
+    pub chief: Person,
+    /// 目黒区 課長 (manager).
+    pub manager: Person,
+    /// A contractor of 東京都国保連.
+    pub kokuhoren: Person,
+    /// A contractor of 国保中央会.
+    pub chuokai: Person,
+    /// An officer of 新宿区.
+    pub outsider: Person,
+}
+
+impl Cast {
+    /// Creates the organisations, the users and their memberships, and signs everyone in.
+    pub async fn create(app: &TestApp) -> Self {
+        for (id, kind, name) in [
+            (MEGURO, "municipality", "目黒区"),
+            (SHINJUKU, "municipality", "新宿区"),
+            (KOKUHOREN, "contractor", "東京都国民健康保険団体連合会"),
+            (CHUOKAI, "contractor", "公益社団法人国民健康保険中央会"),
+        ] {
+            app.create_organisation_of_kind(id, kind, name).await;
+        }
+        Self {
+            officer: app.person("meguro_officer", &[(MEGURO, "officer")]).await,
+            chief: app.person("meguro_chief", &[(MEGURO, "chief")]).await,
+            manager: app.person("meguro_manager", &[(MEGURO, "manager")]).await,
+            kokuhoren: app.person("kokuhoren", &[(KOKUHOREN, "contractor")]).await,
+            chuokai: app.person("chuokai", &[(CHUOKAI, "contractor")]).await,
+            outsider: app
+                .person("shinjuku_officer", &[(SHINJUKU, "officer")])
+                .await,
+        }
+    }
+
+    /// 東京都国保連 files a tier-2 application with 目黒区 (nobody in between).
+    pub async fn apply_tier2(&self, app: &TestApp) -> Value {
+        let context = json!({ "applicant_org": KOKUHOREN, "root_consignor_org": MEGURO });
+        app.start_instance(&self.kokuhoren.token, context).await
+    }
+
+    /// 国保中央会 files a tier-3 application, to be endorsed by 東京都国保連.
+    pub async fn apply_tier3(&self, app: &TestApp) -> Value {
+        let context = json!({
+            "applicant_org": CHUOKAI,
+            "root_consignor_org": MEGURO,
+            "intermediate_orgs": [KOKUHOREN],
+        });
+        app.start_instance(&self.chuokai.token, context).await
+    }
+
+    /// A tier-2 application, submitted: at the officer's step of 目黒区's decision.
+    pub async fn submitted_tier2(&self, app: &TestApp) -> Value {
+        let draft = self.apply_tier2(app).await;
+        app.fire_ok(
+            &self.kokuhoren.token,
+            id_of(&draft),
+            json!({ "event": "submit" }),
+        )
+        .await
+    }
+
+    /// A tier-2 application the officer and the chief approved: at the manager's step.
+    pub async fn at_manager_step(&self, app: &TestApp) -> Value {
+        let submitted = self.submitted_tier2(app).await;
+        let id = id_of(&submitted);
+        for who in [&self.officer, &self.chief] {
+            app.fire_ok(&who.token, id, json!({ "event": "approve" }))
+                .await;
+        }
+        app.get_json(&instance_path(id), &self.manager.token).await
+    }
+
+    /// A permitted tier-2 application.
+    pub async fn permitted_tier2(&self, app: &TestApp) -> Value {
+        let waiting = self.at_manager_step(app).await;
+        let permitted = app
+            .fire_ok(
+                &self.manager.token,
+                id_of(&waiting),
+                json!({ "event": "approve" }),
+            )
+            .await;
+        assert_eq!(permitted["state"], "permitted");
+        permitted
+    }
+}
+
+/// The `id` of an instance as the API shows it.
+pub fn id_of(instance: &Value) -> &str {
+    instance["id"].as_str().expect("an instance id")
+}
+
+/// `/api/v1/instances/{id}`.
+pub fn instance_path(id: &str) -> String {
+    format!("/api/v1/instances/{id}")
+}
+
+/// The `code` of every unmet requirement in an error's details.
+pub fn unmet_codes(error: &Value) -> Vec<&str> {
+    error["details"]["unmet"]
+        .as_array()
+        .expect("details.unmet")
+        .iter()
+        .map(|u| u["code"].as_str().expect("an unmet code"))
+        .collect()
+}
+
+/// What a refused request must leave exactly as it was.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Footprint {
+    pub state: String,
+    pub version: i64,
+    pub audit_records: usize,
+    pub outbox_rows: usize,
+    pub timers: usize,
+    pub running_timers: usize,
+}
+
+impl TestApp {
+    /// Creates an organisation of this kind and name.
+    pub async fn create_organisation_of_kind(&self, id: &str, kind: &str, name_ja: &str) {
+        users::create_organisation(
+            &self.db,
+            NewOrganisation {
+                id: id.to_owned(),
+                kind: kind.to_owned(),
+                name_ja: name_ja.to_owned(),
+                name_en: None,
+            },
+            self.now(),
+        )
+        .await
+        .expect("organisation created");
+    }
+
+    /// Creates a user holding these `(organisation, role)`s since 2020-04-01, and signs in.
+    pub async fn person(&self, login: &str, roles: &[(&str, &str)]) -> Person {
+        let id = self.create_user(login).await;
+        for (org, role) in roles {
+            self.add_membership(&id, org, role, day(2020, 4, 1), None)
+                .await;
+        }
+        Person {
+            token: self.token_for(login).await,
+            id,
+        }
+    }
+
+    /// POST /instances: `body` names the workflow, the context and what it corrects.
+    pub async fn create_instance(&self, token: &str, body: Value) -> reqwest::Response {
+        self.post_json_with_token("/api/v1/instances", token, &body)
+            .await
+    }
+
+    /// Starts an instance of [`WORKFLOW`], expecting 201; returns it as the API shows it.
+    pub async fn start_instance(&self, token: &str, context: Value) -> Value {
+        let body = json!({ "workflow": WORKFLOW, "context": context });
+        let response = self.create_instance(token, body).await;
+        assert_eq!(response.status(), 201, "instance created");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// How many instances exist.
+    pub async fn instance_count(&self) -> u64 {
+        workflow_instance::Entity::find()
+            .count(&self.db)
+            .await
+            .expect("instances counted")
+    }
+
+    /// Fires an event: POST /instances/{id}/events.
+    pub async fn fire(&self, token: &str, id: &str, body: Value) -> reqwest::Response {
+        let path = format!("{}/events", instance_path(id));
+        self.post_json_with_token(&path, token, &body).await
+    }
+
+    /// Fires an event expecting 200; returns the instance as the API shows it.
+    pub async fn fire_ok(&self, token: &str, id: &str, body: Value) -> Value {
+        let response = self.fire(token, id, body.clone()).await;
+        let status = response.status();
+        let answer: Value = response.json().await.expect("a JSON body");
+        assert_eq!(status, 200, "{body} answered {answer}");
+        answer
+    }
+
+    /// The instance's row.
+    pub async fn instance_row(&self, id: &str) -> workflow_instance::Model {
+        workflow_instance::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .expect("instance read")
+            .expect("the instance exists")
+    }
+
+    /// The instance's audit records, by seq.
+    pub async fn audit_rows(&self, id: &str) -> Vec<audit_record::Model> {
+        use audit_record::Column as C;
+        self.rows_of::<audit_record::Entity>(C::InstanceId, id, C::Seq)
+            .await
+    }
+
+    /// The instance's outbox rows, by idempotency key.
+    pub async fn outbox_rows(&self, id: &str) -> Vec<outbox::Model> {
+        use outbox::Column as C;
+        self.rows_of::<outbox::Entity>(C::InstanceId, id, C::IdempotencyKey)
+            .await
+    }
+
+    /// The instance's timers, by idempotency key.
+    pub async fn timer_rows(&self, id: &str) -> Vec<timer::Model> {
+        use timer::Column as C;
+        self.rows_of::<timer::Entity>(C::InstanceId, id, C::IdempotencyKey)
+            .await
+    }
+
+    /// The rows of `E` whose `instance` column is `id`, ordered by `order`.
+    async fn rows_of<E: EntityTrait>(
+        &self,
+        instance: E::Column,
+        id: &str,
+        order: E::Column,
+    ) -> Vec<E::Model> {
+        E::find()
+            .filter(instance.eq(id))
+            .order_by_asc(order)
+            .all(&self.db)
+            .await
+            .expect("rows read")
+    }
+
+    /// What the database holds for the instance.
+    pub async fn footprint(&self, id: &str) -> Footprint {
+        let row = self.instance_row(id).await;
+        let timers = self.timer_rows(id).await;
+        Footprint {
+            state: row.state,
+            version: row.version,
+            audit_records: self.audit_rows(id).await.len(),
+            outbox_rows: self.outbox_rows(id).await.len(),
+            running_timers: timers.iter().filter(|t| t.cancelled_at.is_none()).count(),
+            timers: timers.len(),
         }
     }
 }

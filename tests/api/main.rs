@@ -5,10 +5,13 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod errors;
 mod health;
 mod identity;
+mod instances;
 mod migrations;
 mod sqlite;
 mod tokens;
+mod workflows;

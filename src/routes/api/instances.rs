@@ -92,8 +92,8 @@ fn api_error(e: InstanceError) -> ApiError {
         InstanceError::NotFound => ApiError::new(ErrorCode::NotFound),
         InstanceError::UnknownWorkflow(w) => ApiError::new(ErrorCode::UnknownWorkflow)
             .with_details(serde_json::json!({ "workflow": w })),
-        InstanceError::UnknownEvent { event } => ApiError::new(ErrorCode::UnknownEvent)
-            .with_details(serde_json::json!({ "event": event })),
+        InstanceError::UnknownEvent { event, known } => ApiError::new(ErrorCode::UnknownEvent)
+            .with_details(serde_json::json!({ "event": event, "known": known })),
         InstanceError::Rejected(r) => {
             let code = match r.kind {
                 RejectionKind::NotApplicable => ErrorCode::EventNotApplicable,

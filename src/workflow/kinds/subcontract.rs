@@ -33,6 +33,12 @@ impl WorkflowContext for SubcontractContext {
             _ => None,
         }
     }
+
+    /// The intermediate tiers prepare, endorse and supervise the application (BRIEF C3, C8),
+    /// so they follow it before, during and after their own endorsement.
+    fn further_organisations(&self) -> &[String] {
+        &self.intermediate_orgs
+    }
 }
 
 /// One endorsement step per intermediate tier, nearest to the applicant first.
