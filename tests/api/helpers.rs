@@ -112,6 +112,28 @@ pub async fn spawn_app_with(
 }
 
 impl TestApp {
+    /// A second application on the same database, with settings changed by `adjust` (a
+    /// redeployment). The first keeps serving until the test ends, as an old replica would.
+    pub async fn redeploy(self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        let application = Application::build_with_clock(settings.clone(), self.state.clock.clone())
+            .await
+            .expect("the redeployed application builds");
+        let port = application.port();
+        let state = application.state();
+        tokio::spawn(application.run_until_stopped());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            db: state.db.clone(),
+            client: self.client,
+            state,
+            settings,
+            _database: self._database,
+        }
+    }
+
     /// The application's "now".
     pub fn now(&self) -> DateTime<Utc> {
         self.state.clock.now()

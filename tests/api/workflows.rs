@@ -3,13 +3,14 @@
 
 use std::path::Path;
 
+use itaku::clock::Clock;
 use itaku::startup::Application;
 use itaku::workflow::content_hash;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_api_error, id_of, instance_path, spawn_app, Backend, Cast, ScratchDatabase, TestApp,
-    MEGURO, WORKFLOW,
+    assert_api_error, id_of, instance_path, spawn_app, spawn_app_with, Backend, Cast,
+    ScratchDatabase, TestApp, MEGURO, WORKFLOW,
 };
 
 /// The product definition, as deployed.
@@ -225,7 +226,83 @@ async fn an_invalid_definition_is_refused_at_start_up_naming_its_file_and_line(b
     );
 }
 
+/// Version 2 of the product definition: the chief's step is gone from the decision route.
+fn without_the_chief() -> String {
+    let chief = "[[routes.steps]]\nid = \"chief\"\n";
+    let start = PRODUCT.find(chief).unwrap();
+    let end = start + PRODUCT[start..].find("\n\n").unwrap() + 2;
+    let v2 = format!("{}{}", &PRODUCT[..start], &PRODUCT[end..])
+        .replace("\nversion = 1\n", "\nversion = 2\n");
+    assert!(!v2.contains("id = \"chief\"") && v2.contains("\nversion = 2\n"));
+    v2
+}
+
+async fn instances_keep_their_version_after_a_redeployment_that_drops_the_old_file(
+    backend: Backend,
+) {
+    let v1_dir = tempfile::tempdir().unwrap();
+    std::fs::write(v1_dir.path().join("subcontract_permission.toml"), PRODUCT).unwrap();
+    let v1_path = v1_dir.path().to_owned();
+    let app = spawn_app_with(backend, Clock::System, |s| s.workflows_dir = v1_path).await;
+    let cast = Cast::create(&app).await;
+    let old = cast.submitted_tier2(&app).await;
+    let old_id = id_of(&old).to_owned();
+    assert_eq!(old["workflow_version"], 1);
+
+    // Only version 2 is deployed now; version 1 lives on in the database.
+    let v2_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        v2_dir.path().join("subcontract_permission.toml"),
+        without_the_chief(),
+    )
+    .unwrap();
+    let v2_path = v2_dir.path().to_owned();
+    let app = app.redeploy(|s| s.workflows_dir = v2_path).await;
+    let listed: Value = app
+        .get_with_token("/api/v1/workflows", &cast.officer.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let versions: Vec<(u64, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["version"].as_u64().unwrap(),
+                w["latest"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(versions, [(1, false), (2, true)]);
+
+    // The old instance still needs its chief.
+    let approve = || json!({ "event": "approve" });
+    app.fire_ok(&cast.officer.token, &old_id, approve()).await;
+    let early = app.fire(&cast.manager.token, &old_id, approve()).await;
+    assert_api_error(early, 403, "transition_forbidden").await;
+    app.fire_ok(&cast.chief.token, &old_id, approve()).await;
+    let done = app.fire_ok(&cast.manager.token, &old_id, approve()).await;
+    assert_eq!(
+        (done["state"].as_str(), done["workflow_version"].as_u64()),
+        (Some("permitted"), Some(1))
+    );
+
+    // A new instance starts on version 2, where the manager follows the officer.
+    let new = cast.submitted_tier2(&app).await;
+    let new_id = id_of(&new).to_owned();
+    assert_eq!(new["workflow_version"], 2);
+    app.fire_ok(&cast.officer.token, &new_id, approve()).await;
+    let done = app.fire_ok(&cast.manager.token, &new_id, approve()).await;
+    assert_eq!(
+        (done["state"].as_str(), done["workflow_version"].as_u64()),
+        (Some("permitted"), Some(2))
+    );
+}
+
 crate::on_both_backends!(
+    instances_keep_their_version_after_a_redeployment_that_drops_the_old_file,
     the_product_workflow_is_listed_as_its_latest_version,
     a_workflow_is_described_with_its_states_and_transitions,
     the_workflow_diagram_highlights_the_state_asked_for,
