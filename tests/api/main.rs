@@ -12,6 +12,7 @@ mod health;
 mod identity;
 mod instances;
 mod migrations;
+mod shutdown;
 mod sqlite;
 mod tokens;
 mod workflows;
