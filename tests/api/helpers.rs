@@ -117,7 +117,7 @@ impl TestApp {
     pub async fn redeploy(self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = self.settings.clone();
         adjust(&mut settings);
-        let application = Application::build_with_clock(settings.clone(), self.state.clock.clone())
+        let application = Application::build_with_clock(settings.clone(), self.state.clock)
             .await
             .expect("the redeployed application builds");
         let port = application.port();
