@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{audit_record, workflow_instance};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    Set, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -199,6 +199,11 @@ pub async fn get(
         return Err(InstanceError::NotFound);
     }
     view(rt, row, &st, acting)
+}
+
+/// How many instances the database holds.
+pub async fn count(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    workflow_instance::Entity::find().count(db).await
 }
 
 /// The instance's audit trail, oldest first, if the actor may see the instance.
