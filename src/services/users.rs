@@ -3,10 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::{deputy, membership, organisation, user};
+use entity::{deputy, membership, organisation, revoked_token, user};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    JoinType, QueryFilter, QuerySelect, RelationTrait, Set, SqlErr,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -309,6 +310,117 @@ pub async fn find_by_id<C: ConnectionTrait>(
     id: &str,
 ) -> Result<Option<user::Model>, ApiError> {
     Ok(user::Entity::find_by_id(id.to_owned()).one(db).await?)
+}
+
+/// What a request's token stands for: its user, whether the token was revoked, and what the
+/// user may do on the day.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub login: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    /// The token was signed out.
+    pub token_revoked: bool,
+    /// As [`effective_grants`].
+    pub grants: Vec<Grant>,
+    /// As [`effective_deputyships`].
+    pub deputy_for: Vec<Deputyship>,
+}
+
+/// One row of the session query: the user, one membership in effect (if any), and flags.
+#[derive(Debug, FromQueryResult)]
+struct SessionRow {
+    id: String,
+    login: String,
+    display_name: String,
+    email: Option<String>,
+    role: Option<String>,
+    organisation_id: Option<String>,
+    token_revoked: bool,
+    deputises: bool,
+}
+
+/// The session of token `jti` of user `user_id` on `day`, or `None` if there is no such user.
+///
+/// Every request asks this, so the user, their memberships in effect, the revocation of the
+/// token and whether they deputise for anyone come back in one statement; the deputyships
+/// themselves are only looked up for users who have some.
+pub async fn session<C: ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    jti: &str,
+    day: NaiveDate,
+) -> Result<Option<Session>, ApiError> {
+    let revoked = Query::select()
+        .expr(Expr::val(1))
+        .from(revoked_token::Entity)
+        .and_where(revoked_token::Column::Jti.eq(jti))
+        .to_owned();
+    let deputyships = Query::select()
+        .expr(Expr::val(1))
+        .from(deputy::Entity)
+        .and_where(deputy::Column::DeputyUserId.eq(user_id))
+        .cond_where(in_effect(
+            deputy::Column::ValidFrom,
+            deputy::Column::ValidUntil,
+            day,
+        ))
+        .to_owned();
+    let rows = user::Entity::find()
+        .select_only()
+        .columns([
+            user::Column::Id,
+            user::Column::Login,
+            user::Column::DisplayName,
+            user::Column::Email,
+        ])
+        .column(membership::Column::Role)
+        .column(membership::Column::OrganisationId)
+        .expr_as(Expr::exists(revoked), "token_revoked")
+        .expr_as(Expr::exists(deputyships), "deputises")
+        .join(
+            JoinType::LeftJoin,
+            user::Relation::Membership.def().on_condition(move |_, _| {
+                in_effect(
+                    membership::Column::ValidFrom,
+                    membership::Column::ValidUntil,
+                    day,
+                )
+            }),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .into_model::<SessionRow>()
+        .all(db)
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let deputy_for = if first.deputises && !first.token_revoked {
+        effective_deputyships(db, user_id, day).await?
+    } else {
+        Vec::new()
+    };
+    let mut session = Session {
+        user_id: first.id.clone(),
+        login: first.login.clone(),
+        display_name: first.display_name.clone(),
+        email: first.email.clone(),
+        token_revoked: first.token_revoked,
+        grants: Vec::new(),
+        deputy_for,
+    };
+    let grants: BTreeSet<Grant> = rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(Grant {
+                role: row.role?,
+                org: Some(row.organisation_id?),
+            })
+        })
+        .collect();
+    session.grants = grants.into_iter().collect();
+    Ok(Some(session))
 }
 
 /// The roles the user holds on `day` through memberships in effect that day, sorted.
