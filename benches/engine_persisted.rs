@@ -204,11 +204,8 @@ impl Scratch {
                     .await
                     .map_err(|e| format!("creating database {name}: {e}"))?;
                 let _ = admin.close().await;
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(base, _)| base);
                 Ok(Self {
-                    url: format!("{base}/{name}"),
+                    url: database_url(&admin_url, &name),
                     postgres: Some((admin_url, name)),
                     dir,
                 })
@@ -229,6 +226,19 @@ impl Scratch {
                 eprintln!("note: could not drop the scratch database {name}: {e}");
             }
         }
+    }
+}
+
+/// `admin_url` with its database (the last path segment) replaced by `name`; a query string
+/// (`?sslmode=disable`) is kept.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let (path, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(p, q)| (p, Some(q)));
+    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
     }
 }
 
