@@ -16,7 +16,7 @@
 //! Environment: `BENCH_N` (default 1,000), `BENCH_DB` = `sqlite`, `postgres` or `both` (default),
 //! `BENCH_CLIENTS` (default `1,8`), `BENCH_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`, where the scratch databases are created),
-//! `RUST_LOG` (default `warn`).
+//! `BENCH_POOL` (the pool size; default: the application's), `RUST_LOG` (default `warn`).
 
 mod common;
 
@@ -273,6 +273,9 @@ async fn measure(db: Db, scratch: &Scratch, clients: u64, n: u64) -> Result<Valu
         workflows_dir,
         jwt_secret: Some(SecretString::from(hex::encode(secret))),
         mail_dir: scratch.dir.path().join("mail"),
+        database_max_connections: std::env::var("BENCH_POOL")
+            .ok()
+            .and_then(|v| v.parse().ok()),
         ..Settings::default()
     };
     let mut kinds = Kinds::product();
