@@ -2,23 +2,13 @@
 //! built, created, submitted, checked and approved; finished instances are retained. Prints one
 //! JSON line. `BENCH_N` sets N (default 100,000).
 
+mod common;
+
 use std::process::ExitCode;
 use std::time::Instant;
 
+use common::status_kb;
 use itaku::workflow::kinds::workload::Workload;
-
-/// A field of /proc/self/status, in kB.
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn main() -> ExitCode {
     let n: u64 = std::env::var("BENCH_N")

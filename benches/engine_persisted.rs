@@ -1,1 +1,659 @@
-fn main() {}
+//! The persisted engine benchmark of `shared/bench/WORKLOAD.md`, through the HTTP API of the real
+//! application started in this process on 127.0.0.1 (port 0), with a durable database: a SQLite
+//! file (WAL, `synchronous=FULL`: the application's defaults) or a fresh PostgreSQL database.
+//!
+//! For each database and each number K of concurrent clients: the untimed guard checks through
+//! the API, 20 warm-up instances per client, then N instances (client k takes `i ≡ k mod K`), each
+//! created (one commit) and moved by `submit`, `check_evidence` and `approve` (one commit each),
+//! every request timed. Prints one JSON line per measurement and exits non-zero if a guard check
+//! or an instance fails.
+//!
+//! Each measurement runs in a child process of its own (this binary, with `BENCH_RUN=db:K`), so
+//! its memory figures and its server start from nothing. `peak_rss_kb` is the peak of the timed
+//! loop: the high-water mark is reset just before it, so the argon2 hashes of the set-up (19 MiB
+//! each) do not hide it.
+//!
+//! Environment: `BENCH_N` (default 1,000), `BENCH_DB` = `sqlite`, `postgres` or `both` (default),
+//! `BENCH_CLIENTS` (default `1,8`), `BENCH_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, where the scratch databases are created),
+//! `BENCH_POOL` (the pool size; default: the application's), `RUST_LOG` (default `warn`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use common::status_kb;
+use itaku::auth::password;
+use itaku::clock::Clock;
+use itaku::config::Settings;
+use itaku::services::instances;
+use itaku::services::users::{self, ImportedUser, NewMembership, NewOrganisation};
+use itaku::startup::{AppState, Application};
+use itaku::workflow::kinds::workload::{self, WorkloadContext};
+use itaku::workflow::Kinds;
+use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const WARM_UP_PER_CLIENT: u64 = 20;
+/// The organisation in which every actor holds its role (the workload's roles are unscoped, so
+/// any organisation satisfies them).
+const ORGANISATION: &str = "bench";
+/// The workflow id of `benches/workload.toml`.
+const WORKFLOW: &str = "bench_workload";
+
+type Result<T, E = String> = std::result::Result<T, E>;
+
+fn main() -> ExitCode {
+    init_tracing();
+    match std::env::var("BENCH_RUN") {
+        Ok(run) => measure_in_this_process(&run),
+        Err(_) => run_every_measurement(),
+    }
+}
+
+/// The log filter unless `RUST_LOG` says otherwise: one line per request would drown the
+/// figures, and the refusals that the guard checks provoke on purpose are no warning.
+const QUIET: &str = "warn,tracing_actix_web=error";
+
+/// Installs the log subscriber.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(QUIET));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Starts one child process per (database, K), in order; stops at the first failure.
+fn run_every_measurement() -> ExitCode {
+    let dbs = match std::env::var("BENCH_DB").as_deref() {
+        Ok("sqlite") => vec!["sqlite"],
+        Ok("postgres") => vec!["postgres"],
+        Ok("both") | Err(_) => vec!["sqlite", "postgres"],
+        Ok(other) => {
+            eprintln!("BENCH_DB must be sqlite, postgres or both, not {other:?}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let clients = std::env::var("BENCH_CLIENTS").unwrap_or_else(|_| "1,8".to_owned());
+    let Ok(clients) = clients
+        .split(',')
+        .map(|k| k.trim().parse::<u64>().map_err(|_| ()))
+        .filter(|k| *k != Ok(0))
+        .collect::<std::result::Result<Vec<u64>, ()>>()
+    else {
+        eprintln!("BENCH_CLIENTS must be a comma-separated list of positive numbers");
+        return ExitCode::FAILURE;
+    };
+    let Ok(me) = std::env::current_exe() else {
+        eprintln!("cannot find this benchmark's own executable");
+        return ExitCode::FAILURE;
+    };
+    for db in &dbs {
+        for k in &clients {
+            let status = Command::new(&me)
+                .env("BENCH_RUN", format!("{db}:{k}"))
+                .status();
+            match status {
+                Ok(s) if s.success() => {}
+                Ok(s) => {
+                    eprintln!("the measurement on {db} with {k} clients failed ({s})");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => {
+                    eprintln!("cannot start the measurement on {db} with {k} clients: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Which database a measurement uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+impl Db {
+    fn name(self) -> &'static str {
+        match self {
+            Db::Sqlite => "sqlite",
+            Db::Postgres => "postgres",
+        }
+    }
+}
+
+fn measure_in_this_process(run: &str) -> ExitCode {
+    let parsed = run.split_once(':').and_then(|(db, k)| {
+        let db = match db {
+            "sqlite" => Db::Sqlite,
+            "postgres" => Db::Postgres,
+            _ => return None,
+        };
+        Some((db, k.parse::<u64>().ok().filter(|k| *k > 0)?))
+    });
+    let Some((db, clients)) = parsed else {
+        eprintln!("BENCH_RUN must be sqlite:K or postgres:K, not {run:?}");
+        return ExitCode::FAILURE;
+    };
+    let n: u64 = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(measure_on_scratch_database(db, clients, n)) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{} with {clients} clients: {e}", db.name());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A fresh database for one measurement: a file in a temporary folder, or a uniquely named
+/// PostgreSQL database that [`Scratch::remove`] drops.
+struct Scratch {
+    url: String,
+    postgres: Option<(String, String)>,
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    async fn create(db: Db) -> Result<Self> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
+        match db {
+            Db::Sqlite => Ok(Self {
+                url: format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("itaku.db").display()
+                ),
+                postgres: None,
+                dir,
+            }),
+            Db::Postgres => {
+                let admin_url = std::env::var("BENCH_POSTGRES_URL")
+                    .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+                let name = format!("itaku_bench_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(&admin_url)
+                    .await
+                    .map_err(|e| format!("PostgreSQL at {admin_url}: {e}"))?;
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .map_err(|e| format!("creating database {name}: {e}"))?;
+                let _ = admin.close().await;
+                Ok(Self {
+                    url: database_url(&admin_url, &name),
+                    postgres: Some((admin_url, name)),
+                    dir,
+                })
+            }
+        }
+    }
+
+    async fn remove(self) {
+        if let Some((admin_url, name)) = &self.postgres {
+            let dropped = match Database::connect(admin_url).await {
+                Ok(admin) => admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = dropped {
+                eprintln!("note: could not drop the scratch database {name}: {e}");
+            }
+        }
+    }
+}
+
+/// `admin_url` with its database (the last path segment) replaced by `name`; a query string
+/// (`?sslmode=disable`) is kept.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let (path, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(p, q)| (p, Some(q)));
+    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+async fn measure_on_scratch_database(db: Db, clients: u64, n: u64) -> Result<Value> {
+    let scratch = Scratch::create(db).await?;
+    let result = measure(db, &scratch, clients, n).await;
+    scratch.remove().await;
+    result
+}
+
+/// `today` of the workload, 00:00 UTC (09:00 in Tokyo, the day the application judges by).
+fn workload_clock() -> Clock {
+    Clock::Fixed(
+        workload::today()
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default()
+            .and_utc(),
+    )
+}
+
+async fn measure(db: Db, scratch: &Scratch, clients: u64, n: u64) -> Result<Value> {
+    let workflows_dir = scratch.dir.path().join("workflows");
+    std::fs::create_dir_all(&workflows_dir).map_err(|e| format!("workflows folder: {e}"))?;
+    std::fs::write(workflows_dir.join("workload.toml"), workload::DEFINITION)
+        .map_err(|e| format!("workload definition: {e}"))?;
+    let mut secret = [0u8; 32];
+    rand_bytes(&mut secret);
+    let settings = Settings {
+        host: "127.0.0.1".to_owned(),
+        port: 0,
+        database_url: scratch.url.clone(),
+        workflows_dir,
+        jwt_secret: Some(SecretString::from(hex::encode(secret))),
+        mail_dir: scratch.dir.path().join("mail"),
+        database_max_connections: std::env::var("BENCH_POOL")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        ..Settings::default()
+    };
+    let mut kinds = Kinds::product();
+    kinds.add(workload::registry);
+    kinds.vocabulary = kinds.vocabulary.with_roles(&["staff"]);
+    let app = Application::build_with(settings, workload_clock(), kinds)
+        .await
+        .map_err(|e| format!("the application does not start: {e}"))?;
+    let state = app.state();
+    let base = format!("http://127.0.0.1:{}/api/v1", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    let tokens = Arc::new(create_actors(&state).await?);
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let api = Arc::new(Api {
+        client,
+        base,
+        tokens,
+    });
+
+    guard_checks(&api).await?;
+    run_clients(
+        &api,
+        clients,
+        (0..clients).map(|k| (k, clients, WARM_UP_PER_CLIENT * clients)),
+    )
+    .await?;
+
+    reset_peak_rss();
+    let rss_baseline_kb = status_kb("VmRSS:");
+    let start = Instant::now();
+    let mut latencies = run_clients(&api, clients, (0..clients).map(|k| (k, clients, n))).await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let peak_rss_kb = status_kb("VmHWM:");
+    let retained = instances::count(&state.db)
+        .await
+        .map_err(|e| format!("counting instances: {e}"))?;
+
+    latencies.sort_unstable();
+    let transitions = 3 * n;
+    let commits = 4 * n;
+    #[allow(clippy::cast_precision_loss)]
+    let per_s = |count: u64| count as f64 / elapsed;
+    Ok(json!({
+        "peer": "itaku",
+        "version": env!("CARGO_PKG_VERSION"),
+        "runtime": "rust, actix-web + sea-orm, HTTP/1.1 loopback",
+        "n": n,
+        "transitions": transitions,
+        "elapsed_s": elapsed,
+        "instances_per_s": per_s(n),
+        "transitions_per_s": per_s(transitions),
+        "rss_baseline_kb": rss_baseline_kb,
+        "peak_rss_kb": peak_rss_kb,
+        "retained_instances": retained,
+        "guard_checks": "ok",
+        "db": db.name(),
+        "workers": clients,
+        "commits": commits,
+        "commits_per_s": per_s(commits),
+        "p50_ms": percentile_ms(&latencies, 0.50),
+        "p99_ms": percentile_ms(&latencies, 0.99),
+    }))
+}
+
+fn rand_bytes(bytes: &mut [u8]) {
+    use rand::RngCore as _;
+    rand::rng().fill_bytes(bytes);
+}
+
+/// Nearest-rank percentile of sorted latencies, in milliseconds.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+/// Resets the peak resident set size (`VmHWM`) to the current one (Linux ≥ 4.0); where that is
+/// refused the peak covers the whole process.
+fn reset_peak_rss() {
+    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
+        eprintln!("note: cannot reset the peak RSS; peak_rss_kb covers the set-up too");
+    }
+}
+
+/// Creates the workload's actors in one transaction and returns a session token for each,
+/// by user id.
+///
+/// Every actor's id is the name the workload uses (`user-7`, `mgr-7`, `system`), since its
+/// guards compare the actor's id with the context's `submitter`. They share one argon2 hash:
+/// nobody signs in with a password here, and 1,053 hashes would take minutes on two cores.
+/// Tokens are minted with the application's own keys, as a sign-in would.
+async fn create_actors(state: &AppState) -> Result<HashMap<String, String>> {
+    let now = state.clock.now();
+    let from = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap_or_default();
+    let hash = password::hash_blocking(SecretString::from("benchmark actors never sign in"))
+        .await
+        .map_err(|e| format!("hashing: {e:?}"))?;
+    let mut roles: Vec<(String, &str)> = Vec::new();
+    roles.extend((0..1000).map(|i| (format!("user-{i}"), "staff")));
+    roles.extend((0..50).map(|i| (WorkloadContext::approver(i), "manager")));
+    roles.push(("system".to_owned(), "system"));
+    // The guard checks' other actors: a stranger who tries to submit, a clerk who tries to
+    // approve, and instance 7's submitter who tries to approve their own application.
+    roles.push(("someone-else".to_owned(), "staff"));
+    roles.push(("clerk-1".to_owned(), "staff"));
+    roles.push(("user-7".to_owned(), "manager"));
+
+    let db_err = |what: &str| {
+        let what = what.to_owned();
+        move |e: sea_orm::DbErr| format!("{what}: {e}")
+    };
+    let api_err = |what: &str| {
+        let what = what.to_owned();
+        move |e: itaku::error::ApiError| format!("{what}: {e:?}")
+    };
+    let vocabulary = &state.kinds.vocabulary;
+    let txn = state.db.begin().await.map_err(db_err("begin"))?;
+    users::create_organisation(
+        &txn,
+        NewOrganisation {
+            id: ORGANISATION.to_owned(),
+            kind: "municipality".to_owned(),
+            name_ja: "ベンチマーク市".to_owned(),
+            name_en: Some("Benchmark City".to_owned()),
+        },
+        now,
+    )
+    .await
+    .map_err(api_err("organisation"))?;
+    let mut tokens = HashMap::new();
+    for (id, role) in roles {
+        if !tokens.contains_key(&id) {
+            users::import_user(
+                &txn,
+                ImportedUser {
+                    id: id.clone(),
+                    login: id.clone(),
+                    display_name: id.clone(),
+                    email: None,
+                    password_hash: hash.clone(),
+                },
+                now,
+            )
+            .await
+            .map_err(api_err(&id))?;
+            let token = state
+                .jwt
+                .issue(&id, now, state.token_ttl)
+                .map_err(api_err("token"))?;
+            tokens.insert(id.clone(), token.token);
+        }
+        users::add_membership_in(
+            &txn,
+            vocabulary,
+            NewMembership {
+                user_id: id.clone(),
+                organisation_id: ORGANISATION.to_owned(),
+                role: role.to_owned(),
+                valid_from: from,
+                valid_until: None,
+            },
+            now,
+        )
+        .await
+        .map_err(api_err(&id))?;
+    }
+    txn.commit().await.map_err(db_err("commit"))?;
+    Ok(tokens)
+}
+
+/// The HTTP client side: one pooled client, the tokens of every actor.
+struct Api {
+    client: reqwest::Client,
+    base: String,
+    tokens: Arc<HashMap<String, String>>,
+}
+
+/// An instance as a response shows it.
+struct Seen {
+    id: String,
+    state: String,
+    version: i64,
+}
+
+impl Seen {
+    fn of(body: &Value) -> Result<Self> {
+        Ok(Self {
+            id: body["id"]
+                .as_str()
+                .ok_or("a response without id")?
+                .to_owned(),
+            state: body["state"]
+                .as_str()
+                .ok_or("a response without state")?
+                .to_owned(),
+            version: body["version"]
+                .as_i64()
+                .ok_or("a response without version")?,
+        })
+    }
+}
+
+impl Api {
+    fn token(&self, actor: &str) -> Result<&str> {
+        self.tokens
+            .get(actor)
+            .map(String::as_str)
+            .ok_or_else(|| format!("no token for {actor}"))
+    }
+
+    /// Sends a request; returns the status and the JSON body.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Value)> {
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response.json().await.map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+
+    async fn create(&self, actor: &str, context: &WorkloadContext) -> Result<(u16, Value)> {
+        let request = self
+            .client
+            .post(format!("{}/instances", self.base))
+            .bearer_auth(self.token(actor)?)
+            .json(&json!({ "workflow": WORKFLOW, "context": context }));
+        self.send(request).await
+    }
+
+    async fn fire(
+        &self,
+        actor: &str,
+        id: &str,
+        event: &str,
+        version: Option<i64>,
+    ) -> Result<(u16, Value)> {
+        let request = self
+            .client
+            .post(format!("{}/instances/{id}/events", self.base))
+            .bearer_auth(self.token(actor)?)
+            .json(&json!({ "event": event, "version": version }));
+        self.send(request).await
+    }
+
+    async fn state(&self, id: &str) -> Result<String> {
+        let request = self
+            .client
+            .get(format!("{}/instances/{id}", self.base))
+            .bearer_auth(self.token("system")?);
+        match self.send(request).await? {
+            (200, body) => Ok(Seen::of(&body)?.state),
+            (status, body) => Err(format!("reading instance {id}: {status} {body}")),
+        }
+    }
+
+    /// Creates an instance and checks it starts in `draft`.
+    async fn created(&self, actor: &str, context: &WorkloadContext) -> Result<Seen> {
+        match self.create(actor, context).await? {
+            (201, body) => {
+                let seen = Seen::of(&body)?;
+                if seen.state == "draft" {
+                    Ok(seen)
+                } else {
+                    Err(format!("instance {} created in {}", context.id, seen.state))
+                }
+            }
+            (status, body) => Err(format!("creating instance {}: {status} {body}", context.id)),
+        }
+    }
+}
+
+/// The untimed guard checks of WORKLOAD.md, through the API: a refused event must leave the
+/// state as it was (read back), an accepted one must move it.
+async fn guard_checks(api: &Api) -> Result<()> {
+    let expect = |what: &str, got: &str, want: &str| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("guard check {what}: expected {want}, got {got}"))
+        }
+    };
+    let fire = |actor: &'static str, id: String, event: &'static str| async move {
+        api.fire(actor, &id, event, None).await?;
+        api.state(&id).await
+    };
+    let i7 = api
+        .created("user-7", &WorkloadContext::for_instance(7))
+        .await?
+        .id;
+    let got = fire("someone-else", i7.clone(), "submit").await?;
+    expect("instance 7 submit by someone-else", &got, "draft")?;
+    let got = fire("user-7", i7.clone(), "submit").await?;
+    expect("instance 7 submit", &got, "submitted")?;
+
+    let mut c8 = WorkloadContext::for_instance(8);
+    c8.evidence.0[2] = NaiveDate::from_ymd_opt(2025, 5, 31);
+    let i8 = api.created("user-8", &c8).await?.id;
+    fire("user-8", i8.clone(), "submit").await?;
+    let got = fire("system", i8, "check_evidence").await?;
+    expect(
+        "instance 8 with iso27018 expired 2025-05-31",
+        &got,
+        "submitted",
+    )?;
+
+    let mut c9 = WorkloadContext::for_instance(9);
+    c9.evidence.0[4] = None;
+    let i9 = api.created("user-9", &c9).await?.id;
+    fire("user-9", i9.clone(), "submit").await?;
+    let got = fire("system", i9, "check_evidence").await?;
+    expect("instance 9 without nda", &got, "submitted")?;
+
+    let got = fire("system", i7.clone(), "check_evidence").await?;
+    expect("instance 7 check_evidence", &got, "evidence_ok")?;
+    let got = fire("user-7", i7.clone(), "approve").await?;
+    expect("instance 7 approve by its submitter", &got, "evidence_ok")?;
+    let got = fire("clerk-1", i7.clone(), "approve").await?;
+    expect("instance 7 approve by clerk-1 (staff)", &got, "evidence_ok")?;
+    let got = fire("mgr-7", i7, "approve").await?;
+    expect("instance 7 approve by mgr-7", &got, "approved")
+}
+
+/// Runs one task per `(k, clients, n)`: client k takes instances `k, k + clients, … < n`.
+/// Returns the latency of every request.
+async fn run_clients(
+    api: &Arc<Api>,
+    clients: u64,
+    shares: impl Iterator<Item = (u64, u64, u64)>,
+) -> Result<Vec<Duration>> {
+    let mut tasks = Vec::with_capacity(usize::try_from(clients).unwrap_or(0));
+    for (k, step, n) in shares {
+        let api = Arc::clone(api);
+        tasks.push(tokio::spawn(async move { client(&api, k, step, n).await }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.map_err(|e| format!("a client failed: {e}"))??);
+    }
+    Ok(all)
+}
+
+/// One client: its share of the instances, each created, submitted, checked and approved.
+async fn client(api: &Api, k: u64, step: u64, n: u64) -> Result<Vec<Duration>> {
+    let step = usize::try_from(step).map_err(|e| e.to_string())?;
+    let mut latencies = Vec::new();
+    for i in (k..n).step_by(step) {
+        let ctx = WorkloadContext::for_instance(i);
+        let approver = WorkloadContext::approver(i);
+        let started = Instant::now();
+        let mut seen = api.created(&ctx.submitter, &ctx).await?;
+        latencies.push(started.elapsed());
+        for (actor, event) in [
+            (ctx.submitter.as_str(), "submit"),
+            ("system", "check_evidence"),
+            (approver.as_str(), "approve"),
+        ] {
+            let started = Instant::now();
+            let (status, body) = api.fire(actor, &seen.id, event, Some(seen.version)).await?;
+            latencies.push(started.elapsed());
+            if status != 200 {
+                return Err(format!("instance {i} {event}: {status} {body}"));
+            }
+            seen = Seen::of(&body)?;
+        }
+        if seen.state != "approved" {
+            return Err(format!(
+                "instance {i} ended in {}, not approved",
+                seen.state
+            ));
+        }
+    }
+    Ok(latencies)
+}

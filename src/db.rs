@@ -41,8 +41,13 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
     let url = settings.database_url.as_str();
     let mut options = ConnectOptions::new(url);
     // Statement logging goes through the `log` crate, which this binary does not collect.
+    // No liveness ping on every acquisition: it is one more round trip per pooled statement
+    // or transaction (two or more per request), and a connection that died is found out
+    // anyway by its next statement, which fails and discards it (sqlx also pings every
+    // connection given back to the pool, in the background).
     options
         .sqlx_logging(false)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10));
     if let Some(max) = settings.effective_max_connections() {
         options.max_connections(max);

@@ -89,23 +89,21 @@ async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiErro
         tracing::debug!(%error, "token refused");
         ApiError::new(ErrorCode::Unauthenticated)
     })?;
-    if services::tokens::is_revoked(&state.db, &claims.jti).await? {
+    let today = state.clock.today_jst();
+    let session = services::users::session(&state.db, &claims.sub, &claims.jti, today)
+        .await?
+        .ok_or(ErrorCode::Unauthenticated)?;
+    if session.token_revoked {
         tracing::debug!(jti = %claims.jti, "revoked token presented");
         return Err(ErrorCode::Unauthenticated.into());
     }
-    let user = services::users::find_by_id(&state.db, &claims.sub)
-        .await?
-        .ok_or(ErrorCode::Unauthenticated)?;
-    let today = state.clock.today_jst();
-    let grants = services::users::effective_grants(&state.db, &user.id, today).await?;
-    let deputy_for = services::users::effective_deputyships(&state.db, &user.id, today).await?;
     Ok(AuthUser {
-        id: user.id,
-        login: user.login,
-        display_name: user.display_name,
-        email: user.email,
-        grants,
-        deputy_for,
+        id: session.user_id,
+        login: session.login,
+        display_name: session.display_name,
+        email: session.email,
+        grants: session.grants,
+        deputy_for: session.deputy_for,
         token: PresentedToken {
             jti: claims.jti,
             expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),

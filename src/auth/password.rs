@@ -32,6 +32,11 @@ pub fn verify(password: &SecretString, phc: &str) -> bool {
     }
 }
 
+/// Whether `phc` is an argon2 PHC string (without checking any password against it).
+pub fn is_phc(phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|parsed| parsed.algorithm.as_str().starts_with("argon2"))
+}
+
 /// [`hash`] on the blocking thread pool.
 pub async fn hash_blocking(password: SecretString) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || hash(&password))
@@ -67,6 +72,14 @@ mod tests {
     fn two_hashes_of_one_password_differ_by_salt() {
         let password = SecretString::from("correct horse battery staple");
         assert_ne!(hash(&password).unwrap(), hash(&password).unwrap());
+    }
+
+    #[test]
+    fn only_argon2_phc_strings_are_taken_for_hashes() {
+        let phc = hash(&SecretString::from("correct horse battery staple")).unwrap();
+        assert!(is_phc(&phc));
+        assert!(!is_phc("not-a-phc-string"));
+        assert!(!is_phc("$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA"));
     }
 
     #[test]

@@ -93,6 +93,30 @@ pub async fn append(
     prev: ChainHead,
     rec: NewAuditRecord,
 ) -> Result<ChainHead, DbErr> {
+    let sealed = seal(prev, rec)?;
+    let head = sealed.head.clone();
+    insert(conn, sealed).await?;
+    Ok(head)
+}
+
+/// A record whose seq and hash are worked out, to be inserted with [`insert`].
+#[derive(Debug)]
+pub struct SealedRecord {
+    row: audit_record::ActiveModel,
+    head: ChainHead,
+}
+
+impl SealedRecord {
+    /// The chain head once the record is inserted.
+    pub fn head(&self) -> &ChainHead {
+        &self.head
+    }
+}
+
+/// Works out the next record of the chain that ends at `prev`, without writing it: a new
+/// instance's row can then be inserted with its head already set (the record needs the row
+/// to exist first). The rules of [`append`] apply.
+pub fn seal(prev: ChainHead, rec: NewAuditRecord) -> Result<SealedRecord, DbErr> {
     let valid = prev.seq >= 0 && (prev.seq > 0 || prev.hash == GENESIS_HASH) && is_hash(&prev.hash);
     let Some(seq) = prev.seq.checked_add(1).filter(|_| valid) else {
         return Err(DbErr::Custom(format!(
@@ -134,10 +158,18 @@ pub async fn append(
         prev_hash: Set(prev.hash),
         hash: Set(hash.clone()),
     };
-    audit_record::Entity::insert(row)
+    Ok(SealedRecord {
+        row,
+        head: ChainHead { seq, hash },
+    })
+}
+
+/// Inserts a sealed record (see [`append`] for what the caller must guarantee).
+pub async fn insert(conn: &impl ConnectionTrait, sealed: SealedRecord) -> Result<(), DbErr> {
+    audit_record::Entity::insert(sealed.row)
         .exec_without_returning(conn)
         .await?;
-    Ok(ChainHead { seq, hash })
+    Ok(())
 }
 
 /// What [`anchor`] wrote.

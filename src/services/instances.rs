@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{audit_record, workflow_instance};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    Set, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, SqlErr, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -219,6 +219,11 @@ async fn load_visible<'s>(
     Ok((row, rt, st))
 }
 
+/// How many instances the database holds.
+pub async fn count(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    workflow_instance::Entity::find().count(db).await
+}
+
 /// The instance's audit trail, oldest first, if the actor may see the instance.
 pub async fn audit_trail(
     db: &impl ConnectionTrait,
@@ -265,27 +270,7 @@ pub async fn create(
         }
     }
     let id = new_id(now);
-    let row = workflow_instance::ActiveModel {
-        id: Set(id.clone()),
-        workflow_id: Set(rt.id().to_owned()),
-        workflow_version: Set(i32::try_from(rt.version()).unwrap_or(i32::MAX)),
-        state: Set(created.state.clone()),
-        version: Set(1),
-        submitter: Set(acting.actor.id.to_owned()),
-        organisation_id: Set(created.owner.clone()),
-        context: Set(created.context.to_string()),
-        progress: Set(created.progress.to_string()),
-        corrects_instance_id: Set(new.corrects.map(str::to_owned)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        audit_seq: Set(0),
-        audit_head: Set(ChainHead::genesis().hash),
-    };
-    workflow_instance::Entity::insert(row)
-        .exec_without_returning(&txn)
-        .await?;
-    let head = audit::append(
-        &txn,
+    let sealed = audit::seal(
         ChainHead::genesis(),
         NewAuditRecord {
             instance_id: id.clone(),
@@ -304,17 +289,39 @@ pub async fn create(
                 "corrects": new.corrects,
             }),
         },
-    )
-    .await?;
-    workflow_instance::Entity::update_many()
-        .col_expr(workflow_instance::Column::AuditSeq, Expr::value(head.seq))
-        .col_expr(workflow_instance::Column::AuditHead, Expr::value(head.hash))
-        .filter(workflow_instance::Column::Id.eq(id.as_str()))
-        .exec(&txn)
+    )?;
+    let row = workflow_instance::Model {
+        id: id.clone(),
+        workflow_id: rt.id().to_owned(),
+        workflow_version: i32::try_from(rt.version()).unwrap_or(i32::MAX),
+        state: created.state.clone(),
+        version: 1,
+        submitter: acting.actor.id.to_owned(),
+        organisation_id: created.owner.clone(),
+        context: created.context.to_string(),
+        progress: created.progress.to_string(),
+        corrects_instance_id: new.corrects.map(str::to_owned),
+        created_at: now,
+        updated_at: now,
+        // The record is sealed already, so the row carries its head from the start.
+        audit_seq: sealed.head().seq,
+        audit_head: sealed.head().hash.clone(),
+    };
+    workflow_instance::Entity::insert(workflow_instance::ActiveModel::from(row.clone()))
+        .exec_without_returning(&txn)
         .await?;
-    start_timers(&txn, &id, head.seq, &rt.initial_timers(), now).await?;
+    let seq = sealed.head().seq;
+    audit::insert(&txn, sealed).await?;
+    start_timers(&txn, &id, seq, &rt.initial_timers(), now).await?;
     txn.commit().await?;
-    get(db, workflows, &id, acting).await
+    // The creator is the submitter, who may always see it: answer from what was written.
+    let st = StoredInstance {
+        state: created.state,
+        submitter: row.submitter.clone(),
+        context: created.context,
+        progress: created.progress,
+    };
+    view(rt, row, &st, acting)
 }
 
 /// Applies an event: one transaction for the state, the audit record, the outbox and timers.
@@ -517,4 +524,98 @@ async fn start_timers(
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::test_db::{backend_tests, Backend, TestDb, TestResult};
+    use crate::workflow::kinds::workload::{self, WorkloadContext};
+    use crate::workflow::{Grant, Kinds};
+
+    async fn deployed_workload(db: &DatabaseConnection) -> Result<WorkflowSet, String> {
+        let mut kinds = Kinds::product();
+        kinds.add(workload::registry);
+        kinds.vocabulary = kinds.vocabulary.with_roles(&["staff"]);
+        let rt = kinds
+            .compile("workload.toml", workload::DEFINITION)
+            .map_err(|e| format!("{e:?}"))?;
+        let mut set = WorkflowSet::default();
+        set.insert(rt)?;
+        crate::services::definitions::deploy(db, &mut set, &kinds, workload_now().at)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(set)
+    }
+
+    fn workload_now() -> Now {
+        Now {
+            at: workload::today()
+                .and_hms_opt(1, 2, 3)
+                .unwrap_or_default()
+                .and_utc(),
+            today: workload::today(),
+        }
+    }
+
+    fn grants(role: &str) -> Vec<Grant> {
+        vec![Grant {
+            role: role.to_owned(),
+            org: Some("bench".to_owned()),
+        }]
+    }
+
+    fn acting<'a>(id: &'a str, grants: &'a [Grant]) -> Acting<'a> {
+        Acting {
+            actor: Actor {
+                id,
+                grants,
+                deputy_for: &[],
+            },
+            request_id: Some("r1"),
+            now: workload_now(),
+        }
+    }
+
+    /// Everything but `available_events`, which depends on who asks.
+    fn comparable(mut view: InstanceView) -> Value {
+        view.available_events.clear();
+        serde_json::to_value(view).unwrap_or_default()
+    }
+
+    async fn what_create_and_fire_answer_is_what_a_read_then_finds(backend: Backend) -> TestResult {
+        let db = TestDb::fresh(backend).await?;
+        let set = deployed_workload(&db.conn).await?;
+        let (staff, system) = (grants("staff"), grants("system"));
+        let submitter = acting("user-7", &staff);
+        let context = serde_json::to_value(WorkloadContext::for_instance(7))?;
+        let new = NewInstance {
+            workflow: "bench_workload",
+            context,
+            corrects: None,
+        };
+        let created = create(&db.conn, &set, new, &submitter).await?;
+        assert_eq!(created.state, "draft");
+        assert_eq!(created.audit_seq, 1);
+        assert_eq!(created.available_events, ["submit"]);
+        let read = get(&db.conn, &set, &created.id, &submitter).await?;
+        assert_eq!(comparable(created.clone()), comparable(read));
+
+        let submit = FireRequest {
+            event: "submit",
+            expected_version: Some(1),
+            ..FireRequest::default()
+        };
+        let submitted = fire(&db.conn, &set, &created.id, &submit, &submitter).await?;
+        let read = get(&db.conn, &set, &created.id, &acting("system", &system)).await?;
+        assert_eq!((submitted.version, submitted.audit_seq), (2, 2));
+        assert_eq!(comparable(submitted), comparable(read));
+
+        let report = audit::verify(&db.conn).await?;
+        assert_eq!((report.instances, report.records), (1, 2));
+        assert!(report.is_clean(), "{:?}", report.first_problem);
+        db.close().await
+    }
+
+    backend_tests!(what_create_and_fire_answer_is_what_a_read_then_finds);
 }

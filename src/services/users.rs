@@ -3,17 +3,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::{deputy, membership, organisation, user};
+use entity::{deputy, membership, organisation, revoked_token, user};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    JoinType, QueryFilter, QuerySelect, RelationTrait, Set, SqlErr,
 };
 use secrecy::{ExposeSecret, SecretString};
 
 use super::new_id;
 use crate::auth::{password, Deputyship, Grant};
-use crate::domain;
 use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::workflow::Vocabulary;
 
 /// Longest accepted login.
 pub const MAX_LOGIN_CHARS: usize = 64;
@@ -58,23 +59,88 @@ pub struct NewDeputy {
     pub valid_until: Option<NaiveDate>,
 }
 
+/// A user whose id and password hash the caller supplies.
+#[derive(Debug)]
+pub struct ImportedUser {
+    /// Kept as given, so that references made elsewhere (another directory, a context naming
+    /// its submitter) stay valid: 1 to 64 characters without spaces.
+    pub id: String,
+    pub login: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    /// An argon2 PHC string (`$argon2id$v=19$…`), computed by the caller.
+    pub password_hash: String,
+}
+
 /// Creates a user; the password is hashed with argon2id. A taken login is a `conflict`.
 pub async fn create_user<C: ConnectionTrait>(
     db: &C,
     new: NewUser,
     now: DateTime<Utc>,
 ) -> Result<user::Model, ApiError> {
-    let login = new.login.trim().to_owned();
-    let display_name = new.display_name.trim().to_owned();
-    let email = new
-        .email
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty());
+    let (profile, mut errors) = check_profile(&new.login, &new.display_name, new.email);
+    if new.password.expose_secret().chars().count() < password::MIN_PASSWORD_CHARS {
+        errors.push(FieldError::new(
+            "password",
+            "パスワードは12文字以上にしてください。",
+            "The password must be at least 12 characters long.",
+        ));
+    }
+    reject_if_any(errors)?;
+    let password_hash = password::hash_blocking(new.password).await?;
+    insert_user(db, new_id(now), profile, password_hash, now).await
+}
+
+/// Creates a user with the id and password hash given: imports from another directory, and
+/// fixtures that create users in bulk (argon2 costs tens of milliseconds per hash on purpose,
+/// so a thousand users can share one hash). A taken id or login is a `conflict`.
+pub async fn import_user<C: ConnectionTrait>(
+    db: &C,
+    new: ImportedUser,
+    now: DateTime<Utc>,
+) -> Result<user::Model, ApiError> {
+    let (profile, mut errors) = check_profile(&new.login, &new.display_name, new.email);
+    let id = new.id.trim().to_owned();
+    if !is_plausible_name(&id) {
+        errors.push(FieldError::new(
+            "id",
+            "IDは空白を含まない64文字以内で指定してください。",
+            "The id must be 1 to 64 characters without spaces.",
+        ));
+    }
+    if !password::is_phc(&new.password_hash) {
+        errors.push(FieldError::new(
+            "password_hash",
+            "パスワードハッシュはargon2のPHC形式で指定してください。",
+            "The password hash must be an argon2 PHC string.",
+        ));
+    }
+    reject_if_any(errors)?;
+    if find_by_id(db, &id).await?.is_some() {
+        return Err(
+            ApiError::new(ErrorCode::Conflict).with_details(serde_json::json!({ "field": "id" }))
+        );
+    }
+    insert_user(db, id, profile, new.password_hash, now).await
+}
+
+/// A user's login, display name and e-mail address, trimmed and checked.
+struct Profile {
+    login: String,
+    display_name: String,
+    email: Option<String>,
+}
+
+fn check_profile(
+    login: &str,
+    display_name: &str,
+    email: Option<String>,
+) -> (Profile, Vec<FieldError>) {
+    let login = login.trim().to_owned();
+    let display_name = display_name.trim().to_owned();
+    let email = email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty());
     let mut errors = Vec::new();
-    if login.is_empty()
-        || login.chars().count() > MAX_LOGIN_CHARS
-        || login.chars().any(char::is_whitespace)
-    {
+    if !is_plausible_name(&login) {
         errors.push(FieldError::new(
             "login",
             "ログインIDは空白を含まない64文字以内で指定してください。",
@@ -91,21 +157,33 @@ pub async fn create_user<C: ConnectionTrait>(
             "The e-mail address is not valid.",
         ));
     }
-    if new.password.expose_secret().chars().count() < password::MIN_PASSWORD_CHARS {
-        errors.push(FieldError::new(
-            "password",
-            "パスワードは12文字以上にしてください。",
-            "The password must be at least 12 characters long.",
-        ));
-    }
-    reject_if_any(errors)?;
+    let profile = Profile {
+        login,
+        display_name,
+        email,
+    };
+    (profile, errors)
+}
 
-    let password_hash = password::hash_blocking(new.password).await?;
+/// 1 to [`MAX_LOGIN_CHARS`] characters, none of them white space.
+fn is_plausible_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= MAX_LOGIN_CHARS
+        && !name.chars().any(char::is_whitespace)
+}
+
+async fn insert_user<C: ConnectionTrait>(
+    db: &C,
+    id: String,
+    profile: Profile,
+    password_hash: String,
+    now: DateTime<Utc>,
+) -> Result<user::Model, ApiError> {
     let model = user::ActiveModel {
-        id: Set(new_id(now)),
-        login: Set(login),
-        display_name: Set(display_name),
-        email: Set(email),
+        id: Set(id),
+        login: Set(profile.login),
+        display_name: Set(profile.display_name),
+        email: Set(profile.email),
         password_hash: Set(password_hash),
         created_at: Set(now),
     };
@@ -148,13 +226,24 @@ pub async fn create_organisation<C: ConnectionTrait>(
         .map_err(|error| conflict_on_unique(error, "id"))
 }
 
-/// Gives a user a role in an organisation for a period.
+/// Gives a user one of the product's roles in an organisation for a period.
 pub async fn add_membership<C: ConnectionTrait>(
     db: &C,
     new: NewMembership,
     now: DateTime<Utc>,
 ) -> Result<membership::Model, ApiError> {
-    let mut errors = check_role_and_period(&new.role, new.valid_from, new.valid_until);
+    add_membership_in(db, &Vocabulary::product(), new, now).await
+}
+
+/// Gives a user a role of `vocabulary` in an organisation for a period: a deployment whose
+/// definitions use roles of their own (its `Kinds::vocabulary`) can grant them.
+pub async fn add_membership_in<C: ConnectionTrait>(
+    db: &C,
+    vocabulary: &Vocabulary,
+    new: NewMembership,
+    now: DateTime<Utc>,
+) -> Result<membership::Model, ApiError> {
+    let mut errors = check_role_and_period(vocabulary, &new.role, new.valid_from, new.valid_until);
     errors.extend(check_user_exists(db, "user_id", &new.user_id).await?);
     errors.extend(check_organisation_exists(db, &new.organisation_id).await?);
     reject_if_any(errors)?;
@@ -175,7 +264,12 @@ pub async fn add_deputy<C: ConnectionTrait>(
     new: NewDeputy,
     now: DateTime<Utc>,
 ) -> Result<deputy::Model, ApiError> {
-    let mut errors = check_role_and_period(&new.role, new.valid_from, new.valid_until);
+    let mut errors = check_role_and_period(
+        &Vocabulary::product(),
+        &new.role,
+        new.valid_from,
+        new.valid_until,
+    );
     if new.principal_user_id == new.deputy_user_id {
         errors.push(FieldError::new(
             "deputy_user_id",
@@ -216,6 +310,117 @@ pub async fn find_by_id<C: ConnectionTrait>(
     id: &str,
 ) -> Result<Option<user::Model>, ApiError> {
     Ok(user::Entity::find_by_id(id.to_owned()).one(db).await?)
+}
+
+/// What a request's token stands for: its user, whether the token was revoked, and what the
+/// user may do on the day.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub login: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    /// The token was signed out.
+    pub token_revoked: bool,
+    /// As [`effective_grants`].
+    pub grants: Vec<Grant>,
+    /// As [`effective_deputyships`].
+    pub deputy_for: Vec<Deputyship>,
+}
+
+/// One row of the session query: the user, one membership in effect (if any), and flags.
+#[derive(Debug, FromQueryResult)]
+struct SessionRow {
+    id: String,
+    login: String,
+    display_name: String,
+    email: Option<String>,
+    role: Option<String>,
+    organisation_id: Option<String>,
+    token_revoked: bool,
+    deputises: bool,
+}
+
+/// The session of token `jti` of user `user_id` on `day`, or `None` if there is no such user.
+///
+/// Every request asks this, so the user, their memberships in effect, the revocation of the
+/// token and whether they deputise for anyone come back in one statement; the deputyships
+/// themselves are only looked up for users who have some.
+pub async fn session<C: ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    jti: &str,
+    day: NaiveDate,
+) -> Result<Option<Session>, ApiError> {
+    let revoked = Query::select()
+        .expr(Expr::val(1))
+        .from(revoked_token::Entity)
+        .and_where(revoked_token::Column::Jti.eq(jti))
+        .to_owned();
+    let deputyships = Query::select()
+        .expr(Expr::val(1))
+        .from(deputy::Entity)
+        .and_where(deputy::Column::DeputyUserId.eq(user_id))
+        .cond_where(in_effect(
+            deputy::Column::ValidFrom,
+            deputy::Column::ValidUntil,
+            day,
+        ))
+        .to_owned();
+    let rows = user::Entity::find()
+        .select_only()
+        .columns([
+            user::Column::Id,
+            user::Column::Login,
+            user::Column::DisplayName,
+            user::Column::Email,
+        ])
+        .column(membership::Column::Role)
+        .column(membership::Column::OrganisationId)
+        .expr_as(Expr::exists(revoked), "token_revoked")
+        .expr_as(Expr::exists(deputyships), "deputises")
+        .join(
+            JoinType::LeftJoin,
+            user::Relation::Membership.def().on_condition(move |_, _| {
+                in_effect(
+                    membership::Column::ValidFrom,
+                    membership::Column::ValidUntil,
+                    day,
+                )
+            }),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .into_model::<SessionRow>()
+        .all(db)
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let deputy_for = if first.deputises && !first.token_revoked {
+        effective_deputyships(db, user_id, day).await?
+    } else {
+        Vec::new()
+    };
+    let mut session = Session {
+        user_id: first.id.clone(),
+        login: first.login.clone(),
+        display_name: first.display_name.clone(),
+        email: first.email.clone(),
+        token_revoked: first.token_revoked,
+        grants: Vec::new(),
+        deputy_for,
+    };
+    let grants: BTreeSet<Grant> = rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(Grant {
+                role: row.role?,
+                org: Some(row.organisation_id?),
+            })
+        })
+        .collect();
+    session.grants = grants.into_iter().collect();
+    Ok(Some(session))
 }
 
 /// The roles the user holds on `day` through memberships in effect that day, sorted.
@@ -308,16 +513,24 @@ fn grant_of(membership: membership::Model) -> Grant {
     }
 }
 
-fn check_role_and_period(role: &str, from: NaiveDate, until: Option<NaiveDate>) -> Vec<FieldError> {
+fn check_role_and_period(
+    vocabulary: &Vocabulary,
+    role: &str,
+    from: NaiveDate,
+    until: Option<NaiveDate>,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    if !domain::is_known_role(role) {
+    if !vocabulary.roles.contains(role) {
+        let known = vocabulary
+            .roles
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
         errors.push(FieldError::new(
             "role",
-            format!(
-                "不明なロールです。使用できるロール: {}",
-                domain::ROLES.join(", ")
-            ),
-            format!("Unknown role; known roles: {}", domain::ROLES.join(", ")),
+            format!("不明なロールです。使用できるロール: {known}"),
+            format!("Unknown role; known roles: {known}"),
         ));
     }
     if until.is_some_and(|until| until < from) {
@@ -409,9 +622,28 @@ mod tests {
     #[test]
     fn unknown_roles_and_reversed_periods_are_both_reported() {
         let day = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
-        let errors = check_role_and_period("boss", day, day.pred_opt());
+        let product = Vocabulary::product();
+        let errors = check_role_and_period(&product, "boss", day, day.pred_opt());
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["role", "valid_until"]);
-        assert!(check_role_and_period("chief", day, Some(day)).is_empty());
+        assert!(check_role_and_period(&product, "chief", day, Some(day)).is_empty());
+    }
+
+    #[test]
+    fn a_deployment_may_grant_the_roles_of_its_own_vocabulary() {
+        let day = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
+        let product = Vocabulary::product();
+        assert_eq!(check_role_and_period(&product, "staff", day, None).len(), 1);
+        let extended = product.with_roles(&["staff"]);
+        assert!(check_role_and_period(&extended, "staff", day, None).is_empty());
+    }
+
+    #[test]
+    fn names_are_one_to_sixty_four_characters_without_spaces() {
+        assert!(is_plausible_name("user-7"));
+        assert!(is_plausible_name(&"x".repeat(MAX_LOGIN_CHARS)));
+        assert!(!is_plausible_name(""));
+        assert!(!is_plausible_name("user 7"));
+        assert!(!is_plausible_name(&"x".repeat(MAX_LOGIN_CHARS + 1)));
     }
 }

@@ -2,8 +2,9 @@
 
 use chrono::DateTime;
 use itaku::clock::Clock;
-use itaku::error::ErrorCode;
-use itaku::services::users::{self, NewDeputy, NewMembership, NewUser};
+use itaku::error::{ApiError, ErrorCode};
+use itaku::services::users::{self, ImportedUser, NewDeputy, NewMembership, NewUser};
+use itaku::workflow::Vocabulary;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
@@ -16,6 +17,18 @@ fn just_after_midnight_in_tokyo() -> Clock {
             .unwrap()
             .to_utc(),
     )
+}
+
+/// The fields a validation error names, in order.
+fn fields_of(error: &ApiError) -> Vec<String> {
+    error
+        .details()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn me(app: &TestApp, login: &str) -> Value {
@@ -132,16 +145,8 @@ async fn unknown_roles_missing_parties_and_self_deputies_are_refused(backend: Ba
     .await
     .unwrap_err();
     assert_eq!(error.code(), ErrorCode::ValidationFailed);
-    let fields: Vec<&str> = error
-        .details()
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        fields,
+        fields_of(&error),
         ["role", "valid_until", "user_id", "organisation_id"]
     );
 
@@ -185,9 +190,60 @@ async fn a_taken_login_is_a_conflict_and_weak_passwords_are_refused(backend: Bac
     assert_eq!(weak.details().unwrap()[0]["field"], "password");
 }
 
+async fn an_imported_user_keeps_its_id_and_signs_in_with_the_supplied_hash(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let hash = itaku::auth::password::hash(&SecretString::from(PASSWORD)).unwrap();
+    let imported = |id: &str, login: &str, password_hash: &str| ImportedUser {
+        id: id.to_owned(),
+        login: login.to_owned(),
+        display_name: "田中".to_owned(),
+        email: None,
+        password_hash: password_hash.to_owned(),
+    };
+    let user = users::import_user(&app.db, imported("user-7", "tanaka", &hash), app.now())
+        .await
+        .unwrap();
+    assert_eq!(user.id, "user-7");
+    assert_eq!(me(&app, "tanaka").await["user"]["id"], "user-7");
+
+    let taken = users::import_user(&app.db, imported("user-7", "sato", &hash), app.now())
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), ErrorCode::Conflict);
+    assert_eq!(taken.details().unwrap()["field"], "id");
+    let invalid = users::import_user(&app.db, imported("user 8", "sato", "plain"), app.now())
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), ErrorCode::ValidationFailed);
+    assert_eq!(fields_of(&invalid), ["id", "password_hash"]);
+}
+
+async fn a_role_of_the_deployments_own_vocabulary_can_be_granted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_organisation("shibuya").await;
+    let user = app.create_user("tanaka").await;
+    let membership = |role: &str| NewMembership {
+        user_id: user.clone(),
+        organisation_id: "shibuya".to_owned(),
+        role: role.to_owned(),
+        valid_from: day(2026, 4, 1),
+        valid_until: None,
+    };
+    let product = users::add_membership(&app.db, membership("staff"), app.now())
+        .await
+        .unwrap_err();
+    assert_eq!(product.code(), ErrorCode::ValidationFailed);
+    let vocabulary = Vocabulary::product().with_roles(&["staff"]);
+    users::add_membership_in(&app.db, &vocabulary, membership("staff"), app.now())
+        .await
+        .unwrap();
+}
+
 crate::on_both_backends!(
     memberships_grant_their_role_only_on_the_days_they_cover,
     a_deputy_sees_the_principals_grants_for_the_registered_role_on_its_days,
     unknown_roles_missing_parties_and_self_deputies_are_refused,
     a_taken_login_is_a_conflict_and_weak_passwords_are_refused,
+    an_imported_user_keeps_its_id_and_signs_in_with_the_supplied_hash,
+    a_role_of_the_deployments_own_vocabulary_can_be_granted,
 );
