@@ -8,6 +8,9 @@
 //! every request timed. Prints one JSON line per measurement and exits non-zero if a guard check
 //! or an instance fails.
 //!
+//! `retained_instances` counts every instance in the database at the end: the N timed ones, the
+//! 20·K warm-up ones and the three of the guard checks.
+//!
 //! Each measurement runs in a child process of its own (this binary, with `BENCH_RUN=db:K`), so
 //! its memory figures and its server start from nothing. `peak_rss_kb` is the peak of the timed
 //! loop: the high-water mark is reset just before it, so the argon2 hashes of the set-up (19 MiB
@@ -299,17 +302,12 @@ async fn measure(db: Db, scratch: &Scratch, clients: u64, n: u64) -> Result<Valu
     });
 
     guard_checks(&api).await?;
-    run_clients(
-        &api,
-        clients,
-        (0..clients).map(|k| (k, clients, WARM_UP_PER_CLIENT * clients)),
-    )
-    .await?;
+    run_clients(&api, clients, WARM_UP_PER_CLIENT * clients).await?;
 
     reset_peak_rss();
     let rss_baseline_kb = status_kb("VmRSS:");
     let start = Instant::now();
-    let mut latencies = run_clients(&api, clients, (0..clients).map(|k| (k, clients, n))).await?;
+    let mut latencies = run_clients(&api, clients, n).await?;
     let elapsed = start.elapsed().as_secs_f64();
     let peak_rss_kb = status_kb("VmHWM:");
     let retained = instances::count(&state.db)
@@ -606,17 +604,15 @@ async fn guard_checks(api: &Api) -> Result<()> {
     expect("instance 7 approve by mgr-7", &got, "approved")
 }
 
-/// Runs one task per `(k, clients, n)`: client k takes instances `k, k + clients, … < n`.
-/// Returns the latency of every request.
-async fn run_clients(
-    api: &Arc<Api>,
-    clients: u64,
-    shares: impl Iterator<Item = (u64, u64, u64)>,
-) -> Result<Vec<Duration>> {
+/// Runs `clients` concurrent clients over instances `0 .. n`, client k taking
+/// `k, k + clients, …`. Returns the latency of every request.
+async fn run_clients(api: &Arc<Api>, clients: u64, n: u64) -> Result<Vec<Duration>> {
     let mut tasks = Vec::with_capacity(usize::try_from(clients).unwrap_or(0));
-    for (k, step, n) in shares {
+    for k in 0..clients {
         let api = Arc::clone(api);
-        tasks.push(tokio::spawn(async move { client(&api, k, step, n).await }));
+        tasks.push(tokio::spawn(
+            async move { client(&api, k, clients, n).await },
+        ));
     }
     let mut all = Vec::new();
     for task in tasks {
