@@ -30,8 +30,6 @@ pub enum CommandError {
     Print(#[source] std::io::Error),
     #[error("the server stopped with an error")]
     Serve(#[source] std::io::Error),
-    #[error("`{0}` is not available in this build")]
-    NotAvailable(&'static str),
     #[error(transparent)]
     Demo(#[from] crate::demo::DemoError),
     #[error("unhealthy: {0}")]
