@@ -168,19 +168,19 @@ pub fn compile<C: WorkflowContext>(
             err.at(span, format!("unknown role \"{role}\" in {what}"));
         }
     };
+    let check_scope = |err: &mut Errors<'_>, span: Range<usize>, scope: &str, what: &str| {
+        if !registry.knows_scope(scope) {
+            err.at(
+                span,
+                format!("unknown organisation scope \"{scope}\" in {what}"),
+            );
+        }
+    };
     for r in &def.create_roles {
         check_role(&mut err, r.span(), r.get_ref(), "create_roles");
     }
     if let Some(scope) = &def.create_org {
-        if !registry.knows_scope(scope.get_ref()) {
-            err.at(
-                scope.span(),
-                format!(
-                    "unknown organisation scope \"{}\" in create_org",
-                    scope.get_ref()
-                ),
-            );
-        }
+        check_scope(&mut err, scope.span(), scope.get_ref(), "create_org");
     }
 
     // States.
@@ -397,15 +397,7 @@ pub fn compile<C: WorkflowContext>(
                 }
             };
             if let Some(scope) = &sd.org {
-                if !registry.knows_scope(scope) {
-                    err.at(
-                        sp.clone(),
-                        format!(
-                            "unknown organisation scope \"{scope}\" in step \"{}\"",
-                            sd.id
-                        ),
-                    );
-                }
+                check_scope(&mut err, sp.clone(), scope, &format!("step \"{}\"", sd.id));
             }
             if sd.skippable && i + 1 == n {
                 err.at(
@@ -592,15 +584,8 @@ pub fn compile<C: WorkflowContext>(
             );
         }
         if let Some(scope) = &td.org {
-            if !registry.knows_scope(scope) {
-                err.at(
-                    sp.clone(),
-                    format!(
-                        "unknown organisation scope \"{scope}\" in transition \"{}\"",
-                        td.event
-                    ),
-                );
-            }
+            let what = format!("transition \"{}\"", td.event);
+            check_scope(&mut err, sp.clone(), scope, &what);
         }
         let mut guards = Vec::new();
         for g in &td.guards {
