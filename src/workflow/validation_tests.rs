@@ -254,6 +254,30 @@ fn an_unknown_role_in_create_roles_is_refused() {
 }
 
 #[test]
+fn an_unknown_organisation_scope_is_refused_where_it_is_named() {
+    let src = edit(
+        &minimal(),
+        &[
+            (
+                "create_roles = [\"officer\"]",
+                "create_roles = [\"officer\"]\ncreate_org = \"ward\"",
+            ),
+            (
+                "roles = [\"officer\"]\nlabel",
+                "roles = [\"officer\"]\norg = \"ward\"\nlabel",
+            ),
+        ],
+    );
+    assert_errors(
+        &src,
+        &[
+            "broken.toml:6: unknown organisation scope \"ward\" in create_org",
+            "broken.toml:18: unknown organisation scope \"ward\" in transition \"finish\"",
+        ],
+    );
+}
+
+#[test]
 fn an_unknown_context_kind_is_refused_with_the_known_ones() {
     let src = edit(
         &minimal(),
