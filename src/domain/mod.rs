@@ -1,5 +1,7 @@
 //! Names of the product's vocabulary that code, definitions and the database share.
 
+pub mod numbers;
+
 /// Roles a membership or deputyship can carry (see GLOSSARY.md).
 pub const ROLES: &[&str] = &[
     "admin",
