@@ -1,5 +1,6 @@
 //! Names of the product's vocabulary that code, definitions and the database share.
 
+pub mod fiscal;
 pub mod numbers;
 
 /// Roles a membership or deputyship can carry (see GLOSSARY.md).
