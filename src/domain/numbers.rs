@@ -71,8 +71,10 @@ impl CorporateNumberError {
 
     /// This reason as the field error of `field`.
     pub fn field_error(self, field: impl Into<String>) -> FieldError {
-        let Msg { ja, en } = self.message();
-        FieldError::new(field, ja, en)
+        FieldError {
+            field: field.into(),
+            reason: self.message(),
+        }
     }
 }
 
