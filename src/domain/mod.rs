@@ -1,5 +1,6 @@
 //! Names of the product's vocabulary that code, definitions and the database share.
 
+pub mod evidence;
 pub mod files;
 pub mod fiscal;
 pub mod numbers;
