@@ -2,14 +2,22 @@
 //! Timestamps are `DateTimeUtc` everywhere: SQLite stores them as RFC 3339 text with a `+00:00`
 //! offset, so text order is time order, and PostgreSQL as `timestamptz`.
 
+pub mod application_sequence;
+pub mod application_target;
 pub mod audit_anchor;
 pub mod audit_anchor_head;
 pub mod audit_record;
+pub mod chain_node;
+pub mod consignment_item;
 pub mod deputy;
+pub mod evidence_file;
+pub mod evidence_record;
+pub mod file;
 pub mod membership;
 pub mod organisation;
 pub mod outbox;
 pub mod revoked_token;
+pub mod subcontract_application;
 pub mod timer;
 pub mod user;
 pub mod workflow_definition;
@@ -17,14 +25,22 @@ pub mod workflow_instance;
 
 /// The entities under their conventional names.
 pub mod prelude {
+    pub use super::application_sequence::Entity as ApplicationSequence;
+    pub use super::application_target::Entity as ApplicationTarget;
     pub use super::audit_anchor::Entity as AuditAnchor;
     pub use super::audit_anchor_head::Entity as AuditAnchorHead;
     pub use super::audit_record::Entity as AuditRecord;
+    pub use super::chain_node::Entity as ChainNode;
+    pub use super::consignment_item::Entity as ConsignmentItem;
     pub use super::deputy::Entity as Deputy;
+    pub use super::evidence_file::Entity as EvidenceFile;
+    pub use super::evidence_record::Entity as EvidenceRecord;
+    pub use super::file::Entity as File;
     pub use super::membership::Entity as Membership;
     pub use super::organisation::Entity as Organisation;
     pub use super::outbox::Entity as Outbox;
     pub use super::revoked_token::Entity as RevokedToken;
+    pub use super::subcontract_application::Entity as SubcontractApplication;
     pub use super::timer::Entity as Timer;
     pub use super::user::Entity as User;
     pub use super::workflow_definition::Entity as WorkflowDefinition;

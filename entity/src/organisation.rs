@@ -16,6 +16,17 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub name_en: Option<String>,
     pub created_at: DateTimeUtc,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub address: Option<String>,
+    /// 代表者.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub representative: Option<String>,
+    /// 法人番号: 13 digits with a check digit; unique when present.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub corporate_number: Option<String>,
+    /// Notification addresses, as a JSON array of strings.
+    #[sea_orm(column_type = "Text")]
+    pub contacts: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
