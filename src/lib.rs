@@ -13,4 +13,5 @@ pub mod routes;
 pub mod services;
 pub mod startup;
 pub mod telemetry;
+pub mod validation;
 pub mod workflow;

@@ -219,6 +219,10 @@ pub async fn create_organisation<C: ConnectionTrait>(
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty())),
         created_at: Set(now),
+        address: Set(None),
+        representative: Set(None),
+        corporate_number: Set(None),
+        contacts: Set("[]".to_owned()),
     };
     model
         .insert(db)
