@@ -58,6 +58,10 @@ pub struct Settings {
     pub public_url: String,
     /// How often the server anchors the audit chain heads; 0 disables anchoring.
     pub audit_anchor_interval_seconds: u64,
+    /// Largest accepted evidence file, in MiB.
+    pub max_upload_mb: u32,
+    /// How often the server checks for evidence that expired and cascades the lapse.
+    pub evidence_sweep_interval_seconds: u64,
 }
 
 impl Default for Settings {
@@ -75,6 +79,8 @@ impl Default for Settings {
             mail_dir: PathBuf::from("./data/mail"),
             public_url: "http://127.0.0.1:8080".to_owned(),
             audit_anchor_interval_seconds: 300,
+            max_upload_mb: 20,
+            evidence_sweep_interval_seconds: 3600,
         }
     }
 }

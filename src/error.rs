@@ -143,6 +143,13 @@ error_codes! {
     /// A correction must name a decided instance of the same workflow.
     NotCorrectable = "not_correctable", CONFLICT,
         "この案件は訂正の対象にできません。", "This instance cannot be corrected.";
+    /// Instances of this workflow are started through the domain API (`details.use`).
+    ManagedWorkflow = "managed_workflow", CONFLICT,
+        "このワークフローの案件は専用の画面・APIから作成してください。",
+        "Instances of this workflow are started through its own API.";
+    /// An uploaded file is not a PDF, PNG or JPEG by its content.
+    UnsupportedFileType = "unsupported_file_type", UNSUPPORTED_MEDIA_TYPE,
+        "PDF・PNG・JPEGのファイルのみ登録できます。", "Only PDF, PNG and JPEG files are accepted.";
     /// Anything unexpected; the cause is logged, never sent.
     Internal = "internal", INTERNAL_SERVER_ERROR,
         "サーバー内部でエラーが発生しました。", "An internal error occurred.";

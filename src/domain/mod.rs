@@ -33,6 +33,7 @@ pub const MAIL_TEMPLATES: &[&str] = &[
     "evidence_expiring",
     "evidence_expired",
     "permission_suspended",
+    "permission_suspended_by_cascade",
     "permission_reinstated",
     "obligation_due",
     "obligation_overdue",

@@ -1205,7 +1205,7 @@ mod tests {
         let document = params(DEFAULT_POLICY_TOML);
         let guards = document["transitions"]["guards"].as_array().unwrap();
         let names: Vec<&str> = guards.iter().map(|g| g["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["ancestors_in_force", "evidence_requirements"]);
+        assert_eq!(names, ["chain_in_force", "requirements_met"]);
         let mut guard = guards[1].as_table().unwrap().clone();
         guard.remove("name");
         assert_eq!(

@@ -11,6 +11,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .configure(api::auth::configure)
             .configure(api::workflows::configure)
-            .configure(api::instances::configure),
+            .configure(api::instances::configure)
+            .configure(api::chains::configure)
+            .configure(api::applications::configure)
+            .configure(api::evidence::configure)
+            .configure(api::openapi::configure),
     );
 }

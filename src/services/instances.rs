@@ -37,6 +37,9 @@ pub enum InstanceError {
     /// Someone else changed the instance while this request was being applied.
     #[error("concurrent update")]
     Concurrent,
+    /// Instances of this kind are started through the domain API, not directly.
+    #[error("instances of kind {0} are started through the domain API")]
+    Managed(String),
     #[error("cannot correct this instance: {0}")]
     NotCorrectable(&'static str),
     #[error("stored instance is inconsistent: {0}")]
@@ -144,6 +147,15 @@ fn visible(
     if row.submitter == actor.id {
         return Ok(true);
     }
+    // The system itself (cascades, sweeps) acts on every instance; users' grants always name
+    // an organisation, so no user holds this.
+    if actor
+        .grants
+        .iter()
+        .any(|g| g.role == "system" && g.org.is_none())
+    {
+        return Ok(true);
+    }
     let mut orgs = rt.organisations(st)?;
     orgs.extend(row.organisation_id.iter().cloned());
     if orgs.is_empty() {
@@ -163,6 +175,11 @@ fn view(
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
     let available_events = rt.available_events(st, &acting.actor, acting.now)?;
+    // What the domain told the guards is not part of the instance.
+    let mut context = st.context.clone();
+    if let Some(ctx) = context.as_object_mut() {
+        ctx.remove("facts");
+    }
     Ok(InstanceView {
         state_label: rt.state_label(&row.state),
         id: row.id,
@@ -172,7 +189,7 @@ fn view(
         version: row.version,
         submitter: row.submitter,
         organisation_id: row.organisation_id,
-        context: st.context.clone(),
+        context,
         progress: st.progress.clone(),
         corrects_instance_id: row.corrects_instance_id,
         created_at: row.created_at,
@@ -189,7 +206,21 @@ pub async fn get(
     id: &str,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
-    let (row, rt, st) = load_visible(db, workflows, id, &acting.actor).await?;
+    get_with_facts(db, workflows, id, acting, None).await
+}
+
+/// Loads an instance the actor may see, its available events judged with the domain's facts.
+pub async fn get_with_facts(
+    db: &impl ConnectionTrait,
+    workflows: &WorkflowSet,
+    id: &str,
+    acting: &Acting<'_>,
+    facts: Option<Value>,
+) -> Result<InstanceView, InstanceError> {
+    let (row, rt, mut st) = load_visible(db, workflows, id, &acting.actor).await?;
+    if let (Some(facts), Some(ctx)) = (facts, st.context.as_object_mut()) {
+        ctx.insert("facts".to_owned(), facts);
+    }
     view(rt, row, &st, acting)
 }
 
@@ -239,9 +270,31 @@ pub async fn audit_trail(
         .await?)
 }
 
-/// Starts an instance of the latest version of a workflow.
+/// Starts an instance of the latest version of a workflow, for kinds any client may start
+/// (a subcontract application is started by `applications`, which fixes its organisations).
 pub async fn create(
     db: &DatabaseConnection,
+    workflows: &WorkflowSet,
+    new: NewInstance<'_>,
+    acting: &Acting<'_>,
+) -> Result<InstanceView, InstanceError> {
+    if let Some(rt) = workflows.latest(new.workflow) {
+        if MANAGED_KINDS.contains(&rt.context_kind()) {
+            return Err(InstanceError::Managed(rt.context_kind().to_owned()));
+        }
+    }
+    let txn = db.begin().await?;
+    let view = create_in(&txn, workflows, new, acting).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+/// Context kinds whose instances only the domain services start.
+pub const MANAGED_KINDS: &[&str] = &["subcontract"];
+
+/// Starts an instance inside the caller's transaction.
+pub async fn create_in(
+    txn: &impl ConnectionTrait,
     workflows: &WorkflowSet,
     new: NewInstance<'_>,
     acting: &Acting<'_>,
@@ -252,10 +305,9 @@ pub async fn create(
         .as_ref();
     let created = rt.create(acting.actor.id, &acting.actor, new.context)?;
     let now = to_db_precision(acting.now.at);
-    let txn = db.begin().await?;
     if let Some(corrected) = new.corrects {
         let old = workflow_instance::Entity::find_by_id(corrected)
-            .one(&txn)
+            .one(txn)
             .await?
             .ok_or(InstanceError::NotFound)?;
         let old_rt = runtime(workflows, &old)?;
@@ -308,12 +360,11 @@ pub async fn create(
         audit_head: sealed.head().hash.clone(),
     };
     workflow_instance::Entity::insert(workflow_instance::ActiveModel::from(row.clone()))
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
     let seq = sealed.head().seq;
-    audit::insert(&txn, sealed).await?;
-    start_timers(&txn, &id, seq, &rt.initial_timers(), now).await?;
-    txn.commit().await?;
+    audit::insert(txn, sealed).await?;
+    start_timers(txn, &id, seq, &rt.initial_timers(), now).await?;
     // The creator is the submitter, who may always see it: answer from what was written.
     let st = StoredInstance {
         state: created.state,
@@ -332,9 +383,28 @@ pub async fn fire(
     req: &FireRequest<'_>,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
-    let now = to_db_precision(acting.now.at);
     let txn = db.begin().await?;
-    let (row, rt, st) = load_visible(&txn, workflows, id, &acting.actor).await?;
+    let (view, _) = fire_in(&txn, workflows, id, req, acting, None).await?;
+    txn.commit().await.map_err(conflict_on_unique)?;
+    Ok(view)
+}
+
+/// Applies an event inside the caller's transaction. `facts`, when given, is set as the
+/// context's `facts` for the guards to read (what the domain knows of the chain on the
+/// decision date); it is never stored.
+pub async fn fire_in(
+    txn: &impl ConnectionTrait,
+    workflows: &WorkflowSet,
+    id: &str,
+    req: &FireRequest<'_>,
+    acting: &Acting<'_>,
+    facts: Option<Value>,
+) -> Result<(InstanceView, Fired), InstanceError> {
+    let now = to_db_precision(acting.now.at);
+    let (row, rt, mut st) = load_visible(txn, workflows, id, &acting.actor).await?;
+    if let (Some(facts), Some(ctx)) = (facts, st.context.as_object_mut()) {
+        ctx.insert("facts".to_owned(), facts);
+    }
     if let Some(expected) = req.expected_version {
         if expected != row.version {
             return Err(InstanceError::StaleVersion {
@@ -352,7 +422,7 @@ pub async fn fire(
     };
     let fired = rt.fire(&st, &request, &acting.actor, acting.now)?;
     let head = audit::append(
-        &txn,
+        txn,
         ChainHead {
             seq: row.audit_seq,
             hash: row.audit_head.clone(),
@@ -391,14 +461,13 @@ pub async fn fire(
         .col_expr(workflow_instance::Column::AuditHead, Expr::value(head.hash))
         .filter(workflow_instance::Column::Id.eq(row.id.as_str()))
         .filter(workflow_instance::Column::Version.eq(row.version))
-        .exec(&txn)
+        .exec(txn)
         .await
         .map_err(conflict_on_unique)?;
     if updated.rows_affected != 1 {
         return Err(InstanceError::Concurrent);
     }
-    run_effects(&txn, &row, head.seq, &fired, req, now).await?;
-    txn.commit().await.map_err(conflict_on_unique)?;
+    run_effects(txn, &row, head.seq, &fired, req, now).await?;
     let mut row = row;
     row.state.clone_from(&fired.to);
     row.progress = fired.progress.to_string();
@@ -410,7 +479,7 @@ pub async fn fire(
         progress: fired.progress.clone(),
         ..st
     };
-    view(rt, row, &st, acting)
+    Ok((view(rt, row, &st, acting)?, fired))
 }
 
 /// A racing transaction that appended the same audit seq first: the caller lost the race.

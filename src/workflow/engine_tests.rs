@@ -3,11 +3,12 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 
-use super::kinds::subcontract::{self, SubcontractContext};
+use super::kinds::subcontract::{self, DecisionFacts, SubcontractContext};
 use super::kinds::workload::{self, WorkloadContext};
 use super::model::{ActMode, Actor, Deputyship, EventInput, Grant, Instance, Now};
 use super::registry::Vocabulary;
 use super::{compile, CompiledWorkflow, Kinds, RejectionKind};
+use crate::domain::policy::{ChainFacts, EvidenceFact, NodeFacts, Policy};
 
 const SUBCONTRACT: &str = include_str!("../../workflows/subcontract_permission.toml");
 
@@ -68,6 +69,72 @@ const CITY: &str = "meguro";
 const FED: &str = "tokyo_kokuhoren";
 const CENTRAL: &str = "kokuho_chuokai";
 
+/// Verified evidence of `org` for every requirement of a non-cloud node, its NDA naming
+/// `parent`, valid through the decision date and the node's period.
+fn evidence_of(org: &str, parent: &str) -> Vec<EvidenceFact> {
+    use crate::domain::evidence::EvidenceKind as K;
+    [K::Nda, K::StructureChart, K::Safeguards, K::Iso27001]
+        .into_iter()
+        .map(|kind| EvidenceFact {
+            id: format!("{org}-{}", kind.as_str()),
+            kind,
+            organisation_id: org.to_owned(),
+            node_id: None,
+            service_name: None,
+            covered_services: Vec::new(),
+            counterparty_organisation_id: (kind == K::Nda).then(|| parent.to_owned()),
+            valid_from: NaiveDate::from_ymd_opt(2025, 4, 1),
+            valid_until: NaiveDate::from_ymd_opt(2028, 3, 31),
+            renewal_pending: false,
+            verified: true,
+            revoked: false,
+        })
+        .collect()
+}
+
+fn node_facts(id: &str, tier: u32, org: &str, parent: &str) -> NodeFacts {
+    NodeFacts {
+        node_id: id.to_owned(),
+        tier,
+        organisation_id: org.to_owned(),
+        organisation_name: org.to_owned(),
+        parent_organisation_id: Some(parent.to_owned()),
+        hosts_environment: false,
+        cloud_classification: None,
+        service_name: None,
+        permission_state: if tier == 1 { "permitted" } else { "applying" }.to_owned(),
+        period_start: NaiveDate::from_ymd_opt(2026, 4, 1).unwrap_or_default(),
+        period_end: NaiveDate::from_ymd_opt(2027, 3, 31).unwrap_or_default(),
+        evidence: evidence_of(org, parent),
+    }
+}
+
+/// What the services would load for a chain whose every requirement is met: the new node of
+/// `vendor` under `parents` (nearest first, each in force).
+fn good_facts(vendor: &str, parents: &[&str]) -> DecisionFacts {
+    let mut ancestors = Vec::new();
+    for (i, org) in parents.iter().enumerate() {
+        let tier = u32::try_from(parents.len() - i).unwrap_or(1);
+        let parent = parents.get(i + 1).copied().unwrap_or(CITY);
+        let mut n = node_facts(&format!("n{tier}"), tier, org, parent);
+        n.permission_state = "permitted".to_owned();
+        ancestors.push(n);
+    }
+    let tier = u32::try_from(parents.len() + 1).unwrap_or(2);
+    DecisionFacts {
+        chain: ChainFacts {
+            node: node_facts(
+                "new",
+                tier,
+                vendor,
+                parents.first().copied().unwrap_or(CITY),
+            ),
+            ancestors,
+        },
+        policy: Policy::default_policy(),
+    }
+}
+
 fn tier2_app() -> Instance<SubcontractContext> {
     // The federation (tier 1) applies for its subcontractor (tier 2): nobody in between.
     wf().start(
@@ -76,7 +143,9 @@ fn tier2_app() -> Instance<SubcontractContext> {
             applicant_org: FED.into(),
             root_consignor_org: CITY.into(),
             intermediate_orgs: vec![],
-            deletion_certificate: None,
+            node_id: None,
+            application_id: None,
+            facts: Some(good_facts(CENTRAL, &[FED])),
         },
     )
 }
@@ -90,7 +159,9 @@ fn tier3_app() -> Instance<SubcontractContext> {
             applicant_org: CENTRAL.into(),
             root_consignor_org: CITY.into(),
             intermediate_orgs: vec![FED.into()],
-            deletion_certificate: None,
+            node_id: None,
+            application_id: None,
+            facts: Some(good_facts("cloud", &[CENTRAL, FED])),
         },
     )
 }
@@ -664,7 +735,11 @@ fn a_permission_can_be_suspended_reinstated_and_terminated_only_with_a_deletion_
         r.unmet[0].guard.as_deref(),
         Some("deletion_certificate_recorded")
     );
-    app.ctx.deletion_certificate = Some("cert-1".into());
+    if let Some(f) = app.ctx.facts.as_mut() {
+        let mut cert = evidence_of("vendor", FED).remove(0);
+        cert.kind = crate::domain::evidence::EvidenceKind::DeletionCertificate;
+        f.chain.node.evidence.push(cert);
+    }
     assert_eq!(
         ok(fire(&wf, &mut app, "terminate", &c.manager)),
         "terminated"
@@ -848,6 +923,9 @@ fn instances_keep_running_on_the_version_they_started_on() {
             context: created.context,
             progress: created.progress,
         };
+        // What the services give the guards on each event.
+        stored.context["facts"] =
+            serde_json::to_value(good_facts(CENTRAL, &[FED])).unwrap_or_default();
         let mut states = Vec::new();
         for (ev, who) in [
             ("submit", &c.fed_clerk),

@@ -66,7 +66,7 @@ fn lang(q: &LangQuery) -> Lang {
     }
 }
 
-fn acting<'a>(state: &AppState, user: &'a AuthUser, request_id: &'a str) -> Acting<'a> {
+pub(crate) fn acting<'a>(state: &AppState, user: &'a AuthUser, request_id: &'a str) -> Acting<'a> {
     let at = state.clock.now();
     Acting {
         actor: Actor {
@@ -83,7 +83,7 @@ fn acting<'a>(state: &AppState, user: &'a AuthUser, request_id: &'a str) -> Acti
 }
 
 /// The one mapping from instance failures to API errors.
-fn api_error(e: InstanceError) -> ApiError {
+pub(crate) fn api_error(e: InstanceError) -> ApiError {
     #[derive(Serialize)]
     struct Unmet<'a> {
         unmet: &'a [crate::workflow::Unmet],
@@ -108,6 +108,8 @@ fn api_error(e: InstanceError) -> ApiError {
         InstanceError::Concurrent => ApiError::new(ErrorCode::ConcurrentUpdate),
         InstanceError::NotCorrectable(why) => ApiError::new(ErrorCode::NotCorrectable)
             .with_details(serde_json::json!({ "reason": why })),
+        InstanceError::Managed(kind) => ApiError::new(ErrorCode::ManagedWorkflow)
+            .with_details(serde_json::json!({ "kind": kind, "use": "/api/v1/applications" })),
         InstanceError::Corrupt(why) => ApiError::internal(why),
         InstanceError::Db(e) => ApiError::internal(e),
     }
@@ -148,9 +150,14 @@ async fn fetch(
     id: &str,
 ) -> Result<instances::InstanceView, ApiError> {
     let rid = request_id.to_string();
-    instances::get(&state.db, &state.workflows, id, &acting(state, user, &rid))
-        .await
-        .map_err(api_error)
+    crate::services::applications::get_instance(
+        &state.db,
+        &state.workflows,
+        id,
+        &acting(state, user, &rid),
+    )
+    .await
+    .map_err(crate::routes::api::applications::app_error)
 }
 
 async fn get(
@@ -181,7 +188,9 @@ async fn fire(
         on_behalf_of: body.on_behalf_of.as_deref(),
         data: body.data.as_ref(),
     };
-    let view = instances::fire(
+    // A subcontract instance fires through the domain, which gives its guards the chain's
+    // facts and cascades a lapse; any other instance fires directly.
+    let view = crate::services::applications::fire_instance(
         &state.db,
         &state.workflows,
         &id,
@@ -189,7 +198,7 @@ async fn fire(
         &acting(&state, &user, &rid),
     )
     .await
-    .map_err(api_error)?;
+    .map_err(crate::routes::api::applications::app_error)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, format!("\"{}\"", view.version)))
         .json(view))

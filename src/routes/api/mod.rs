@@ -1,5 +1,9 @@
 //! The JSON API under `/api/v1`.
 
+pub mod applications;
 pub mod auth;
+pub mod chains;
+pub mod evidence;
 pub mod instances;
+pub mod openapi;
 pub mod workflows;

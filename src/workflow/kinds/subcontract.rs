@@ -5,12 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::policy::{self, ChainFacts, Policy};
 use crate::workflow::definition::Label;
 use crate::workflow::model::{OrgScope, Step, StepKind};
 use crate::workflow::registry::{GuardInput, Registry, Unmet, WorkflowContext};
 
 /// The context of one subcontract application.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubcontractContext {
     /// The organisation that files the application (the parent tier's contractor).
@@ -20,9 +21,31 @@ pub struct SubcontractContext {
     /// Tiers between the applicant and the root that endorse it, nearest to the applicant first.
     #[serde(default)]
     pub intermediate_orgs: Vec<String>,
-    /// The verified deletion or return certificate, once recorded (needed to terminate).
+    /// The chain node applied for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletion_certificate: Option<String>,
+    pub node_id: Option<String>,
+    /// The application (one per target municipality shares it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
+    /// What the domain knows of the chain on the decision date, given to the guards for one
+    /// event and never stored.
+    #[serde(default, skip_serializing)]
+    pub facts: Option<DecisionFacts>,
+}
+
+/// The chain's facts and the requirement policy of the definition, as the services load them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionFacts {
+    pub chain: ChainFacts,
+    pub policy: Policy,
+}
+
+fn facts_missing() -> Unmet {
+    Unmet::new(
+        "chain_facts_unavailable",
+        "委託の連鎖の情報を確認できないため判断できません",
+        "The chain's facts are not available, so this cannot be decided",
+    )
 }
 
 impl WorkflowContext for SubcontractContext {
@@ -95,7 +118,16 @@ pub fn registry() -> Registry<SubcontractContext> {
     r.simple_guard(
         "deletion_certificate_recorded",
         |i: &In<'_>, unmet: &mut Vec<Unmet>| {
-            if i.instance.ctx.deletion_certificate.is_none() {
+            let Some(f) = &i.instance.ctx.facts else {
+                unmet.push(facts_missing());
+                return;
+            };
+            let recorded = f.chain.node.evidence.iter().any(|e| {
+                e.kind == crate::domain::evidence::EvidenceKind::DeletionCertificate
+                    && e.verified
+                    && !e.revoked
+            });
+            if !recorded {
                 unmet.push(Unmet::new(
                     "deletion_certificate_missing",
                     "廃棄証明(または返却の記録)が確認されていません",
@@ -103,6 +135,36 @@ pub fn registry() -> Registry<SubcontractContext> {
                 ));
             }
         },
+    );
+    r.simple_guard(
+        "chain_in_force",
+        |i: &In<'_>, unmet: &mut Vec<Unmet>| match &i.instance.ctx.facts {
+            Some(f) => unmet.extend(policy::chain_in_force(&f.chain, i.now.today)),
+            None => unmet.push(facts_missing()),
+        },
+    );
+    r.guard(
+        "requirements_met",
+        Box::new(|params: &toml::Table| {
+            // With requirements: the policy is declared here. Without: the policy declared on
+            // the decision applies (the services load it from this file into the facts).
+            let declared = if params.is_empty() {
+                None
+            } else {
+                Some(Policy::from_params(params)?)
+            };
+            Ok(Box::new(move |i: &In<'_>, unmet: &mut Vec<Unmet>| {
+                let Some(f) = &i.instance.ctx.facts else {
+                    unmet.push(facts_missing());
+                    return;
+                };
+                let policy = declared.as_ref().unwrap_or(&f.policy);
+                unmet.extend(policy::evaluate(policy, &f.chain, i.now.today).unmet);
+            })
+                as Box<
+                    dyn crate::workflow::registry::Guard<SubcontractContext>,
+                >)
+        }),
     );
     r
 }

@@ -1,0 +1,205 @@
+//! Evidence records, their files, verification, revocation and the expiry sweep's effects.
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tracing_actix_web::RequestId;
+
+use super::applications::app_error;
+use super::chains::viewer;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ErrorCode};
+use crate::services::evidence::{self, EvidenceFilter, EvidenceInput, Upload};
+use crate::startup::AppState;
+use crate::workflow::Now;
+
+/// `/evidence`, `/evidence/{id}`, `/evidence/{id}/files`, `/evidence/{id}/files/{sha256}`,
+/// `/evidence/{id}/verify`, `/evidence/{id}/revoke`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/evidence")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(web::resource("/evidence/{id}").route(web::get().to(get)))
+    .service(web::resource("/evidence/{id}/files").route(web::post().to(upload)))
+    .service(web::resource("/evidence/{id}/files/{sha256}").route(web::get().to(download)))
+    .service(web::resource("/evidence/{id}/verify").route(web::post().to(verify)))
+    .service(web::resource("/evidence/{id}/revoke").route(web::post().to(revoke)));
+}
+
+fn now(state: &AppState) -> Now {
+    Now {
+        at: state.clock.now(),
+        today: state.clock.today_jst(),
+    }
+}
+
+/// Evidence the caller may see; filter by organisation, kind, expiry.
+#[utoipa::path(get, path = "/api/v1/evidence", tag = "evidence", params(EvidenceFilter),
+    responses((status = 200, body = crate::services::chains::Paged<evidence::EvidenceView>)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<EvidenceFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let list = evidence::list(&state.db, &viewer(&user), &q, state.clock.today_jst()).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// Record evidence (its files are attached next, then an officer verifies it).
+#[utoipa::path(post, path = "/api/v1/evidence", tag = "evidence", request_body = EvidenceInput,
+    responses((status = 201, body = evidence::EvidenceView), (status = 422)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<EvidenceInput>,
+) -> Result<HttpResponse, ApiError> {
+    let n = now(&state);
+    let view =
+        evidence::create(&state.db, &viewer(&user), body.into_inner(), n.at, n.today).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/evidence/{}", view.id)))
+        .json(view))
+}
+
+/// One evidence record.
+#[utoipa::path(get, path = "/api/v1/evidence/{id}", tag = "evidence",
+    responses((status = 200, body = evidence::EvidenceView), (status = 404)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let view = evidence::get(&state.db, &viewer(&user), &id, state.clock.today_jst()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, format!("\"{}\"", view.version)))
+        .json(view))
+}
+
+/// Attach files (multipart/form-data, one or more parts named `file`): PDF, PNG or JPEG by
+/// content, each at most `max_upload_mb`.
+#[utoipa::path(post, path = "/api/v1/evidence/{id}/files", tag = "evidence",
+    responses((status = 200, body = evidence::EvidenceView), (status = 413), (status = 415)))]
+pub async fn upload(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    mut payload: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let limit = usize::try_from(state.settings.max_upload_mb)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1024 * 1024);
+    let mut uploads = Vec::new();
+    while let Some(field) = payload.next().await {
+        let mut field =
+            field.map_err(|e| ApiError::new(ErrorCode::BadRequest).with_cause(e.to_string()))?;
+        let filename = field
+            .content_disposition()
+            .and_then(|cd| cd.get_filename().map(str::to_owned))
+            .unwrap_or_default();
+        if field.name() != Some("file") {
+            // Drain and ignore other parts (a CSRF token from a form, say).
+            while let Some(chunk) = field.next().await {
+                chunk
+                    .map_err(|e| ApiError::new(ErrorCode::BadRequest).with_cause(e.to_string()))?;
+            }
+            continue;
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::new(ErrorCode::BadRequest).with_cause(e.to_string()))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(ApiError::new(ErrorCode::PayloadTooLarge).with_details(
+                    serde_json::json!({ "max_upload_mb": state.settings.max_upload_mb }),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        uploads.push(Upload { filename, bytes });
+    }
+    let n = now(&state);
+    let view = evidence::attach(&state.db, &viewer(&user), &id, uploads, n.at, n.today).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Download a file: always as an attachment, never sniffed by the browser.
+#[utoipa::path(get, path = "/api/v1/evidence/{id}/files/{sha256}", tag = "evidence",
+    responses((status = 200, description = "the file"), (status = 404)))]
+pub async fn download(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, sha) = path.into_inner();
+    let (content, filename) = evidence::download(&state.db, &viewer(&user), &id, &sha).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(content.media_type)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            crate::domain::files::content_disposition(&filename),
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; sandbox",
+        ))
+        .body(content.content))
+}
+
+/// The body of verify and revoke.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    /// The record version the caller saw.
+    pub version: Option<i64>,
+    /// Why (required to revoke).
+    pub reason: Option<String>,
+}
+
+/// An officer verifies the record.
+#[utoipa::path(post, path = "/api/v1/evidence/{id}/verify", tag = "evidence",
+    request_body = DecisionBody,
+    responses((status = 200, body = evidence::EvidenceView), (status = 403), (status = 409)))]
+pub async fn verify(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    body: web::Json<DecisionBody>,
+) -> Result<HttpResponse, ApiError> {
+    let n = now(&state);
+    let view =
+        evidence::verify(&state.db, &viewer(&user), &id, body.version, n.at, n.today).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// An officer revokes the record; nodes relying on it are suspended with their descendants.
+#[utoipa::path(post, path = "/api/v1/evidence/{id}/revoke", tag = "evidence",
+    request_body = DecisionBody,
+    responses((status = 200, body = evidence::RevokeOutcome), (status = 403), (status = 422)))]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    id: web::Path<String>,
+    body: web::Json<DecisionBody>,
+) -> Result<HttpResponse, ApiError> {
+    let rid = request_id.to_string();
+    let out = evidence::revoke(
+        &state.db,
+        &state.workflows,
+        &viewer(&user),
+        &id,
+        body.reason.as_deref().unwrap_or_default(),
+        body.version,
+        now(&state),
+        Some(&rid),
+    )
+    .await
+    .map_err(app_error)?;
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,55 @@
+//! The OpenAPI 3 document of the domain API, generated from the handlers and types.
+
+use actix_web::{web, HttpResponse};
+use utoipa::OpenApi;
+
+use super::{applications, chains, evidence};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "itaku API",
+        description = "委託・再委託の許諾管理 / Consignments, subcontract chains and their permission. \
+            Errors share one shape: {code, message: {ja, en}, details}.",
+        version = "1"
+    ),
+    paths(
+        chains::list_organisations,
+        chains::create_organisation,
+        chains::get_organisation,
+        chains::list_items,
+        chains::create_item,
+        chains::get_item,
+        chains::item_tree,
+        chains::get_node,
+        chains::classify_node,
+        applications::list,
+        applications::create,
+        applications::get,
+        applications::fire,
+        applications::checklist,
+        evidence::list,
+        evidence::create,
+        evidence::get,
+        evidence::upload,
+        evidence::download,
+        evidence::verify,
+        evidence::revoke,
+    ),
+    tags(
+        (name = "organisations", description = "組織 / Organisations"),
+        (name = "items", description = "委託事項と委託の連鎖 / Consignment items and chains"),
+        (name = "applications", description = "再委託申請 / Subcontract applications"),
+        (name = "evidence", description = "証跡 / Evidence"),
+    )
+)]
+pub struct ApiDoc;
+
+/// `/openapi.json`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/openapi.json").route(web::get().to(document)));
+}
+
+async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
