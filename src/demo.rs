@@ -7,7 +7,8 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::services::instances::{self, Acting, FireRequest, InstanceError, NewInstance};
+use crate::services::access::Viewer;
+use crate::services::instances::{Acting, InstanceError};
 use crate::services::users::{self, NewDeputy, NewMembership, NewOrganisation, NewUser};
 use crate::startup::AppState;
 use crate::workflow::{Actor, Now};
@@ -27,13 +28,14 @@ pub struct DemoLogin {
 pub enum DemoError {
     #[error("cannot seed demo data: {0}")]
     Api(String),
-    #[error("cannot seed demo application: {0}")]
+    #[error("cannot seed demo application: {0:?}")]
     Instance(#[from] InstanceError),
 }
 
 impl From<ApiError> for DemoError {
     fn from(e: ApiError) -> Self {
-        Self::Api(e.to_string())
+        // Debug carries the details (which field, why), which is what a seeding bug needs.
+        Self::Api(format!("{e:?}"))
     }
 }
 
@@ -55,9 +57,40 @@ const ORGS: &[(&str, &str, &str, &str)] = &[
     (
         "cloud_provider",
         "cloud_provider",
-        "クラウド事業者",
+        "クラウド事業者株式会社",
         "Cloud provider",
     ),
+    (
+        "data_entry_co",
+        "vendor",
+        "データ入力株式会社",
+        "Data Entry Co.",
+    ),
+    (
+        "entry_center",
+        "vendor",
+        "入力センター株式会社",
+        "Entry Center Co.",
+    ),
+    (
+        "entry_center_b",
+        "vendor",
+        "第二入力センター株式会社",
+        "Entry Center B",
+    ),
+    (
+        "entry_center_c",
+        "vendor",
+        "第三入力センター株式会社",
+        "Entry Center C",
+    ),
+    (
+        "entry_center_d",
+        "vendor",
+        "第四入力センター株式会社",
+        "Entry Center D",
+    ),
+    ("expired_co", "vendor", "期限切れ株式会社", "Expired Co."),
 ];
 
 /// (login, display name, organisation, roles, description)
@@ -139,6 +172,20 @@ const USERS: &[(&str, &str, &str, &[&str], &str)] = &[
         &["contractor"],
         "国保中央会 (tier-2 contractor)",
     ),
+    (
+        "cloud.staff",
+        "クラウド 担当",
+        "cloud_provider",
+        &["contractor"],
+        "クラウド事業者 (tier-3 contractor)",
+    ),
+    (
+        "vendor.staff",
+        "データ入力 担当",
+        "data_entry_co",
+        &["contractor"],
+        "データ入力株式会社 (tier-1 contractor of 目黒区's other item)",
+    ),
 ];
 
 /// Seeds the demo data once; on a database that has it already, changes nothing. Returns the
@@ -211,95 +258,399 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoLogin>, DemoError> {
     )
     .await?;
 
-    // Applications in every interesting place.
-    let tier2 = |root: &str| json!({"applicant_org": "tokyo_kokuhoren", "root_consignor_org": root, "intermediate_orgs": []});
-    let tier3 = json!({
-        "applicant_org": "kokuho_chuokai",
-        "root_consignor_org": "meguro",
-        "intermediate_orgs": ["tokyo_kokuhoren"],
-    });
-    let plans: Vec<Plan> = vec![
-        // Waiting for the officer of 目黒区.
+    chains(state, &id, now, today).await?;
+    Ok(logins)
+}
+
+/// A minimal valid PDF, the file behind each demo evidence record.
+const DEMO_PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+
+/// Records, attaches and (when `verify`) has 目黒区's officer verify one evidence record.
+async fn evidence(
+    state: &AppState,
+    as_user: &OwnedActor,
+    verifier: &OwnedActor,
+    fields: serde_json::Value,
+    org: &str,
+    verify: bool,
+) -> Result<(), DemoError> {
+    let (now, today) = (state.clock.now(), state.clock.today_jst());
+    let input: crate::services::evidence::EvidenceInput = serde_json::from_value(json!({
+        "organisation_id": org,
+        "fields": fields,
+    }))
+    .map_err(|e| DemoError::Api(e.to_string()))?;
+    let viewer = Viewer::new(&as_user.id, &as_user.grants);
+    let rec = crate::services::evidence::create(&state.db, &viewer, input, now, today).await?;
+    crate::services::evidence::attach(
+        &state.db,
+        &viewer,
+        &rec.id,
+        vec![crate::services::evidence::Upload {
+            filename: format!("{}.pdf", rec.kind),
+            bytes: DEMO_PDF.to_vec(),
+        }],
+        now,
+        today,
+    )
+    .await?;
+    if verify {
+        let officer = Viewer::new(&verifier.id, &verifier.grants);
+        crate::services::evidence::verify(&state.db, &officer, &rec.id, None, now, today).await?;
+    }
+    Ok(())
+}
+
+fn date(s: &str) -> String {
+    s.to_owned()
+}
+
+/// The every-node evidence of `org` (NDA with `parent`), valid until `until`.
+fn basic_evidence(org_name: &str, parent: &str, until: &str) -> Vec<serde_json::Value> {
+    vec![
+        json!({"kind": "nda", "counterparty_organisation_id": parent, "signed_date": "2024-04-01",
+               "term_until": until, "clauses": {"confidentiality": true, "no_removal_from_premises": true,
+               "purpose_limitation": true, "subcontract_conditions": true, "leak_liability": true,
+               "return_or_deletion": true, "staff_supervision_and_training": true,
+               "compliance_reports": true, "on_site_inspection": true}}),
+        json!({"kind": "structure_chart", "tiers": [{"organisation_name": org_name,
+               "responsible_person": "業務責任者", "manager": "運用管理者", "staff_count": 15,
+               "work_location": "東京都千代田区", "supervised_by": "委託元"}]}),
+        json!({"kind": "safeguards", "organisational": "個人情報保護管理者を置き、規程を整備",
+               "personnel": "年1回の研修と誓約書", "physical": "入退室管理と施錠保管",
+               "technical": "アクセス制御・暗号化・ログ監視"}),
+        json!({"kind": "iso27001", "certificate_number": format!("IS {}", org_name.len() * 1000 + 7),
+               "organisation_name": org_name, "scope": "情報システムの運用", "covered_services": ["国保情報集約システム", "Example Cloud"],
+               "edition": "2022", "certification_body": "審査登録機関", "issue_date": "2024-04-01",
+               "expiry_date": until}),
+    ]
+}
+
+fn fields(reason: &str, scope: &str, org_name: &str) -> serde_json::Value {
+    json!({
+        "reason": reason,
+        "scope_of_work": scope,
+        "data_scope": "被保険者の資格情報(氏名・住所・生年月日・被保険者番号)",
+        "capability": "同種業務の受託実績があり、ISMS認証を取得している",
+        "inspection_requirements": "委託元の求めに応じ、作業場所への立入調査を受け入れる",
+        "planned_amount": 24_000_000,
+        "structure_chart": {"tiers": [{"organisation_name": org_name, "responsible_person": "業務責任者",
+            "manager": "運用管理者", "staff_count": 15, "work_location": "東京都千代田区",
+            "supervised_by": "委託先の監督責任者"}]},
+        "supervision": "月次の作業報告と年1回の立入調査により監督する",
+        "nda_confirmed": true,
+        "safeguards": "組織的・人的・物理的・技術的安全管理措置を講じる",
+        "period_start": date("2026-04-01"),
+        "period_end": date("2027-03-31"),
+    })
+}
+
+/// Chains from the seeds, moved through the real services so every step has its audit trail:
+/// 新宿区 and 目黒区 → 東京都国保連 → 国保中央会 (a joint application, permitted by both) →
+/// the cloud provider (classified, waiting for 目黒区's manager); 目黒区's other item with its
+/// vendor; and one application waiting for each role, one blocked by expired evidence.
+async fn chains(
+    state: &AppState,
+    id: &dyn Fn(&str) -> String,
+    now: chrono::DateTime<chrono::Utc>,
+    today: NaiveDate,
+) -> Result<(), DemoError> {
+    let officer_m = acting_as(state, &id("meguro.officer"), today).await?;
+    let officer_s = acting_as(state, &id("shinjuku.officer"), today).await?;
+    let kokuhoren = acting_as(state, &id("kokuhoren.staff"), today).await?;
+    let chuokai = acting_as(state, &id("chuokai.staff"), today).await?;
+    let vendor_user = acting_as(state, &id("vendor.staff"), today).await?;
+    let mut items = std::collections::BTreeMap::new();
+    for (muni, officer, title, contractor) in [
         (
-            tier2("meguro"),
-            "kokuhoren.staff",
-            vec![("submit", "kokuhoren.staff")],
+            "meguro",
+            &officer_m,
+            "国民健康保険の資格管理等に関する事務(国保情報集約システム)",
+            "tokyo_kokuhoren",
         ),
-        // Waiting for the chief.
         (
-            tier2("meguro"),
-            "kokuhoren.staff",
-            vec![("submit", "kokuhoren.staff"), ("approve", "meguro.officer")],
+            "shinjuku",
+            &officer_s,
+            "国民健康保険の資格管理等に関する事務(国保情報集約システム)",
+            "tokyo_kokuhoren",
         ),
-        // Waiting for the manager (or the deputy's 代決).
         (
-            tier2("meguro"),
-            "kokuhoren.staff",
-            vec![
-                ("submit", "kokuhoren.staff"),
-                ("approve", "meguro.officer"),
-                ("approve", "meguro.chief"),
-            ],
+            "meguro",
+            &officer_m,
+            "住民税の当初課税に係るデータ入力業務",
+            "data_entry_co",
         ),
-        // A tier-3 application waiting for the federation's endorsement (進達).
-        (
-            tier3.clone(),
-            "chuokai.staff",
-            vec![("submit", "chuokai.staff")],
+    ] {
+        let input: crate::services::chains::ItemInput = serde_json::from_value(json!({
+            "municipality_id": muni,
+            "owning_section": if contractor == "data_entry_co" { "税務課" } else { "国保年金課" },
+            "title": title,
+            "content": if contractor == "data_entry_co" { "課税資料のパンチ入力" } else { "国保情報集約システムを用いた資格情報の集約・提供" },
+            "handler_bracket": if contractor == "data_entry_co" { "from_50_to_99" } else { "from_10_to_49" },
+            "data_items": ["識別情報", "連絡先等情報", "医療保険関係情報"],
+            "pia_file": if contractor == "data_entry_co" { "住民税関係情報ファイル" } else { "国民健康保険関係情報ファイル" },
+            "recording_medium": if contractor == "data_entry_co" { "電子記録媒体" } else { "クラウドサーバー" },
+            "period_start": "2026-04-01",
+            "period_end": "2027-03-31",
+            "contractor_id": contractor,
+            "subcontract_policy": "委託先から再委託の許諾申請書及び履行体制図の提出を受け、区が審査の上、書面により許諾する。再委託先が更に再委託する場合も同様とする。",
+        }))
+        .map_err(|e| DemoError::Api(e.to_string()))?;
+        let viewer = Viewer::new(&officer.id, &officer.grants);
+        let item = crate::services::chains::create_item(&state.db, &viewer, input, now).await?;
+        items.insert((muni, contractor), item.id);
+    }
+    let tier1 = |muni: &'static str, contractor: &'static str| {
+        let item = items.get(&(muni, contractor)).cloned().unwrap_or_default();
+        async move {
+            let nodes = crate::services::chains::nodes_of_item(&state.db, &item).await?;
+            Ok::<_, DemoError>(nodes.first().map(|n| n.id.clone()).unwrap_or_default())
+        }
+    };
+    let meguro_t1 = tier1("meguro", "tokyo_kokuhoren").await?;
+    let shinjuku_t1 = tier1("shinjuku", "tokyo_kokuhoren").await?;
+    let entry_t1 = tier1("meguro", "data_entry_co").await?;
+
+    macro_rules! file {
+        ($($a:expr),+ $(,)?) => { file_application(state, $($a),+, now, today) };
+    }
+    macro_rules! fire {
+        ($($a:expr),+ $(,)?) => { fire_event(state, $($a),+, now, today) };
+    }
+    // Evidence of the tier-1 contractors, verified by 目黒区.
+    for f in basic_evidence("東京都国民健康保険団体連合会", "meguro", "2028-03-31") {
+        evidence(state, &kokuhoren, &officer_m, f, "tokyo_kokuhoren", true).await?;
+    }
+    // Its contract (NDA) with 新宿区 is a separate document, verified by 新宿区.
+    if let Some(nda) = basic_evidence("東京都国民健康保険団体連合会", "shinjuku", "2028-03-31")
+        .into_iter()
+        .next()
+    {
+        evidence(state, &kokuhoren, &officer_s, nda, "tokyo_kokuhoren", true).await?;
+    }
+    for f in basic_evidence("データ入力株式会社", "meguro", "2028-03-31") {
+        evidence(state, &officer_m, &officer_m, f, "data_entry_co", true).await?;
+    }
+    let route_m = ["meguro.officer", "meguro.chief", "meguro.manager"];
+    let route_s = ["shinjuku.officer", "shinjuku.chief", "shinjuku.manager"];
+
+    // The joint application: 国保連 → 国保中央会, addressed to 目黒区 and 新宿区; both permit.
+    let joint = file!(
+        &kokuhoren,
+        "kokuho_chuokai",
+        vec![meguro_t1.clone(), shinjuku_t1.clone()],
+        fields(
+            "国保情報集約システムの全国一元的な運用のため",
+            "国保情報集約システムの運用・保守",
+            "公益社団法人国民健康保険中央会"
         ),
-        // Permitted by 新宿区.
-        (
-            tier2("shinjuku"),
-            "kokuhoren.staff",
-            vec![
-                ("submit", "kokuhoren.staff"),
-                ("approve", "shinjuku.officer"),
-                ("approve", "shinjuku.chief"),
-                ("approve", "shinjuku.manager"),
-            ],
-        ),
-        // A draft not yet submitted.
-        (tier3, "chuokai.staff", vec![]),
-    ];
-    for (ctx, creator, steps) in plans {
-        let inst = instances::create(
-            &state.db,
-            &state.workflows,
-            NewInstance {
-                workflow: "subcontract_permission",
-                context: ctx,
-                corrects: None,
-            },
-            &acting_as(state, &id(creator), today)
-                .await?
-                .as_acting(now, today),
+    )
+    .await?;
+    // The subcontractor's evidence, recorded by itself and verified by 目黒区 once it is in the
+    // chain as an applicant.
+    for f in basic_evidence(
+        "公益社団法人国民健康保険中央会",
+        "tokyo_kokuhoren",
+        "2028-03-31",
+    ) {
+        evidence(state, &chuokai, &officer_m, f, "kokuho_chuokai", true).await?;
+    }
+    fire!(&kokuhoren, joint.id.clone(), "submit", None).await?;
+    for login in route_m.iter().chain(route_s.iter()) {
+        fire!(
+            &acting_as(state, &id(login), today).await?,
+            joint.id.clone(),
+            "approve",
+            None
         )
         .await?;
-        for (event, who) in steps {
-            instances::fire(
-                &state.db,
-                &state.workflows,
-                &inst.id,
-                &FireRequest {
-                    event,
-                    ..FireRequest::default()
-                },
-                &acting_as(state, &id(who), today)
-                    .await?
-                    .as_acting(now, today),
+    }
+    let meguro_t2 = joint
+        .targets
+        .iter()
+        .find(|t| t.municipality_id == "meguro")
+        .map(|t| t.node_id.clone())
+        .unwrap_or_default();
+
+    // The cloud provider at tier 3 under 目黒区's chain: endorsed, classified, waiting for the
+    // manager's decision.
+    let mut cloud_fields = fields(
+        "大規模なクラウド基盤を利用するため",
+        "クラウド基盤(IaaS)の提供",
+        "クラウド事業者株式会社",
+    );
+    cloud_fields["hosts_environment"] = json!(true);
+    cloud_fields["service_name"] = json!("Example Cloud");
+    let cloud = file!(
+        &chuokai,
+        "cloud_provider",
+        vec![meguro_t2.clone()],
+        cloud_fields
+    )
+    .await?;
+    // Recorded by the applicant (the tier above prepares the documents); the cloud certificates
+    // are not recorded yet: the manager's decision shows what is missing.
+    for f in basic_evidence("クラウド事業者株式会社", "kokuho_chuokai", "2028-03-31") {
+        evidence(state, &chuokai, &officer_m, f, "cloud_provider", true).await?;
+    }
+    fire!(&chuokai, cloud.id.clone(), "submit", None).await?;
+    fire!(&kokuhoren, cloud.id.clone(), "endorse", None).await?;
+    if let Some(t) = cloud.targets.first() {
+        let viewer = Viewer::new(&officer_m.id, &officer_m.grants);
+        crate::services::chains::classify_node(
+            &state.db,
+            &viewer,
+            &t.node_id,
+            crate::services::chains::CloudClassificationInput::HandlesData,
+            None,
+            now,
+        )
+        .await?;
+    }
+    for login in &route_m[..2] {
+        fire!(
+            &acting_as(state, &id(login), today).await?,
+            cloud.id.clone(),
+            "approve",
+            None
+        )
+        .await?;
+    }
+
+    // 目黒区's other item: its vendor's subcontractor applications, one waiting for each role.
+    let entry_fields = || {
+        fields(
+            "繁忙期の入力作業量に対応するため",
+            "課税資料のパンチ入力(一部)",
+            "入力センター株式会社",
+        )
+    };
+    // Draft, waiting for the vendor to submit.
+    file!(
+        &vendor_user,
+        "entry_center",
+        vec![entry_t1.clone()],
+        entry_fields()
+    )
+    .await?;
+    for f in basic_evidence("入力センター株式会社", "data_entry_co", "2028-03-31") {
+        evidence(state, &vendor_user, &officer_m, f, "entry_center", false).await?;
+    }
+    // The others are filed with distinct subcontractors, since one may hold one live node.
+    for (org, name, approvals) in [
+        ("entry_center_b", "第二入力センター株式会社", 0usize),
+        ("entry_center_c", "第三入力センター株式会社", 1),
+        ("entry_center_d", "第四入力センター株式会社", 2),
+    ] {
+        let a = file!(
+            &vendor_user,
+            org,
+            vec![entry_t1.clone()],
+            fields(
+                "繁忙期の入力作業量に対応するため",
+                "課税資料のパンチ入力(一部)",
+                name
+            )
+        )
+        .await?;
+        for f in basic_evidence(name, "data_entry_co", "2028-03-31") {
+            evidence(state, &vendor_user, &officer_m, f, org, true).await?;
+        }
+        fire!(&vendor_user, a.id.clone(), "submit", None).await?;
+        for login in &route_m[..approvals] {
+            fire!(
+                &acting_as(state, &id(login), today).await?,
+                a.id.clone(),
+                "approve",
+                None
             )
             .await?;
         }
     }
-    Ok(logins)
+    // Blocked by expired evidence: its ISO/IEC 27001 expired last year; at the manager's step.
+    let blocked = file!(
+        &vendor_user,
+        "expired_co",
+        vec![entry_t1],
+        fields(
+            "入力作業の外部化のため",
+            "課税資料の検査",
+            "期限切れ株式会社"
+        )
+    )
+    .await?;
+    for f in basic_evidence("期限切れ株式会社", "data_entry_co", "2025-03-31") {
+        evidence(state, &vendor_user, &officer_m, f, "expired_co", true).await?;
+    }
+    fire!(&vendor_user, blocked.id.clone(), "submit", None).await?;
+    for login in &route_m[..2] {
+        fire!(
+            &acting_as(state, &id(login), today).await?,
+            blocked.id.clone(),
+            "approve",
+            None
+        )
+        .await?;
+    }
+    Ok(())
 }
 
-/// An application to create: its context, its creator, and the events to fire (event, by whom).
-type Plan = (
-    serde_json::Value,
-    &'static str,
-    Vec<(&'static str, &'static str)>,
-);
+async fn file_application(
+    state: &AppState,
+    as_user: &OwnedActor,
+    contractor: &str,
+    parents: Vec<String>,
+    fields: serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+    today: NaiveDate,
+) -> Result<crate::services::applications::ApplicationView, DemoError> {
+    let input =
+        json!({ "contractor_id": contractor, "parent_node_ids": parents, "fields": fields });
+    let input = serde_json::from_value(input).map_err(|e| DemoError::Api(e.to_string()))?;
+    let viewer = Viewer::new(&as_user.id, &as_user.grants);
+    crate::services::applications::create(
+        &state.db,
+        &state.workflows,
+        &viewer,
+        input,
+        &as_user.as_acting(now, today),
+    )
+    .await
+    .map_err(demo_app_error)
+}
+
+async fn fire_event(
+    state: &AppState,
+    as_user: &OwnedActor,
+    app_id: String,
+    event: &str,
+    comment: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+    today: NaiveDate,
+) -> Result<(), DemoError> {
+    let ev: crate::services::applications::ApplicationEvent =
+        serde_json::from_value(json!({ "event": event, "comment": comment }))
+            .map_err(|e| DemoError::Api(e.to_string()))?;
+    let viewer = Viewer::new(&as_user.id, &as_user.grants);
+    crate::services::applications::fire(
+        &state.db,
+        &state.workflows,
+        &viewer,
+        &app_id,
+        &ev,
+        &as_user.as_acting(now, today),
+    )
+    .await
+    .map_err(demo_app_error)?;
+    Ok(())
+}
+
+fn demo_app_error(e: crate::services::applications::AppError) -> DemoError {
+    match e {
+        crate::services::applications::AppError::Api(e) => DemoError::Api(format!("{e:?}")),
+        crate::services::applications::AppError::Instance(e) => DemoError::Instance(e),
+    }
+}
 
 /// A user's grants on a day, owned, to lend to an [`Actor`].
 struct OwnedActor {
