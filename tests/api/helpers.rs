@@ -442,20 +442,32 @@ pub struct Cast {
     pub chuokai: Person,
     /// An officer of 新宿区.
     pub outsider: Person,
+    /// 目黒区's consignment item.
+    pub item: String,
+    /// 東京都国保連's tier-1 node.
+    pub tier1: String,
+    /// 国保中央会's tier-2 node (permitted).
+    pub tier2: String,
 }
 
 impl Cast {
-    /// Creates the organisations, the users and their memberships, and signs everyone in.
+    /// Creates the organisations, the users and their memberships, and signs everyone in; then
+    /// the established chain the applications hang under: 目黒区's consignment item with
+    /// 東京都国保連 at tier 1 and 国保中央会 permitted at tier 2, each with verified evidence.
     pub async fn create(app: &TestApp) -> Self {
         for (id, kind, name) in [
             (MEGURO, "municipality", "目黒区"),
             (SHINJUKU, "municipality", "新宿区"),
-            (KOKUHOREN, "contractor", "東京都国民健康保険団体連合会"),
-            (CHUOKAI, "contractor", "公益社団法人国民健康保険中央会"),
+            (KOKUHOREN, "nhi_federation", "東京都国民健康保険団体連合会"),
+            (
+                CHUOKAI,
+                "central_association",
+                "公益社団法人国民健康保険中央会",
+            ),
         ] {
             app.create_organisation_of_kind(id, kind, name).await;
         }
-        Self {
+        let cast = Self {
             officer: app.person("meguro_officer", &[(MEGURO, "officer")]).await,
             chief: app.person("meguro_chief", &[(MEGURO, "chief")]).await,
             manager: app.person("meguro_manager", &[(MEGURO, "manager")]).await,
@@ -464,23 +476,60 @@ impl Cast {
             outsider: app
                 .person("shinjuku_officer", &[(SHINJUKU, "officer")])
                 .await,
+            item: String::new(),
+            tier1: String::new(),
+            tier2: String::new(),
+        };
+        let item = app
+            .post_json_with_token(
+                "/api/v1/items",
+                &cast.officer.token,
+                &item_body(MEGURO, KOKUHOREN),
+            )
+            .await;
+        let status = item.status();
+        let item: Value = item.json().await.expect("a JSON body");
+        assert_eq!(status, 201, "item created: {item}");
+        let item_id = item["id"].as_str().expect("an item id").to_owned();
+        let tree = app
+            .get_json(
+                &format!("/api/v1/items/{item_id}/tree"),
+                &cast.officer.token,
+            )
+            .await;
+        let tier1 = tree["nodes"][0]["id"]
+            .as_str()
+            .expect("the tier-1 node")
+            .to_owned();
+        app.give_evidence(KOKUHOREN, MEGURO, None).await;
+        let tier2 = app.established_node(&tier1, CHUOKAI).await;
+        app.give_evidence(CHUOKAI, KOKUHOREN, None).await;
+        Self {
+            item: item_id,
+            tier1,
+            tier2,
+            ..cast
         }
     }
 
-    /// 東京都国保連 files a tier-2 application with 目黒区 (nobody in between).
+    /// 東京都国保連 files a tier-2 application with 目黒区 (nobody in between) for a new
+    /// subcontractor that has its evidence; returns the decision's instance.
     pub async fn apply_tier2(&self, app: &TestApp) -> Value {
-        let context = json!({ "applicant_org": KOKUHOREN, "root_consignor_org": MEGURO });
-        app.start_instance(&self.kokuhoren.token, context).await
+        let vendor = app.new_vendor(KOKUHOREN).await;
+        let application = app
+            .file_application(&self.kokuhoren.token, &vendor, &[&self.tier1])
+            .await;
+        app.target_instance(&application, &self.kokuhoren.token)
+            .await
     }
 
     /// 国保中央会 files a tier-3 application, to be endorsed by 東京都国保連.
     pub async fn apply_tier3(&self, app: &TestApp) -> Value {
-        let context = json!({
-            "applicant_org": CHUOKAI,
-            "root_consignor_org": MEGURO,
-            "intermediate_orgs": [KOKUHOREN],
-        });
-        app.start_instance(&self.chuokai.token, context).await
+        let vendor = app.new_vendor(CHUOKAI).await;
+        let application = app
+            .file_application(&self.chuokai.token, &vendor, &[&self.tier2])
+            .await;
+        app.target_instance(&application, &self.chuokai.token).await
     }
 
     /// A tier-2 application, submitted: at the officer's step of 目黒区's decision.
@@ -517,6 +566,191 @@ impl Cast {
             .await;
         assert_eq!(permitted["state"], "permitted");
         permitted
+    }
+}
+
+/// A consignment item of `municipality` with `contractor` at tier 1, for the current 年度.
+pub fn item_body(municipality: &str, contractor: &str) -> Value {
+    json!({
+        "municipality_id": municipality,
+        "owning_section": "保険年金課",
+        "title": "国民健康保険の資格・給付に関する事務",
+        "content": "国保情報集約システムによる資格情報の集約・提供",
+        "handler_bracket": "from_10_to_49",
+        "data_items": ["識別情報", "連絡先等情報", "医療保険関係情報"],
+        "pia_file": "国民健康保険関係情報ファイル",
+        "recording_medium": "クラウドサーバー",
+        "period_start": "2020-04-01",
+        "period_end": "2099-03-31",
+        "contractor_id": contractor,
+        "subcontract_policy": "委託先から再委託の許諾申請書及び履行体制図の提出を受け、区が審査の上、書面により許諾する。",
+    })
+}
+
+/// The fields of a subcontract application (every field the seeds list).
+pub fn application_fields(contractor_name: &str) -> Value {
+    json!({
+        "reason": "専門的な技術を有する事業者に委託し、安定的な運用を図るため",
+        "scope_of_work": "システムの運用・保守",
+        "data_scope": "被保険者の資格情報",
+        "capability": "同種業務の受託実績あり。ISMS認証を取得している。",
+        "inspection_requirements": "区の求めに応じ、作業場所への立入調査を受け入れる",
+        "planned_amount": 12_000_000,
+        "structure_chart": { "tiers": [{
+            "organisation_name": contractor_name,
+            "responsible_person": "運用責任者",
+            "manager": "運用管理者",
+            "staff_count": 12,
+            "work_location": "東京都千代田区",
+            "supervised_by": "委託元の監督責任者",
+        }]},
+        "supervision": "月次で作業報告を受け、年1回立入調査を行う",
+        "nda_confirmed": true,
+        "safeguards": "組織的・人的・物理的・技術的安全管理措置を講じる",
+        "period_start": "2020-04-01",
+        "period_end": "2099-03-31",
+    })
+}
+
+impl TestApp {
+    /// A new vendor organisation with every evidence a non-cloud node needs, its NDA naming
+    /// `parent`.
+    pub async fn new_vendor(&self, parent: &str) -> String {
+        let id = format!("vendor-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        self.create_organisation_of_kind(&id, "vendor", "株式会社テスト")
+            .await;
+        self.give_evidence(&id, parent, None).await;
+        id
+    }
+
+    /// Files an application for `contractor` under `parents`, expecting 201.
+    pub async fn file_application(&self, token: &str, contractor: &str, parents: &[&str]) -> Value {
+        let body = json!({
+            "contractor_id": contractor,
+            "parent_node_ids": parents,
+            "fields": application_fields("株式会社テスト"),
+        });
+        let response = self
+            .post_json_with_token("/api/v1/applications", token, &body)
+            .await;
+        let status = response.status();
+        let answer: Value = response.json().await.expect("a JSON body");
+        assert_eq!(status, 201, "application filed: {answer}");
+        answer
+    }
+
+    /// The instance deciding the application's (first) target.
+    pub async fn target_instance(&self, application: &Value, token: &str) -> Value {
+        let id = application["targets"][0]["instance_id"]
+            .as_str()
+            .expect("a target instance");
+        self.get_json(&instance_path(id), token).await
+    }
+
+    /// Verified, valid evidence of `org` for the every-node requirements (NDA naming
+    /// `counterparty`, structure chart, safeguards, ISO/IEC 27001), written straight to the
+    /// database as an officer would have verified it; `valid_until` defaults to 2099-03-31.
+    pub async fn give_evidence(
+        &self,
+        org: &str,
+        counterparty: &str,
+        valid_until: Option<NaiveDate>,
+    ) {
+        let until = valid_until.unwrap_or_else(|| day(2099, 3, 31));
+        for (kind, fields) in [
+            (
+                "nda",
+                json!({ "counterparty_organisation_id": counterparty }),
+            ),
+            ("structure_chart", json!({})),
+            ("safeguards", json!({})),
+            ("iso27001", json!({ "covered_services": [] })),
+        ] {
+            self.insert_evidence(org, kind, fields, until, true).await;
+        }
+    }
+
+    /// One evidence row, written straight to the database (a fixture).
+    pub async fn insert_evidence(
+        &self,
+        org: &str,
+        kind: &str,
+        fields: Value,
+        valid_until: NaiveDate,
+        verified: bool,
+    ) -> String {
+        use sea_orm::{ActiveModelTrait, Set};
+        let now = self.now();
+        let id = Uuid::new_v4().to_string();
+        entity::evidence_record::ActiveModel {
+            id: Set(id.clone()),
+            organisation_id: Set(org.to_owned()),
+            node_id: Set(None),
+            kind: Set(kind.to_owned()),
+            service_name: Set(fields["service_name"].as_str().map(str::to_owned)),
+            fields: Set(fields.to_string()),
+            valid_from: Set(Some(day(2020, 1, 1))),
+            valid_until: Set(Some(valid_until)),
+            renewal_pending: Set(false),
+            verified_by: Set(verified.then(|| "fixture".to_owned())),
+            verified_at: Set(verified.then_some(now)),
+            revoked_by: Set(None),
+            revoked_at: Set(None),
+            revoked_reason: Set(None),
+            lapse_handled_on: Set(None),
+            created_by: Set("fixture".to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            version: Set(1),
+        }
+        .insert(&self.db)
+        .await
+        .expect("evidence inserted");
+        id
+    }
+
+    /// A node of `contractor` under `parent`, permitted long ago (a fixture for a chain that
+    /// predates the system).
+    pub async fn established_node(&self, parent: &str, contractor: &str) -> String {
+        use sea_orm::{ActiveModelTrait, Set};
+        let parent = entity::chain_node::Entity::find_by_id(parent)
+            .one(&self.db)
+            .await
+            .expect("parent read")
+            .expect("the parent exists");
+        let now = self.now();
+        let id = Uuid::new_v4().to_string();
+        entity::chain_node::ActiveModel {
+            id: Set(id.clone()),
+            item_id: Set(parent.item_id.clone()),
+            parent_id: Set(Some(parent.id.clone())),
+            tier: Set(parent.tier + 1),
+            contractor_id: Set(contractor.to_owned()),
+            scope_of_work: Set("国保情報集約システムの運用".to_owned()),
+            data_scope: Set("資格情報".to_owned()),
+            reason: Set("システムの一元的運用".to_owned()),
+            capability: Set("全国の国保連合会のシステムを運用".to_owned()),
+            inspection_requirements: Set("立入調査を受け入れる".to_owned()),
+            planned_amount: Set(None),
+            structure_chart: Set("{\"tiers\":[]}".to_owned()),
+            supervision: Set("月次報告".to_owned()),
+            period_start: Set(day(2020, 4, 1)),
+            period_end: Set(day(2099, 3, 31)),
+            hosts_environment: Set(false),
+            cloud_classification: Set(None),
+            service_name: Set(None),
+            advance_permission: Set(None),
+            permission_state: Set("permitted".to_owned()),
+            state_changed_at: Set(now),
+            state_reason: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            version: Set(1),
+        }
+        .insert(&self.db)
+        .await
+        .expect("node inserted");
+        id
     }
 }
 
@@ -585,14 +819,6 @@ impl TestApp {
     pub async fn create_instance(&self, token: &str, body: Value) -> reqwest::Response {
         self.post_json_with_token("/api/v1/instances", token, &body)
             .await
-    }
-
-    /// Starts an instance of [`WORKFLOW`], expecting 201; returns it as the API shows it.
-    pub async fn start_instance(&self, token: &str, context: Value) -> Value {
-        let body = json!({ "workflow": WORKFLOW, "context": context });
-        let response = self.create_instance(token, body).await;
-        assert_eq!(response.status(), 201, "instance created");
-        response.json().await.expect("a JSON body")
     }
 
     /// How many instances exist.

@@ -247,19 +247,26 @@ async fn a_tier_three_application_waits_for_the_intermediate_tier_before_the_mun
 async fn only_a_contractor_of_the_applicant_organisation_files_an_application(backend: Backend) {
     let app = spawn_app(backend).await;
     let cast = Cast::create(&app).await;
-    let tier2 = json!({ "applicant_org": KOKUHOREN, "root_consignor_org": MEGURO });
-
+    let vendor = app.new_vendor(KOKUHOREN).await;
+    // Only 東京都国保連's contractors may file under its node.
     for outsider in [&cast.officer, &cast.chuokai] {
-        let body = json!({ "workflow": WORKFLOW, "context": tier2 });
-        let response = app.create_instance(&outsider.token, body).await;
-        let error = assert_api_error(response, 403, "transition_forbidden").await;
-        assert_eq!(unmet_codes(&error), ["role_not_permitted"]);
+        let body = json!({
+            "contractor_id": vendor,
+            "parent_node_ids": [cast.tier1],
+            "fields": crate::helpers::application_fields("株式会社テスト"),
+        });
+        let response = app
+            .post_json_with_token("/api/v1/applications", &outsider.token, &body)
+            .await;
+        let error = assert_api_error(response, 422, "validation_failed").await;
+        assert_eq!(error["details"][0]["field"], "parent_node_ids[0]");
     }
+    // Nobody starts a subcontract instance directly, with organisations of their choosing.
+    let tier2 = json!({ "applicant_org": KOKUHOREN, "root_consignor_org": MEGURO });
     let token = cast.kokuhoren.token.as_str();
-    let no_root = json!({ "workflow": WORKFLOW, "context": { "applicant_org": KOKUHOREN } });
-    let response = app.create_instance(token, no_root).await;
-    let error = assert_api_error(response, 422, "invalid_event_input").await;
-    assert_eq!(unmet_codes(&error), ["invalid_context"]);
+    let body = json!({ "workflow": WORKFLOW, "context": tier2 });
+    let response = app.create_instance(token, body).await;
+    assert_api_error(response, 409, "managed_workflow").await;
     let unknown = json!({ "workflow": "bulk_permission", "context": tier2 });
     let response = app.create_instance(token, unknown).await;
     assert_api_error(response, 404, "unknown_workflow").await;
@@ -613,33 +620,93 @@ async fn a_return_goes_to_an_earlier_step_or_back_to_the_applicant(backend: Back
     );
 }
 
-async fn a_permitted_application_is_corrected_by_a_new_linked_instance(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let cast = Cast::create(&app).await;
-    let permitted = cast.permitted_tier2(&app).await;
-    let id = id_of(&permitted);
+/// A generic workflow beside the product's, for what the engine does for every kind.
+const NOTICE: &str = r#"
+id = "notice"
+version = 1
+context = "generic"
+title = { ja = "届出", en = "Notice" }
+create_roles = ["officer"]
 
-    let body = json!({ "workflow": WORKFLOW, "context": permitted["context"], "corrects": id });
-    let response = app.create_instance(&cast.kokuhoren.token, body).await;
+[[states]]
+id = "draft"
+initial = true
+label = { ja = "下書き", en = "Draft" }
+
+[[states]]
+id = "accepted"
+terminal = true
+label = { ja = "受理", en = "Accepted" }
+
+[[transitions]]
+event = "accept"
+from = ["draft"]
+to = "accepted"
+roles = ["officer"]
+label = { ja = "受理", en = "Accept" }
+"#;
+
+async fn app_with_notice(backend: Backend) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("subcontract_permission.toml"),
+        include_str!("../../workflows/subcontract_permission.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notice.toml"), NOTICE).unwrap();
+    let path = dir.path().to_owned();
+    let app = crate::helpers::spawn_app_with(backend, itaku::clock::Clock::System, |s| {
+        s.workflows_dir = path;
+    })
+    .await;
+    (app, dir)
+}
+
+async fn a_decided_instance_is_corrected_by_a_new_linked_instance(backend: Backend) {
+    let (app, _dir) = app_with_notice(backend).await;
+    let cast = Cast::create(&app).await;
+    let token = cast.officer.token.as_str();
+    let created = app
+        .create_instance(
+            token,
+            json!({ "workflow": "notice", "context": { "subject": "届出" } }),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let id = id_of(&created).to_owned();
+    app.fire_ok(token, &id, json!({ "event": "accept" })).await;
+
+    let body =
+        json!({ "workflow": "notice", "context": { "subject": "届出(訂正)" }, "corrects": id });
+    let response = app.create_instance(token, body).await;
     assert_eq!(response.status(), 201);
     let correction: Value = response.json().await.unwrap();
-    assert_eq!(correction["corrects_instance_id"], id);
+    assert_eq!(correction["corrects_instance_id"], id.as_str());
     assert_eq!(correction["state"], "draft");
     let created = app.audit_rows(id_of(&correction)).await.remove(0);
     let details: Value = serde_json::from_str(&created.details).unwrap();
-    assert_eq!(details["corrects"], id);
+    assert_eq!(details["corrects"], id.as_str());
 }
 
-async fn an_application_still_under_decision_cannot_be_corrected(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn an_instance_not_yet_decided_cannot_be_corrected(backend: Backend) {
+    let (app, _dir) = app_with_notice(backend).await;
     let cast = Cast::create(&app).await;
-    let submitted = cast.submitted_tier2(&app).await;
-    let id = id_of(&submitted);
-
-    let body = json!({ "workflow": WORKFLOW, "context": submitted["context"], "corrects": id });
-    let correction = app.create_instance(&cast.kokuhoren.token, body);
-    refused_without_trace(&app, id, correction, 409, "not_correctable").await;
+    let token = cast.officer.token.as_str();
+    let created = app
+        .create_instance(token, json!({ "workflow": "notice", "context": {} }))
+        .await;
+    let created: Value = created.json().await.unwrap();
+    let id = id_of(&created).to_owned();
+    let body = json!({ "workflow": "notice", "context": {}, "corrects": id });
+    let correction = app.create_instance(token, body);
+    refused_without_trace(&app, &id, correction, 409, "not_correctable").await;
     assert_eq!(app.instance_count().await, 1, "no correction was started");
+    // A subcontract permission is never corrected by hand: a new application is filed.
+    let permitted = cast.permitted_tier2(&app).await;
+    let body = json!({ "workflow": WORKFLOW, "context": permitted["context"], "corrects": id_of(&permitted) });
+    let response = app.create_instance(&cast.kokuhoren.token, body).await;
+    assert_api_error(response, 409, "managed_workflow").await;
 }
 
 crate::on_both_backends!(
@@ -654,8 +721,8 @@ crate::on_both_backends!(
     requests_without_a_token_are_unauthenticated,
     a_registered_deputy_decides_for_the_manager_who_reviews_it_afterwards,
     a_return_goes_to_an_earlier_step_or_back_to_the_applicant,
-    a_permitted_application_is_corrected_by_a_new_linked_instance,
-    an_application_still_under_decision_cannot_be_corrected,
+    a_decided_instance_is_corrected_by_a_new_linked_instance,
+    an_instance_not_yet_decided_cannot_be_corrected,
 );
 
 mod races {

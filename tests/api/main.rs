@@ -7,6 +7,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod chains;
 mod errors;
 mod health;
 mod identity;
