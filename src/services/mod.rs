@@ -2,9 +2,13 @@
 //! (`&impl ConnectionTrait`) so that a transition's writes commit together, and takes the time
 //! as a parameter instead of reading the clock.
 
+pub mod access;
+pub mod applications;
 pub mod audit;
+pub mod chains;
 pub mod db_time;
 pub mod definitions;
+pub mod evidence;
 pub mod idempotency;
 pub mod instances;
 pub mod outbox;
