@@ -34,6 +34,13 @@ pub enum Command {
     },
     /// Verify every audit hash chain and the global anchors.
     VerifyAudit,
+    /// Suspend the nodes whose evidence expired before DATE (default: today in Japan), with
+    /// their descendants; for cron and tests. Safe beside running servers.
+    Sweep {
+        /// The day to judge validity on (YYYY-MM-DD).
+        #[arg(long)]
+        at: Option<chrono::NaiveDate>,
+    },
     /// Seed demonstration data and serve it.
     Demo(PortArgs),
     /// GET /healthz on the configured port; exit 0 when healthy (for container HEALTHCHECK).
@@ -75,6 +82,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> ExitCode {
             commands::check_workflows(&dir, database.then_some(&settings)).await
         }
         Command::VerifyAudit => commands::verify_audit(settings).await,
+        Command::Sweep { at } => commands::sweep(settings, at).await,
         Command::Demo(args) => commands::demo(args.apply(settings)).await,
         Command::Healthcheck(args) => commands::healthcheck(&args.apply(settings)),
     };

@@ -34,6 +34,8 @@ pub enum CommandError {
     Demo(#[from] crate::demo::DemoError),
     #[error("unhealthy: {0}")]
     Unhealthy(String),
+    #[error("the evidence sweep failed: {0}")]
+    Sweep(String),
 }
 
 /// `serve`: run the server until SIGTERM/SIGINT.
@@ -111,6 +113,47 @@ pub async fn verify_audit_to(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `sweep [--at DATE]`: the evidence expiry sweep, once, printing the suspended nodes.
+pub async fn sweep(
+    settings: Settings,
+    at: Option<chrono::NaiveDate>,
+) -> Result<ExitCode, CommandError> {
+    let clock = crate::clock::Clock::System;
+    let connection = db::connect(&settings).await?;
+    db::migrate(&connection)
+        .await
+        .map_err(CommandError::Migrate)?;
+    let kinds = crate::workflow::Kinds::product();
+    let mut workflows =
+        crate::workflow::load_dir(&settings.workflows_dir, &kinds).map_err(|e| {
+            CommandError::Sweep(
+                e.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+    crate::services::definitions::deploy(&connection, &mut workflows, &kinds, clock.now())
+        .await
+        .map_err(|e| CommandError::Sweep(e.to_string()))?;
+    let today = at.unwrap_or_else(|| clock.today_jst());
+    let now = crate::workflow::Now {
+        at: clock.now(),
+        today,
+    };
+    let nodes = crate::services::evidence::sweep(&connection, &workflows, now)
+        .await
+        .map_err(|e| CommandError::Sweep(format!("{e:?}")))?;
+    println!(
+        "証跡の期限切れ確認 / evidence sweep on {today}: {} node(s) suspended",
+        nodes.len()
+    );
+    for n in nodes {
+        println!("  {n}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `demo`: seed the demonstration data (once per database), print where to go and how to sign

@@ -150,6 +150,16 @@ impl Application {
             state.clone(),
             stopped.clone(),
         ))];
+        match state.settings.evidence_sweep_interval_seconds {
+            0 => tracing::info!(
+                "the evidence expiry sweep is disabled (evidence_sweep_interval_seconds = 0)"
+            ),
+            seconds => background.push(tokio::spawn(sweep_expired_evidence(
+                state.clone(),
+                StdDuration::from_secs(seconds),
+                stopped.clone(),
+            ))),
+        }
         match state.settings.audit_anchor_interval_seconds {
             0 => tracing::info!("audit anchoring is disabled (audit_anchor_interval_seconds = 0)"),
             seconds => background.push(tokio::spawn(anchor_audit_heads(
@@ -288,6 +298,33 @@ async fn purge_revoked_tokens(state: web::Data<AppState>, mut stop: watch::Recei
 
 /// Anchors the audit chain heads that changed, every `period` (the first one period after
 /// start), until told to stop.
+/// Every `period` (the first run at start), suspends the nodes whose evidence expired. Each
+/// record lapses once whichever replica gets it (see `services::evidence::sweep`).
+async fn sweep_expired_evidence(
+    state: web::Data<AppState>,
+    period: StdDuration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let now = crate::workflow::Now {
+                    at: state.clock.now(),
+                    today: state.clock.today_jst(),
+                };
+                match services::evidence::sweep(&state.db, &state.workflows, now).await {
+                    Ok(nodes) if nodes.is_empty() => {}
+                    Ok(nodes) => tracing::info!(?nodes, "suspended nodes whose evidence expired"),
+                    Err(error) => tracing::warn!(?error, "the evidence expiry sweep failed"),
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 async fn anchor_audit_heads(
     state: web::Data<AppState>,
     period: StdDuration,

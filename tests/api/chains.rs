@@ -768,6 +768,92 @@ async fn the_openapi_document_describes_the_domain_api(backend: Backend) {
     }
 }
 
+async fn evidence_expiring_within_the_period_warns_and_schedules_a_reminder(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    app.create_organisation_of_kind("short", "vendor", "短期証跡株式会社")
+        .await;
+    // Everything valid today, but the 27001 ends long before the node's period (2099).
+    for kind in ["nda", "structure_chart", "safeguards"] {
+        let fields = json!({ "counterparty_organisation_id": KOKUHOREN });
+        app.insert_evidence("short", kind, fields, day(2099, 3, 31), true)
+            .await;
+    }
+    let cert = app
+        .insert_evidence("short", "iso27001", json!({}), day(2090, 3, 31), true)
+        .await;
+    let filed = app
+        .file_application(&cast.kokuhoren.token, "short", &[&cast.tier1])
+        .await;
+    let id = filed["id"].as_str().unwrap();
+    let target = filed["targets"][0]["id"].as_str().unwrap();
+    act(
+        &app,
+        &cast.kokuhoren.token,
+        id,
+        json!({ "event": "submit" }),
+    )
+    .await;
+    let list = app
+        .get_json(
+            &format!("/api/v1/applications/{id}/targets/{target}/checklist"),
+            &cast.officer.token,
+        )
+        .await;
+    let warnings = list["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{list}");
+    assert_eq!(warnings[0]["detail"]["evidence_id"], cert.as_str());
+    decide(&app, &cast, id).await;
+    let instance = filed["targets"][0]["instance_id"].as_str().unwrap();
+    let reminders: Vec<_> = app
+        .outbox_rows(instance)
+        .await
+        .into_iter()
+        .filter(|r| r.template.as_deref() == Some("evidence_expiring"))
+        .collect();
+    assert_eq!(reminders.len(), 1, "one reminder for the one warning");
+}
+
+/// Races need a multi-threaded runtime.
+mod races {
+    use super::*;
+
+    async fn application_numbers_stay_unique_under_concurrency(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let cast = Cast::create(&app).await;
+        let mut vendors = Vec::new();
+        for _ in 0..8 {
+            vendors.push(app.new_vendor(KOKUHOREN).await);
+        }
+        let filings = vendors.iter().map(|v| {
+            let body = json!({
+                "contractor_id": v,
+                "parent_node_ids": [cast.tier1],
+                "fields": application_fields("株式会社テスト"),
+            });
+            let app = &app;
+            let token = cast.kokuhoren.token.clone();
+            async move {
+                let r = app
+                    .post_json_with_token("/api/v1/applications", &token, &body)
+                    .await;
+                assert_eq!(r.status(), 201);
+                let v: Value = r.json().await.unwrap();
+                v["number"].as_str().unwrap().to_owned()
+            }
+        });
+        let mut numbers = futures_util::future::join_all(filings).await;
+        numbers.sort();
+        let suffixes: Vec<&str> = numbers.iter().map(|n| &n[n.len() - 4..]).collect();
+        assert_eq!(
+            suffixes,
+            ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+        );
+    }
+
+    crate::on_both_backends!(multi_thread: application_numbers_stay_unique_under_concurrency);
+}
+
 crate::on_both_backends!(
     a_three_tier_chain_is_built_and_permitted_in_order,
     a_tier_three_application_is_refused_while_tier_two_is_not_permitted,
@@ -778,4 +864,5 @@ crate::on_both_backends!(
     an_individual_number_is_refused_in_any_text_field,
     each_role_reaches_only_what_it_may,
     the_openapi_document_describes_the_domain_api,
+    evidence_expiring_within_the_period_warns_and_schedules_a_reminder,
 );
