@@ -285,7 +285,7 @@ mod tests {
         assert_eq!(
             workflow_report(&dir),
             Ok(format!(
-                "ok  subcontract_permission v1  sha256={}  9 states, 12 transitions",
+                "ok  subcontract_permission v1  sha256={}  9 states, 13 transitions",
                 &hash[..12]
             ))
         );

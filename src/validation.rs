@@ -13,12 +13,17 @@ use crate::error::{ApiError, FieldError};
 /// Validates a request body: the derive's rules, then the individual-number scan over every
 /// string in it. `Err` lists every invalid field.
 pub fn check<T: Validate + Serialize>(body: &T) -> Result<(), ApiError> {
+    finish(errors_of(body))
+}
+
+/// What [`check`] would report, for callers that add checks of their own before answering.
+pub fn errors_of<T: Validate + Serialize>(body: &T) -> Vec<FieldError> {
     let mut errors = match body.validate() {
         Ok(()) => Vec::new(),
         Err(e) => field_errors(&e),
     };
     errors.extend(no_individual_numbers(body));
-    finish(errors)
+    errors
 }
 
 /// `Ok` when there is nothing to report, else the 422 listing every field.

@@ -186,6 +186,8 @@ pub struct ApplicationView {
     pub fields: Value,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    /// For `PATCH` (optimistic concurrency).
+    pub version: i64,
     pub targets: Vec<TargetView>,
     /// Over the targets the caller may see.
     pub progress: Progress,
@@ -297,23 +299,9 @@ fn system_acting<'a>(grants: &'a [Grant], now: Now, request_id: Option<&'a str>)
     }
 }
 
-/// Files an application: the application, one applying node and one workflow instance per
-/// target, in one transaction.
-pub async fn create(
-    db: &DatabaseConnection,
-    workflows: &WorkflowSet,
-    viewer: &Viewer,
-    input: ApplicationInput,
-    acting: &Acting<'_>,
-) -> Result<ApplicationView, AppError> {
-    let mut errors = match validation::check(&input) {
-        Ok(()) => Vec::new(),
-        Err(e) => e
-            .details()
-            .and_then(|d| serde_json::from_value::<Vec<FieldError>>(d.clone()).ok())
-            .unwrap_or_default(),
-    };
-    let f = &input.fields;
+/// The rules between fields of an application (the derive checks each field alone).
+fn cross_field_errors(f: &ApplicationFields) -> Vec<FieldError> {
+    let mut errors = Vec::new();
     if f.period_end < f.period_start {
         errors.push(FieldError::new(
             "fields.period_end",
@@ -342,6 +330,21 @@ pub async fn create(
             "Advance permission needs the contractor's agreement to report at the start and periodically.",
         ));
     }
+    errors
+}
+
+/// Files an application: the application, one applying node and one workflow instance per
+/// target, in one transaction.
+pub async fn create(
+    db: &DatabaseConnection,
+    workflows: &WorkflowSet,
+    viewer: &Viewer,
+    input: ApplicationInput,
+    acting: &Acting<'_>,
+) -> Result<ApplicationView, AppError> {
+    let mut errors = validation::errors_of(&input);
+    errors.extend(cross_field_errors(&input.fields));
+    let f = &input.fields;
     let today = acting.now.today;
     let txn = db.begin().await?;
     let contractor = organisation::Entity::find_by_id(&input.contractor_id)
@@ -674,6 +677,7 @@ async fn load_view(
         fields: serde_json::from_str(&app.fields).unwrap_or_default(),
         created_by: app.created_by,
         created_at: app.created_at,
+        version: app.version,
         targets: views,
         progress,
     })
@@ -1403,4 +1407,143 @@ pub async fn get_instance(
         None => None,
     };
     Ok(instances::get_with_facts(db, workflows, instance_id, acting, facts).await?)
+}
+
+/// A correction of an application's fields while it is a draft (before submission, or after a
+/// return, 差戻し).
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationUpdate {
+    /// The application version the caller saw.
+    pub version: i64,
+    #[validate(nested)]
+    pub fields: ApplicationFields,
+}
+
+/// Replaces the fields of an application whose every target is a draft: the application, each
+/// target's node, and an `edit` event on each target's instance (its audit record lists the
+/// changed fields) — one transaction.
+pub async fn update(
+    db: &DatabaseConnection,
+    workflows: &WorkflowSet,
+    viewer: &Viewer,
+    id: &str,
+    input: ApplicationUpdate,
+    acting: &Acting<'_>,
+) -> Result<ApplicationView, AppError> {
+    let txn = db.begin().await?;
+    let view = load_view(&txn, workflows, viewer, id, acting).await?;
+    if !viewer.is_contractor(&view.applicant_id) {
+        return Err(ErrorCode::Forbidden.into());
+    }
+    let mut errors = validation::errors_of(&input);
+    errors.extend(cross_field_errors(&input.fields));
+    validation::finish(errors)?;
+    let app = subcontract_application::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    if app.version != input.version {
+        return Err(ApiError::new(ErrorCode::StaleVersion)
+            .with_details(json!({ "expected": input.version, "current": app.version }))
+            .into());
+    }
+    let before: Value = serde_json::from_str(&app.fields).unwrap_or_default();
+    let after = serde_json::to_value(&input.fields).map_err(ApiError::internal)?;
+    let changed: Vec<&String> = after
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| before.get(k.as_str()) != Some(*v))
+        .map(|(k, _)| k)
+        .collect();
+    let data = json!({ "changed_fields": changed });
+    let req = FireRequest {
+        event: "edit",
+        data: Some(&data),
+        ..FireRequest::default()
+    };
+    for t in &view.targets {
+        fire_target(&txn, workflows, &t.instance_id, &t.node_id, &req, acting).await?;
+    }
+    let now = crate::services::db_time::to_db_precision(acting.now.at);
+    let f = &input.fields;
+    let done = subcontract_application::Entity::update_many()
+        .col_expr(
+            subcontract_application::Column::Fields,
+            Expr::value(after.to_string()),
+        )
+        .col_expr(subcontract_application::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            subcontract_application::Column::Version,
+            Expr::value(app.version + 1),
+        )
+        .filter(subcontract_application::Column::Id.eq(id))
+        .filter(subcontract_application::Column::Version.eq(app.version))
+        .exec(&txn)
+        .await?;
+    if done.rows_affected != 1 {
+        return Err(InstanceError::Concurrent.into());
+    }
+    for t in &view.targets {
+        chain_node::Entity::update_many()
+            .col_expr(
+                chain_node::Column::ScopeOfWork,
+                Expr::value(f.scope_of_work.clone()),
+            )
+            .col_expr(
+                chain_node::Column::DataScope,
+                Expr::value(f.data_scope.clone()),
+            )
+            .col_expr(chain_node::Column::Reason, Expr::value(f.reason.clone()))
+            .col_expr(
+                chain_node::Column::Capability,
+                Expr::value(f.capability.clone()),
+            )
+            .col_expr(
+                chain_node::Column::InspectionRequirements,
+                Expr::value(f.inspection_requirements.clone()),
+            )
+            .col_expr(
+                chain_node::Column::PlannedAmount,
+                Expr::value(f.planned_amount),
+            )
+            .col_expr(
+                chain_node::Column::StructureChart,
+                Expr::value(serde_json::to_string(&f.structure_chart).unwrap_or_default()),
+            )
+            .col_expr(
+                chain_node::Column::Supervision,
+                Expr::value(f.supervision.clone()),
+            )
+            .col_expr(chain_node::Column::PeriodStart, Expr::value(f.period_start))
+            .col_expr(chain_node::Column::PeriodEnd, Expr::value(f.period_end))
+            .col_expr(
+                chain_node::Column::HostsEnvironment,
+                Expr::value(f.hosts_environment),
+            )
+            .col_expr(
+                chain_node::Column::ServiceName,
+                Expr::value(f.service_name.clone()),
+            )
+            .col_expr(
+                chain_node::Column::AdvancePermission,
+                Expr::value(
+                    f.advance_permission
+                        .as_ref()
+                        .and_then(|a| serde_json::to_string(a).ok()),
+                ),
+            )
+            .col_expr(chain_node::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                chain_node::Column::Version,
+                Expr::col(chain_node::Column::Version).add(1),
+            )
+            .filter(chain_node::Column::Id.eq(t.node_id.as_str()))
+            .exec(&txn)
+            .await?;
+    }
+    let view = load_view(&txn, workflows, viewer, id, acting).await?;
+    txn.commit().await?;
+    Ok(view)
 }

@@ -462,13 +462,7 @@ pub async fn create_item(
     if !viewer.writes_for(&input.municipality_id) {
         return Err(ErrorCode::Forbidden.into());
     }
-    let mut errors = match validation::check(&input) {
-        Ok(()) => Vec::new(),
-        Err(e) => e
-            .details()
-            .and_then(|d| serde_json::from_value::<Vec<FieldError>>(d.clone()).ok())
-            .unwrap_or_default(),
-    };
+    let mut errors = validation::errors_of(&input);
     errors.extend(period_in_order(
         input.period_start,
         input.period_end,

@@ -223,12 +223,22 @@ struct Layout {
     height: f64,
 }
 
+/// The events that leave state `id` where it is, as lines for its box.
+fn self_loops(d: &Description, id: &str, lang: Lang) -> Vec<String> {
+    d.transitions
+        .iter()
+        .filter(|t| t.to == id && t.from.iter().any(|f| f == id))
+        .map(|t| format!("↻ {}", lang.text(&t.label, &t.event)))
+        .collect()
+}
+
 impl Layout {
     fn new(d: &Description, lang: Lang) -> Self {
         let n = d.states.len();
         let index = |id: &str| d.states.iter().position(|s| s.id == id);
         let initial = index(&d.initial).unwrap_or(0);
-        // (from, to, label) per arrow; self-loops are not drawn.
+        // (from, to, label) per arrow; a self-loop (an event that keeps the state, such as a
+        // draft's edit) is written inside its state's box instead, as "↻ label".
         let arrows: Vec<(usize, usize, String)> = d
             .transitions
             .iter()
@@ -254,7 +264,10 @@ impl Layout {
                     .as_ref()
                     .and_then(|r| d.routes.iter().find(|ri| &ri.id == r))
                     .map(|r| route_steps(r, lang))
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(self_loops(d, &s.id, lang))
+                    .collect(),
             })
             .collect();
 
@@ -1003,7 +1016,14 @@ mod tests {
             assert!(!drawn(other.text(&st.label, "")), "{}", st.id);
         }
         for t in &d.transitions {
-            assert!(drawn(lang.text(&t.label, "")), "{}", t.event);
+            let label = lang.text(&t.label, "");
+            let self_loop = t.from.iter().all(|f| f == &t.to);
+            let text = if self_loop {
+                format!("↻ {label}")
+            } else {
+                label.to_owned()
+            };
+            assert!(drawn(&text), "{}", t.event);
         }
     }
 

@@ -759,7 +759,7 @@ fn available_events_are_exactly_what_the_actor_may_do() {
         v.sort();
         v
     };
-    assert_eq!(list(&app, &c.fed_clerk), ["submit", "withdraw"]);
+    assert_eq!(list(&app, &c.fed_clerk), ["edit", "submit", "withdraw"]);
     assert!(list(&app, &c.officer).is_empty());
     ok(fire(&wf, &mut app, "submit", &c.fed_clerk));
     assert_eq!(list(&app, &c.officer), ["approve", "reject", "return"]);

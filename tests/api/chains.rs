@@ -768,6 +768,95 @@ async fn the_openapi_document_describes_the_domain_api(backend: Backend) {
     }
 }
 
+async fn a_returned_application_is_corrected_and_resubmitted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let vendor = app.new_vendor(KOKUHOREN).await;
+    let filed = app
+        .file_application(&cast.kokuhoren.token, &vendor, &[&cast.tier1])
+        .await;
+    let id = filed["id"].as_str().unwrap();
+    act(
+        &app,
+        &cast.kokuhoren.token,
+        id,
+        json!({ "event": "submit" }),
+    )
+    .await;
+    let path = format!("/api/v1/applications/{id}");
+    let mut fields = application_fields("株式会社テスト");
+    fields["planned_amount"] = json!(9_000_000);
+    // Not while it is under review.
+    let early = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&cast.kokuhoren.token)
+        .json(&json!({ "version": 1, "fields": fields }))
+        .send()
+        .await
+        .unwrap();
+    assert_api_error(early, 409, "event_not_applicable").await;
+    act(
+        &app,
+        &cast.officer.token,
+        id,
+        json!({ "event": "return", "comment": "予定金額の根拠を示してください" }),
+    )
+    .await;
+    let edited = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&cast.kokuhoren.token)
+        .json(&json!({ "version": 1, "fields": fields }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), 200);
+    let edited: Value = edited.json().await.unwrap();
+    assert_eq!(edited["fields"]["planned_amount"], 9_000_000);
+    assert_eq!(edited["version"], 2);
+    // A second edit from the stale version is refused.
+    let stale = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&cast.kokuhoren.token)
+        .json(&json!({ "version": 1, "fields": fields }))
+        .send()
+        .await
+        .unwrap();
+    assert_api_error(stale, 409, "stale_version").await;
+    let instance = filed["targets"][0]["instance_id"].as_str().unwrap();
+    let trail = app
+        .get_json(
+            &format!("/api/v1/instances/{instance}/audit"),
+            &cast.kokuhoren.token,
+        )
+        .await;
+    let last = trail.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event"], "edit");
+    assert_eq!(
+        last["details"]["data"]["changed_fields"],
+        json!(["planned_amount"])
+    );
+    let node = app
+        .get_json(
+            &format!(
+                "/api/v1/nodes/{}",
+                filed["targets"][0]["node_id"].as_str().unwrap()
+            ),
+            &cast.officer.token,
+        )
+        .await;
+    assert_eq!(node["detail"]["planned_amount"], 9_000_000);
+    act(
+        &app,
+        &cast.kokuhoren.token,
+        id,
+        json!({ "event": "submit" }),
+    )
+    .await;
+}
+
 async fn evidence_expiring_within_the_period_warns_and_schedules_a_reminder(backend: Backend) {
     let app = spawn_app(backend).await;
     let cast = Cast::create(&app).await;
@@ -865,4 +954,5 @@ crate::on_both_backends!(
     each_role_reaches_only_what_it_may,
     the_openapi_document_describes_the_domain_api,
     evidence_expiring_within_the_period_warns_and_schedules_a_reminder,
+    a_returned_application_is_corrected_and_resubmitted,
 );

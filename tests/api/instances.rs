@@ -63,7 +63,7 @@ async fn a_tier_two_application_is_permitted_through_the_municipal_approval_rout
             &cast.kokuhoren,
             "submit",
             "decision",
-            json!(["submit", "withdraw"]),
+            json!(["submit", "edit", "withdraw"]),
             json!(["withdraw"]),
         ),
         (
@@ -606,7 +606,10 @@ async fn a_return_goes_to_an_earlier_step_or_back_to_the_applicant(backend: Back
     let shown = app
         .get_json(&instance_path(id), &cast.kokuhoren.token)
         .await;
-    assert_eq!(shown["available_events"], json!(["submit", "withdraw"]));
+    assert_eq!(
+        shown["available_events"],
+        json!(["submit", "edit", "withdraw"])
+    );
 
     let resubmitted = app
         .fire_ok(&cast.kokuhoren.token, id, json!({ "event": "submit" }))

@@ -101,7 +101,7 @@ async fn a_workflow_is_described_with_its_states_and_transitions(backend: Backen
         ]
     );
     let transitions = described["transitions"].as_array().unwrap();
-    assert_eq!(transitions.len(), 12);
+    assert_eq!(transitions.len(), 13);
     let permit = transitions
         .iter()
         .find(|t| t["event"] == "approve")

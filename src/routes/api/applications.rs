@@ -11,7 +11,7 @@ use super::instances::{acting, api_error};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::services::applications::{
-    self, AppError, ApplicationEvent, ApplicationFilter, ApplicationInput,
+    self, AppError, ApplicationEvent, ApplicationFilter, ApplicationInput, ApplicationUpdate,
 };
 use crate::services::chains::Page;
 use crate::startup::AppState;
@@ -24,7 +24,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
-    .service(web::resource("/applications/{id}").route(web::get().to(get)))
+    .service(
+        web::resource("/applications/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(update)),
+    )
     .service(web::resource("/applications/{id}/events").route(web::post().to(fire)))
     .service(
         web::resource("/applications/{id}/targets/{target}/checklist")
@@ -130,6 +134,34 @@ pub async fn get(
         &state.workflows,
         &viewer(&user),
         &id,
+        &acting(&state, &user, &rid),
+    )
+    .await
+    .map_err(app_error)?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Correct the fields of an application while every target is a draft (before submission or
+/// after a return).
+#[utoipa::path(patch, path = "/api/v1/applications/{id}", tag = "applications",
+    request_body = ApplicationUpdate,
+    responses((status = 200, body = applications::ApplicationView),
+        (status = 409, description = "event_not_applicable (not a draft), stale_version"),
+        (status = 422, description = "validation_failed")))]
+pub async fn update(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    id: web::Path<String>,
+    body: web::Json<ApplicationUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let rid = request_id.to_string();
+    let view = applications::update(
+        &state.db,
+        &state.workflows,
+        &viewer(&user),
+        &id,
+        body.into_inner(),
         &acting(&state, &user, &rid),
     )
     .await

@@ -26,6 +26,7 @@ use super::{applications, chains, evidence};
         applications::list,
         applications::create,
         applications::get,
+        applications::update,
         applications::fire,
         applications::checklist,
         evidence::list,
