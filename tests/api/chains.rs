@@ -689,34 +689,46 @@ async fn each_role_reaches_only_what_it_may(backend: Backend) {
     };
     let app_id = filed["id"].as_str().unwrap();
     let target = filed["targets"][0]["id"].as_str().unwrap();
+    let vendor = filed["contractor_id"].as_str().unwrap().to_owned();
     let auditor = app.person("meguro_auditor", &[(MEGURO, "auditor")]).await;
+    let evidence_of = |org: String| {
+        let app = &app;
+        let token = cast.officer.token.clone();
+        async move {
+            let list = app
+                .get_json(&format!("/api/v1/evidence?organisation={org}"), &token)
+                .await;
+            list["items"][0]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (e1, e2, e3) = (
+        evidence_of(KOKUHOREN.to_owned()).await,
+        evidence_of(CHUOKAI.to_owned()).await,
+        evidence_of(vendor).await,
+    );
     let paths = [
         format!("/api/v1/items/{}", cast.item),
         format!("/api/v1/items/{}/tree", cast.item),
         format!("/api/v1/nodes/{}", cast.tier1),
         format!("/api/v1/applications/{app_id}"),
         format!("/api/v1/applications/{app_id}/targets/{target}/checklist"),
+        format!("/api/v1/evidence/{e1}"),
+        format!("/api/v1/evidence/{e2}"),
+        format!("/api/v1/evidence/{e3}"),
     ];
-    // (who, expected status per path)
+    // (who, expected status per path): a contractor sees its own organisation's evidence and
+    // that of the nodes directly below it, never its parent's.
     let matrix = [
-        ("officer", &cast.officer.token, [200, 200, 200, 200, 200]),
-        ("manager", &cast.manager.token, [200, 200, 200, 200, 200]),
-        ("auditor", &auditor.token, [200, 200, 200, 200, 200]),
-        (
-            "applicant",
-            &cast.kokuhoren.token,
-            [200, 200, 200, 200, 200],
-        ),
+        ("officer", &cast.officer.token, [200; 8]),
+        ("manager", &cast.manager.token, [200; 8]),
+        ("auditor", &auditor.token, [200; 8]),
+        ("tier-1 applicant", &cast.kokuhoren.token, [200; 8]),
         (
             "tier-2 contractor",
             &cast.chuokai.token,
-            [200, 200, 200, 404, 404],
+            [200, 200, 200, 404, 404, 404, 200, 404],
         ),
-        (
-            "other municipality",
-            &cast.outsider.token,
-            [404, 404, 404, 404, 404],
-        ),
+        ("other municipality", &cast.outsider.token, [404; 8]),
     ];
     for (who, token, expected) in matrix {
         for (path, want) in paths.iter().zip(expected) {
@@ -724,6 +736,26 @@ async fn each_role_reaches_only_what_it_may(backend: Backend) {
             assert_eq!(got, want, "{who} GET {path}");
         }
     }
+    // Verification is a municipal writer's: an auditor and a contractor are refused, an
+    // outsider does not even find it.
+    let verify = format!("/api/v1/evidence/{e3}/verify");
+    for (token, status, code) in [
+        (&auditor.token, 403, "forbidden"),
+        (&cast.kokuhoren.token, 403, "forbidden"),
+        (&cast.outsider.token, 404, "not_found"),
+    ] {
+        let response = app.post_json_with_token(&verify, token, &json!({})).await;
+        assert_api_error(response, status, code).await;
+    }
+    // An auditor reads but never decides.
+    let response = app
+        .post_json_with_token(
+            &format!("/api/v1/applications/{app_id}/events"),
+            &auditor.token,
+            &json!({ "event": "reject", "comment": "x" }),
+        )
+        .await;
+    assert_eq!(response.status().as_u16() / 100, 4);
     // Writes: only a municipal writer registers items; an auditor cannot.
     let forbidden = app
         .post_json_with_token(
