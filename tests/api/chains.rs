@@ -677,6 +677,22 @@ async fn an_individual_number_is_refused_in_any_text_field(backend: Backend) {
         .get_json("/api/v1/applications", &cast.kokuhoren.token)
         .await;
     assert_eq!(list["total"], 0, "nothing was stored");
+    // Nor in a comment on an event, through either API.
+    let filed = app
+        .file_application(&cast.kokuhoren.token, &vendor, &[&cast.tier1])
+        .await;
+    let comment = json!({ "event": "withdraw", "comment": format!("{number} の件") });
+    let id = filed["id"].as_str().unwrap();
+    let response = act_raw(&app, &cast.kokuhoren.token, id, comment.clone()).await;
+    assert_api_error(response, 422, "validation_failed").await;
+    let instance = filed["targets"][0]["instance_id"].as_str().unwrap();
+    let response = app.fire(&cast.kokuhoren.token, instance, comment).await;
+    assert_api_error(response, 422, "validation_failed").await;
+    assert_eq!(
+        app.footprint(instance).await.audit_records,
+        1,
+        "only its creation"
+    );
 }
 
 async fn each_role_reaches_only_what_it_may(backend: Backend) {

@@ -180,6 +180,10 @@ async fn fire(
     body: web::Json<EventBody>,
 ) -> Result<HttpResponse, ApiError> {
     let rid = request_id.to_string();
+    // A comment or event data never carries an individual number.
+    crate::validation::finish(crate::validation::no_individual_numbers(
+        &serde_json::json!({ "comment": body.comment, "data": body.data }),
+    ))?;
     let req = FireRequest {
         event: &body.event,
         expected_version: body.version,
