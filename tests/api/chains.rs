@@ -1004,3 +1004,46 @@ crate::on_both_backends!(
     evidence_expiring_within_the_period_warns_and_schedules_a_reminder,
     a_returned_application_is_corrected_and_resubmitted,
 );
+
+mod documents {
+    use super::*;
+
+    async fn the_pia_section_lists_each_item_with_its_permitted_subcontracts(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let cast = Cast::create(&app).await;
+        let path = "/api/v1/documents/pia?municipality=meguro&pia_file=%E5%9B%BD%E6%B0%91%E5%81%A5%E5%BA%B7%E4%BF%9D%E9%99%BA%E9%96%A2%E4%BF%82%E6%83%85%E5%A0%B1%E3%83%95%E3%82%A1%E3%82%A4%E3%83%AB";
+        let section = app.get_json(path, &cast.officer.token).await;
+        let item = &section["items"][0];
+        assert_eq!(item["handlers"], "10人以上50人未満");
+        assert_eq!(
+            item["subcontracts"], true,
+            "国保中央会 is permitted at tier 2"
+        );
+        assert!(item["contractor"]
+            .as_str()
+            .unwrap()
+            .contains("に再委託する"));
+        // Excel-ready CSV and XLSX, for the municipality's staff only.
+        let csv = app
+            .get_with_token(&format!("{path}&format=csv"), &cast.officer.token)
+            .await;
+        assert_eq!(csv.status(), 200);
+        assert!(csv.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment"));
+        let bytes = csv.bytes().await.unwrap();
+        assert!(bytes.starts_with("\u{feff}".as_bytes()));
+        let xlsx = app
+            .get_with_token(&format!("{path}&format=xlsx"), &cast.officer.token)
+            .await;
+        assert_eq!(xlsx.status(), 200);
+        assert!(xlsx.bytes().await.unwrap().starts_with(b"PK"));
+        for token in [&cast.outsider.token, &cast.kokuhoren.token] {
+            let hidden = app.get_with_token(path, token).await;
+            assert_eq!(hidden.status(), 404);
+        }
+    }
+
+    crate::on_both_backends!(the_pia_section_lists_each_item_with_its_permitted_subcontracts);
+}

@@ -3,6 +3,7 @@
 pub mod applications;
 pub mod auth;
 pub mod chains;
+pub mod documents;
 pub mod evidence;
 pub mod instances;
 pub mod openapi;

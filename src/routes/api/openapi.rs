@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
-use super::{applications, chains, evidence};
+use super::{applications, chains, documents, evidence};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,12 +36,14 @@ use super::{applications, chains, evidence};
         evidence::download,
         evidence::verify,
         evidence::revoke,
+        documents::pia_section,
     ),
     tags(
         (name = "organisations", description = "組織 / Organisations"),
         (name = "items", description = "委託事項と委託の連鎖 / Consignment items and chains"),
         (name = "applications", description = "再委託申請 / Subcontract applications"),
         (name = "evidence", description = "証跡 / Evidence"),
+        (name = "documents", description = "提出書類 / Documents"),
     )
 )]
 pub struct ApiDoc;
