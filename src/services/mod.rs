@@ -11,6 +11,7 @@ pub mod definitions;
 pub mod evidence;
 pub mod idempotency;
 pub mod instances;
+pub mod notifications;
 pub mod outbox;
 pub mod timers;
 pub mod tokens;
