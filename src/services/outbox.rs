@@ -11,6 +11,7 @@ use sea_orm::{
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::services::chains::{Page, Paged};
 use crate::services::db_time::to_db_precision;
 use crate::services::idempotency::{insert_once, keyed_uuid_v7, Insertion};
 
@@ -267,13 +268,12 @@ impl From<outbox::Model> for MessageView {
     }
 }
 
-/// Mail messages in `status` (all when `None`), newest first, one page, with the total.
+/// Mail messages in `status` (all when `None`), newest first, one page.
 pub async fn list(
     conn: &impl ConnectionTrait,
     status: Option<OutboxStatus>,
-    page: u64,
-    per_page: u64,
-) -> Result<(Vec<MessageView>, u64), DbErr> {
+    page: Page,
+) -> Result<Paged<MessageView>, DbErr> {
     let mut query = outbox::Entity::find().filter(outbox::Column::Effect.eq(MAIL_EFFECT));
     if let Some(status) = status {
         query = query.filter(outbox::Column::Status.eq(status));
@@ -282,11 +282,15 @@ pub async fn list(
     let rows = query
         .order_by_desc(outbox::Column::CreatedAt)
         .order_by_desc(outbox::Column::Id)
-        .offset(page.saturating_sub(1).saturating_mul(per_page))
-        .limit(per_page)
+        .offset(page.offset())
+        .limit(page.limit())
         .all(conn)
         .await?;
-    Ok((rows.into_iter().map(MessageView::from).collect(), total))
+    Ok(Paged::new(
+        rows.into_iter().map(MessageView::from).collect(),
+        total,
+        page,
+    ))
 }
 
 #[cfg(test)]
