@@ -45,7 +45,8 @@ ensure_postgres() {
 }
 
 # A real SMTP server on loopback (aiosmtpd, scripts/smtp_sink.py) for the mail tests. They read
-# ITAKU_TEST_SMTP_PORT and ITAKU_TEST_SMTP_DIR and fail (never skip) without them.
+# TEST_SMTP_PORT and TEST_SMTP_DIR (no ITAKU_ prefix: the server refuses unknown ITAKU_ variables)
+# and fail (never skip) without them.
 ensure_smtp_sink() {
     if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
         echo "aiosmtpd is not installed; installing it from PyPI"
@@ -54,15 +55,15 @@ ensure_smtp_sink() {
             exit 1
         }
     fi
-    ITAKU_TEST_SMTP_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-    ITAKU_TEST_SMTP_DIR="$(mktemp -d /tmp/itaku-smtp-sink.XXXXXX)"
-    export ITAKU_TEST_SMTP_PORT ITAKU_TEST_SMTP_DIR
-    python3 scripts/smtp_sink.py --port "$ITAKU_TEST_SMTP_PORT" --dir "$ITAKU_TEST_SMTP_DIR" \
-        >"$ITAKU_TEST_SMTP_DIR.log" 2>&1 &
+    TEST_SMTP_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+    TEST_SMTP_DIR="$(mktemp -d /tmp/itaku-smtp-sink.XXXXXX)"
+    export TEST_SMTP_PORT TEST_SMTP_DIR
+    python3 scripts/smtp_sink.py --port "$TEST_SMTP_PORT" --dir "$TEST_SMTP_DIR" \
+        >"$TEST_SMTP_DIR.log" 2>&1 &
     SMTP_SINK_PID=$!
-    trap 'kill "$SMTP_SINK_PID" 2>/dev/null || true; rm -rf "$ITAKU_TEST_SMTP_DIR" "$ITAKU_TEST_SMTP_DIR.log"' EXIT
+    trap 'kill "$SMTP_SINK_PID" 2>/dev/null || true; rm -rf "$TEST_SMTP_DIR" "$TEST_SMTP_DIR.log"' EXIT
     for _ in $(seq 1 50); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$ITAKU_TEST_SMTP_PORT") 2>/dev/null; then
+        if (exec 3<>"/dev/tcp/127.0.0.1/$TEST_SMTP_PORT") 2>/dev/null; then
             return 0
         fi
         if ! kill -0 "$SMTP_SINK_PID" 2>/dev/null; then
@@ -70,8 +71,8 @@ ensure_smtp_sink() {
         fi
         sleep 0.1
     done
-    echo "error: the SMTP sink did not start on 127.0.0.1:$ITAKU_TEST_SMTP_PORT:" >&2
-    cat "$ITAKU_TEST_SMTP_DIR.log" >&2 || true
+    echo "error: the SMTP sink did not start on 127.0.0.1:$TEST_SMTP_PORT:" >&2
+    cat "$TEST_SMTP_DIR.log" >&2 || true
     exit 1
 }
 
@@ -79,7 +80,7 @@ step "Services"
 ensure_postgres
 echo "PostgreSQL answers on 127.0.0.1:5432"
 ensure_smtp_sink
-echo "SMTP sink (aiosmtpd) answers on 127.0.0.1:$ITAKU_TEST_SMTP_PORT"
+echo "SMTP sink (aiosmtpd) answers on 127.0.0.1:$TEST_SMTP_PORT"
 
 # --- Checks ------------------------------------------------------------------------------
 

@@ -49,6 +49,8 @@ pub struct Dispatcher {
     public_url: String,
     /// PostgreSQL: lock each row while sending it (see the module documentation).
     lock_rows: bool,
+    /// SQLite: how long a row being sent is hidden from other dispatchers.
+    lease: chrono::Duration,
 }
 
 impl Dispatcher {
@@ -78,6 +80,7 @@ impl Dispatcher {
             policy: mail.retry_policy(),
             public_url: public_url.to_owned(),
             lock_rows,
+            lease: lease_for(mail),
         })
     }
 
@@ -125,7 +128,7 @@ impl Dispatcher {
             log(&row, recorded);
             Ok(Some(recorded))
         } else {
-            let Some(row) = outbox::next_due(&self.db, now).await? else {
+            let Some(row) = outbox::lease_next(&self.db, now, self.lease).await? else {
                 return Ok(None);
             };
             let attempt = self.attempt(&self.db, &row, now).await?;
@@ -216,6 +219,16 @@ impl Dispatcher {
             ))
             .map_err(|e| e.to_string())
     }
+}
+
+/// Longer than any send can take: lettre bounds each SMTP command by the timeout, and a
+/// message takes a handful of them.
+fn lease_for(mail: &MailSettings) -> chrono::Duration {
+    let seconds = mail
+        .smtp_timeout_seconds
+        .saturating_mul(10)
+        .saturating_add(60);
+    chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000))
 }
 
 fn permanent(error: impl Into<String>) -> Attempt {

@@ -5,8 +5,10 @@
 //! the server accepted it, so any number of replicas never send a row twice while they run. A
 //! crash (or a lost database connection) between the server's acceptance and the commit leaves
 //! that one row pending, and it is sent again: its `Message-ID` is derived from the row, so
-//! receivers can tell the copy. SQLite runs one dispatcher per server process and does not hold
-//! a transaction while sending (its single connection serves every request).
+//! receivers can tell the copy. SQLite has no row locks, and its single connection serves every
+//! request, so no transaction stays open while sending: a dispatcher leases the row instead
+//! (moves its next attempt past the longest possible send, with a compare-and-set) and other
+//! dispatchers on the same file skip it; a sender that dies leaves it due when the lease ends.
 
 pub mod dispatcher;
 pub mod settings;

@@ -352,7 +352,7 @@ async fn template_data(
             }
         }
     }
-    let step = step_label(payload);
+    let step = step_label(subject, payload);
     let mut evidence = Value::Null;
     let evidence_id = payload
         .pointer("/warning/detail/evidence_id")
@@ -387,8 +387,8 @@ async fn template_data(
 }
 
 /// The label of the step the notification is about: the one waited at, or the one a 後閲
-/// concerns.
-fn step_label(payload: &Value) -> Value {
+/// concerns (looked up in the instance's route; its id when the route has moved on).
+fn step_label(subject: Option<&Subject<'_>>, payload: &Value) -> Value {
     if let Some(label) = payload
         .pointer("/event/waiting/label")
         .or_else(|| payload.pointer("/waiting/label"))
@@ -396,8 +396,13 @@ fn step_label(payload: &Value) -> Value {
     {
         return label.clone();
     }
-    match payload.pointer("/post_review/step").and_then(Value::as_str) {
-        Some(step) => json!({ "ja": step, "en": step }),
-        None => Value::Null,
-    }
+    let Some(step) = payload.pointer("/post_review/step").and_then(Value::as_str) else {
+        return Value::Null;
+    };
+    subject
+        .and_then(|s| s.stored.progress.pointer("/route/steps"))
+        .and_then(Value::as_array)
+        .and_then(|steps| steps.iter().find(|s| s["id"] == step))
+        .map(|s| s["label"].clone())
+        .unwrap_or_else(|| json!({ "ja": step, "en": step }))
 }

@@ -130,12 +130,36 @@ pub async fn claim_next_locked(
         .await
 }
 
-/// SQLite: the next due message, unlocked (SQLite runs one dispatcher per database).
-pub async fn next_due(
+/// SQLite (no row locks, and no transaction may stay open while sending): leases the next due
+/// message by moving its `next_attempt_at` to `now + lease` with a compare-and-set, so that
+/// another dispatcher on the same database skips it while it is being sent. If the sender dies,
+/// the message is due again when the lease ends. Returns the row as it was before the lease.
+pub async fn lease_next(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
+    lease: Duration,
 ) -> Result<Option<outbox::Model>, DbErr> {
-    due(now).one(conn).await
+    // Each lost compare-and-set means another dispatcher took a row; a few tries suffice.
+    for _ in 0..8 {
+        let Some(row) = due(now).one(conn).await? else {
+            return Ok(None);
+        };
+        let taken = outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::NextAttemptAt,
+                Expr::value(to_db_precision(now + lease)),
+            )
+            .filter(outbox::Column::Id.eq(row.id.as_str()))
+            .filter(outbox::Column::Status.eq(OutboxStatus::Pending))
+            .filter(outbox::Column::Attempts.eq(row.attempts))
+            .filter(outbox::Column::NextAttemptAt.eq(row.next_attempt_at))
+            .exec(conn)
+            .await?;
+        if taken.rows_affected == 1 {
+            return Ok(Some(row));
+        }
+    }
+    Ok(None)
 }
 
 /// Records an attempt on `row` as it was read: the update applies only if the row is still

@@ -31,16 +31,16 @@ impl SmtpSink {
             panic!(
                 "{name} is not set: the mail tests need the SMTP sink that `bash scripts/test.sh` \
                  starts (python3 scripts/smtp_sink.py --port PORT --dir DIR, then export \
-                 ITAKU_TEST_SMTP_PORT=PORT ITAKU_TEST_SMTP_DIR=DIR)"
+                 TEST_SMTP_PORT=PORT TEST_SMTP_DIR=DIR)"
             )
         };
-        let port = std::env::var("ITAKU_TEST_SMTP_PORT")
-            .unwrap_or_else(|_| missing("ITAKU_TEST_SMTP_PORT"))
+        let port = std::env::var("TEST_SMTP_PORT")
+            .unwrap_or_else(|_| missing("TEST_SMTP_PORT"))
             .parse()
             .expect("a port number");
-        let dir = std::env::var("ITAKU_TEST_SMTP_DIR")
+        let dir = std::env::var("TEST_SMTP_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(missing("ITAKU_TEST_SMTP_DIR")));
+            .unwrap_or_else(|_| PathBuf::from(missing("TEST_SMTP_DIR")));
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
             "the SMTP sink does not answer on 127.0.0.1:{port}"
@@ -341,12 +341,11 @@ async fn a_refused_recipient_fails_at_once_without_retries(backend: Backend) {
     );
 }
 
-/// Two dispatchers (two pools, as two replicas) drain the same PostgreSQL outbox at once.
-/// (SQLite runs one dispatcher per database: see `itaku::notify`.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_dispatchers_racing_on_postgresql_send_each_message_once() {
+/// Two dispatchers (two pools, as two replicas) drain the same outbox at once: row locks on
+/// PostgreSQL, leases on SQLite.
+async fn two_dispatchers_racing_send_each_message_once(backend: Backend) {
     let sink = SmtpSink::get();
-    let app = spawn_app_with(Backend::Postgres, Clock::System, |_| {}).await;
+    let app = spawn_app_with(backend, Clock::System, |_| {}).await;
     let user = app.create_user("racer").await;
     let now = app.now();
     let mut ids = Vec::new();
@@ -370,7 +369,7 @@ async fn two_dispatchers_racing_on_postgresql_send_each_message_once() {
         };
         ids.push(id);
     }
-    let other_pool = sea_orm::Database::connect(app.settings.database_url.as_str())
+    let other_pool = itaku::db::connect(&app.settings)
         .await
         .expect("a second pool");
     let mut settings = app.settings.clone();
@@ -420,6 +419,24 @@ async fn without_an_smtp_server_each_message_is_an_eml_file_named_by_its_row(bac
     );
     assert!(eml.contains("multipart/alternative"), "{eml}");
     assert!(eml.contains("Subject: =?utf-8?"), "{eml}");
+    // Once every message of the instance is sent, each has its file and no temporary is left.
+    for _ in 0..100 {
+        let rows = app.outbox_rows(id_of(&submitted)).await;
+        if rows.iter().all(|r| r.status == OutboxStatus::Sent) {
+            for r in rows {
+                assert!(app.settings.mail_dir.join(format!("{}.eml", r.id)).exists());
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        app.outbox_rows(id_of(&submitted))
+            .await
+            .iter()
+            .all(|r| r.status == OutboxStatus::Sent),
+        "every message of the instance is sent"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(&app.settings.mail_dir)
         .expect("the mail folder")
         .filter_map(Result::ok)
@@ -599,4 +616,5 @@ crate::on_both_backends!(
     without_an_smtp_server_each_message_is_an_eml_file_named_by_its_row,
     reminders_and_escalations_fire_once_on_their_business_day_across_a_holiday,
     the_remind_command_fires_due_timers_once_and_never_cancelled_ones,
+    two_dispatchers_racing_send_each_message_once,
 );

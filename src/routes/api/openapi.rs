@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
-use super::{applications, chains, evidence};
+use super::{admin, applications, chains, evidence};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,12 +35,15 @@ use super::{applications, chains, evidence};
         evidence::download,
         evidence::verify,
         evidence::revoke,
+        admin::list,
+        admin::retry,
     ),
     tags(
         (name = "organisations", description = "組織 / Organisations"),
         (name = "items", description = "委託事項と委託の連鎖 / Consignment items and chains"),
         (name = "applications", description = "再委託申請 / Subcontract applications"),
         (name = "evidence", description = "証跡 / Evidence"),
+        (name = "admin", description = "管理: メール送信キュー / Administration: the mail outbox"),
     )
 )]
 pub struct ApiDoc;
