@@ -341,24 +341,23 @@ async fn a_refused_recipient_fails_at_once_without_retries(backend: Backend) {
     );
 }
 
-/// Two dispatchers (two pools, as two replicas) drain the same outbox at once: row locks on
-/// PostgreSQL, leases on SQLite.
-async fn two_dispatchers_racing_send_each_message_once(backend: Backend) {
-    let sink = SmtpSink::get();
-    let app = spawn_app_with(backend, Clock::System, |_| {}).await;
-    let user = app.create_user("racer").await;
-    let now = app.now();
+/// `n` notifications to `user`, created at `now`; their ids.
+async fn enqueue_many(app: &TestApp, user: &str, n: usize, now: DateTime<Utc>) -> Vec<String> {
     let mut ids = Vec::new();
-    for n in 0..40 {
+    for k in 0..n {
         let inserted = itaku::services::outbox::enqueue(
             &app.db,
             itaku::services::outbox::OutboxRow {
-                idempotency_key: format!("race:{n}:{}", uuid::Uuid::new_v4()),
+                idempotency_key: format!("test:{k}:{}", uuid::Uuid::new_v4()),
                 instance_id: None,
                 effect: "notify".to_owned(),
                 template: Some("obligation_due".to_owned()),
                 recipients: json!([{ "user": user }]),
-                payload: json!({ "obligation": { "title": { "ja": "研修", "en": "Training" }, "organisation": "株式会社テスト", "due": "2027-03-31" } }),
+                payload: json!({ "obligation": {
+                    "title": { "ja": "研修", "en": "Training" },
+                    "organisation": "株式会社テスト",
+                    "due": "2027-03-31",
+                } }),
                 now,
             },
         )
@@ -369,6 +368,91 @@ async fn two_dispatchers_racing_send_each_message_once(backend: Backend) {
         };
         ids.push(id);
     }
+    ids
+}
+
+/// 100 notifications written while the server is down all arrive, once each, when it is back;
+/// while it is down a run stops at the first failure instead of trying every message.
+async fn messages_written_while_the_server_is_down_arrive_once_when_it_is_back(backend: Backend) {
+    let sink = SmtpSink::get();
+    let app = spawn_app_with(backend, Clock::System, |_| {}).await;
+    let user = app.create_user("outage").await;
+    let t0 = app.now();
+    let ids = enqueue_many(&app, &user, 100, t0).await;
+    let port = closed_port();
+    let down = dispatcher(&app, |s| {
+        s.mail.smtp_host = Some("127.0.0.1".to_owned());
+        s.mail.smtp_port = Some(port);
+        s.mail.smtp_security = SmtpSecurity::None;
+    });
+    let report = down
+        .run_once(&Clock::Fixed(t0), || true)
+        .await
+        .expect("a run");
+    assert_eq!((report.sent, report.retrying, report.failed), (0, 1, 0));
+    let up = dispatcher(&app, |s| sink.configure(s));
+    let report = up
+        .run_once(&Clock::Fixed(t0 + chrono::Duration::hours(1)), || true)
+        .await
+        .expect("a run");
+    assert_eq!(report.sent, 100, "{report:?}");
+    for id in &ids {
+        assert_eq!(sink.received(id).len(), 1, "{id} arrived once");
+    }
+}
+
+/// A dispatcher that dies after claiming a message (before sending) loses nothing: on
+/// PostgreSQL its lock goes with its transaction and the next dispatcher sends the message at
+/// once; on SQLite the message is due again when the dead one's lease ends.
+async fn a_message_claimed_by_a_dispatcher_that_died_is_sent_once_by_the_next(backend: Backend) {
+    let sink = SmtpSink::get();
+    let app = spawn_app_with(backend, Clock::System, |_| {}).await;
+    let user = app.create_user("phoenix").await;
+    let t0 = app.now();
+    let ids = enqueue_many(&app, &user, 1, t0).await;
+    let next = dispatcher(&app, |s| sink.configure(s));
+    match backend {
+        Backend::Postgres => {
+            use sea_orm::TransactionTrait;
+            let txn = app.db.begin().await.expect("a transaction");
+            let claimed = itaku::services::outbox::claim_next_locked(&txn, t0)
+                .await
+                .expect("claimed");
+            assert_eq!(claimed.map(|r| r.id), Some(ids[0].clone()));
+            // While the claim is held, nobody else gets the row.
+            assert_eq!(next.deliver_next(t0).await.expect("a try"), None);
+            drop(txn);
+            assert_eq!(
+                next.deliver_next(t0).await.expect("a try"),
+                Some(Recorded::Sent)
+            );
+        }
+        Backend::Sqlite => {
+            let leased =
+                itaku::services::outbox::lease_next(&app.db, t0, chrono::Duration::minutes(6))
+                    .await
+                    .expect("leased");
+            assert_eq!(leased.map(|r| r.id), Some(ids[0].clone()));
+            assert_eq!(next.deliver_next(t0).await.expect("a try"), None);
+            let after = t0 + chrono::Duration::minutes(6);
+            assert_eq!(
+                next.deliver_next(after).await.expect("a try"),
+                Some(Recorded::Sent)
+            );
+        }
+    }
+    assert_eq!(sink.received(&ids[0]).len(), 1);
+    assert_eq!(reload(&app, &ids[0]).await.attempts, 1);
+}
+
+/// Two dispatchers (two pools, as two replicas) drain the same outbox at once: row locks on
+/// PostgreSQL, leases on SQLite.
+async fn two_dispatchers_racing_send_each_message_once(backend: Backend) {
+    let sink = SmtpSink::get();
+    let app = spawn_app_with(backend, Clock::System, |_| {}).await;
+    let user = app.create_user("racer").await;
+    let now = app.now();
+    let ids = enqueue_many(&app, &user, 40, now).await;
     let other_pool = itaku::db::connect(&app.settings)
         .await
         .expect("a second pool");
@@ -617,4 +701,6 @@ crate::on_both_backends!(
     reminders_and_escalations_fire_once_on_their_business_day_across_a_holiday,
     the_remind_command_fires_due_timers_once_and_never_cancelled_ones,
     two_dispatchers_racing_send_each_message_once,
+    messages_written_while_the_server_is_down_arrive_once_when_it_is_back,
+    a_message_claimed_by_a_dispatcher_that_died_is_sent_once_by_the_next,
 );
