@@ -119,12 +119,25 @@ pub async fn verify_audit_to(
     })
 }
 
-/// The database, migrated, with the workflow definitions loaded and deployed: what the
-/// one-shot commands beside running servers need.
+/// What the one-shot commands beside running servers need: the database, migrated, the
+/// workflow definitions loaded and deployed, and "now" on the day asked for (default: today in
+/// Japan).
 async fn deployed(
     settings: &Settings,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(sea_orm::DatabaseConnection, crate::workflow::WorkflowSet), CommandError> {
+    at: Option<chrono::NaiveDate>,
+) -> Result<
+    (
+        sea_orm::DatabaseConnection,
+        crate::workflow::WorkflowSet,
+        crate::workflow::Now,
+    ),
+    CommandError,
+> {
+    let clock = crate::clock::Clock::System;
+    let now = crate::workflow::Now {
+        at: clock.now(),
+        today: at.unwrap_or_else(|| clock.today_jst()),
+    };
     let connection = db::connect(settings).await?;
     db::migrate(&connection)
         .await
@@ -139,10 +152,10 @@ async fn deployed(
                     .join("\n"),
             )
         })?;
-    crate::services::definitions::deploy(&connection, &mut workflows, &kinds, now)
+    crate::services::definitions::deploy(&connection, &mut workflows, &kinds, now.at)
         .await
         .map_err(|e| CommandError::Workflows(e.to_string()))?;
-    Ok((connection, workflows))
+    Ok((connection, workflows, now))
 }
 
 /// `sweep [--at DATE]`: the evidence expiry sweep, once, printing the suspended nodes.
@@ -150,13 +163,8 @@ pub async fn sweep(
     settings: Settings,
     at: Option<chrono::NaiveDate>,
 ) -> Result<ExitCode, CommandError> {
-    let clock = crate::clock::Clock::System;
-    let (connection, workflows) = deployed(&settings, clock.now()).await?;
-    let today = at.unwrap_or_else(|| clock.today_jst());
-    let now = crate::workflow::Now {
-        at: clock.now(),
-        today,
-    };
+    let (connection, workflows, now) = deployed(&settings, at).await?;
+    let today = now.today;
     let nodes = crate::services::evidence::sweep(&connection, &workflows, now)
         .await
         .map_err(|e| CommandError::Sweep(format!("{e:?}")))?;
@@ -177,13 +185,8 @@ pub async fn remind(
     settings: Settings,
     at: Option<chrono::NaiveDate>,
 ) -> Result<ExitCode, CommandError> {
-    let clock = crate::clock::Clock::System;
-    let (connection, workflows) = deployed(&settings, clock.now()).await?;
-    let today = at.unwrap_or_else(|| clock.today_jst());
-    let now = crate::workflow::Now {
-        at: clock.now(),
-        today,
-    };
+    let (connection, workflows, now) = deployed(&settings, at).await?;
+    let today = now.today;
     let mut calendar = crate::schedule::calendar::BusinessCalendar::new();
     let fired = crate::services::timers::fire_due(&connection, &workflows, &mut calendar, now)
         .await

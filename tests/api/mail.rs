@@ -543,6 +543,23 @@ fn on(day: chrono::NaiveDate, at: DateTime<Utc>) -> Now {
     Now { at, today: day }
 }
 
+/// What the dispatcher would send for `row` on `day`.
+async fn prepare_row(
+    app: &TestApp,
+    row: &outbox::Model,
+    day: chrono::NaiveDate,
+) -> notifications::Prepared {
+    notifications::prepare(
+        &app.db,
+        &app.state.workflows,
+        row,
+        day,
+        &app.settings.public_url,
+    )
+    .await
+    .expect("prepared")
+}
+
 /// Submitted on Thu 2026-11-19: the reminder (5 business days) skips the weekend and 勤労感謝の日
 /// (Mon 11/23) and is due Fri 11/27; the escalation (10) is due Fri 12/4.
 async fn reminders_and_escalations_fire_once_on_their_business_day_across_a_holiday(
@@ -598,15 +615,7 @@ async fn reminders_and_escalations_fire_once_on_their_business_day_across_a_holi
     // root consignor's managers.
     let reminder = mail_row(&app, &instance, "decision_reminder").await;
     assert_eq!(reminder.idempotency_key, format!("timer:{}", fired[0].id));
-    let prepared = notifications::prepare(
-        &app.db,
-        &workflows,
-        &reminder,
-        day(2026, 11, 27),
-        &app.settings.public_url,
-    )
-    .await
-    .expect("prepared");
+    let prepared = prepare_row(&app, &reminder, day(2026, 11, 27)).await;
     assert_eq!(prepared.addresses, ["meguro_officer@example.lg.jp"]);
     assert_eq!(prepared.data["timer"]["business_days"], 5);
     assert_eq!(prepared.data["timer"]["due"], "2026-11-27");
@@ -627,15 +636,7 @@ async fn reminders_and_escalations_fire_once_on_their_business_day_across_a_holi
         serde_json::from_str::<Value>(&escalation.recipients).expect("json"),
         json!([{ "role": "manager", "org": MEGURO }])
     );
-    let prepared = notifications::prepare(
-        &app.db,
-        &workflows,
-        &escalation,
-        day(2026, 12, 4),
-        &app.settings.public_url,
-    )
-    .await
-    .expect("prepared");
+    let prepared = prepare_row(&app, &escalation, day(2026, 12, 4)).await;
     assert_eq!(prepared.addresses, ["meguro_manager@example.lg.jp"]);
     let timers_left = app
         .timer_rows(&instance)
