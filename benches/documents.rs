@@ -55,6 +55,8 @@ fn main() {
         );
     };
     measure("csv", &|| pia::to_csv(&section).len());
-    measure("xlsx", &|| pia::to_xlsx(&section).map(|b| b.len()).unwrap_or(0));
+    measure("xlsx", &|| {
+        pia::to_xlsx(&section).map(|b| b.len()).unwrap_or(0)
+    });
     measure("html", &|| pia::to_html(&section).len());
 }

@@ -2,7 +2,7 @@
 # The project's one test command (README "Second command"; CI's .ci/run calls exactly this):
 # formatting, lints, and every test on both SQLite and PostgreSQL.
 #
-# To extend it (an SMTP sink, a browser for UI tests, …): add an `ensure_*` function beside
+# To extend it (a browser for UI tests, …): add an `ensure_*` function beside
 # `ensure_postgres` and call it under "Services" below.
 set -euo pipefail
 
@@ -44,9 +44,43 @@ ensure_postgres() {
     exit 1
 }
 
+# A real SMTP server on loopback (aiosmtpd, scripts/smtp_sink.py) for the mail tests. They read
+# TEST_SMTP_PORT and TEST_SMTP_DIR (no ITAKU_ prefix: the server refuses unknown ITAKU_ variables)
+# and fail (never skip) without them.
+ensure_smtp_sink() {
+    if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+        echo "aiosmtpd is not installed; installing it from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check aiosmtpd || {
+            echo "error: cannot install aiosmtpd (python3 -m pip install aiosmtpd); the mail tests need it." >&2
+            exit 1
+        }
+    fi
+    TEST_SMTP_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+    TEST_SMTP_DIR="$(mktemp -d /tmp/itaku-smtp-sink.XXXXXX)"
+    export TEST_SMTP_PORT TEST_SMTP_DIR
+    python3 scripts/smtp_sink.py --port "$TEST_SMTP_PORT" --dir "$TEST_SMTP_DIR" \
+        >"$TEST_SMTP_DIR.log" 2>&1 &
+    SMTP_SINK_PID=$!
+    trap 'kill "$SMTP_SINK_PID" 2>/dev/null || true; rm -rf "$TEST_SMTP_DIR" "$TEST_SMTP_DIR.log"' EXIT
+    for _ in $(seq 1 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$TEST_SMTP_PORT") 2>/dev/null; then
+            return 0
+        fi
+        if ! kill -0 "$SMTP_SINK_PID" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    echo "error: the SMTP sink did not start on 127.0.0.1:$TEST_SMTP_PORT:" >&2
+    cat "$TEST_SMTP_DIR.log" >&2 || true
+    exit 1
+}
+
 step "Services"
 ensure_postgres
 echo "PostgreSQL answers on 127.0.0.1:5432"
+ensure_smtp_sink
+echo "SMTP sink (aiosmtpd) answers on 127.0.0.1:$TEST_SMTP_PORT"
 
 # --- Checks ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-//! Command line: `itaku [serve|migrate|check-workflows [DIR]|verify-audit|demo|healthcheck]`.
+//! Command line: `itaku [serve|migrate|check-workflows [DIR]|verify-audit|sweep|remind|demo|healthcheck]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +38,13 @@ pub enum Command {
     /// their descendants; for cron and tests. Safe beside running servers.
     Sweep {
         /// The day to judge validity on (YYYY-MM-DD).
+        #[arg(long)]
+        at: Option<chrono::NaiveDate>,
+    },
+    /// Fire the workflow timers (reminders, escalations) due on or before DATE (default: today
+    /// in Japan), once; for cron and tests. Safe beside running servers.
+    Remind {
+        /// The day to judge due dates on (YYYY-MM-DD).
         #[arg(long)]
         at: Option<chrono::NaiveDate>,
     },
@@ -83,6 +90,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> ExitCode {
         }
         Command::VerifyAudit => commands::verify_audit(settings).await,
         Command::Sweep { at } => commands::sweep(settings, at).await,
+        Command::Remind { at } => commands::remind(settings, at).await,
         Command::Demo(args) => commands::demo(args.apply(settings)).await,
         Command::Healthcheck(args) => commands::healthcheck(&args.apply(settings)),
     };

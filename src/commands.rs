@@ -36,6 +36,10 @@ pub enum CommandError {
     Unhealthy(String),
     #[error("the evidence sweep failed: {0}")]
     Sweep(String),
+    #[error("the workflow definitions cannot be loaded: {0}")]
+    Workflows(String),
+    #[error("the timers could not be fired: {0}")]
+    Remind(String),
 }
 
 /// `serve`: run the server until SIGTERM/SIGINT.
@@ -115,34 +119,52 @@ pub async fn verify_audit_to(
     })
 }
 
-/// `sweep [--at DATE]`: the evidence expiry sweep, once, printing the suspended nodes.
-pub async fn sweep(
-    settings: Settings,
+/// What the one-shot commands beside running servers need: the database, migrated, the
+/// workflow definitions loaded and deployed, and "now" on the day asked for (default: today in
+/// Japan).
+async fn deployed(
+    settings: &Settings,
     at: Option<chrono::NaiveDate>,
-) -> Result<ExitCode, CommandError> {
+) -> Result<
+    (
+        sea_orm::DatabaseConnection,
+        crate::workflow::WorkflowSet,
+        crate::workflow::Now,
+    ),
+    CommandError,
+> {
     let clock = crate::clock::Clock::System;
-    let connection = db::connect(&settings).await?;
+    let now = crate::workflow::Now {
+        at: clock.now(),
+        today: at.unwrap_or_else(|| clock.today_jst()),
+    };
+    let connection = db::connect(settings).await?;
     db::migrate(&connection)
         .await
         .map_err(CommandError::Migrate)?;
     let kinds = crate::workflow::Kinds::product();
     let mut workflows =
         crate::workflow::load_dir(&settings.workflows_dir, &kinds).map_err(|e| {
-            CommandError::Sweep(
+            CommandError::Workflows(
                 e.iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("\n"),
             )
         })?;
-    crate::services::definitions::deploy(&connection, &mut workflows, &kinds, clock.now())
+    crate::services::definitions::deploy(&connection, &mut workflows, &kinds, now.at)
         .await
-        .map_err(|e| CommandError::Sweep(e.to_string()))?;
-    let today = at.unwrap_or_else(|| clock.today_jst());
-    let now = crate::workflow::Now {
-        at: clock.now(),
-        today,
-    };
+        .map_err(|e| CommandError::Workflows(e.to_string()))?;
+    Ok((connection, workflows, now))
+}
+
+/// `sweep [--at DATE]`: the evidence expiry sweep, once, printing the suspended nodes.
+pub async fn sweep(
+    settings: Settings,
+    at: Option<chrono::NaiveDate>,
+) -> Result<ExitCode, CommandError> {
+    let (connection, workflows, now) = deployed(&settings, at).await?;
+    let today = now.today;
     let nodes = crate::services::evidence::sweep(&connection, &workflows, now)
         .await
         .map_err(|e| CommandError::Sweep(format!("{e:?}")))?;
@@ -152,6 +174,32 @@ pub async fn sweep(
     );
     for n in nodes {
         println!("  {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `remind [--at DATE]`: fires the workflow timers due on or before the day (default: today
+/// in Japan), once, printing them; their notifications wait in the outbox for a server's
+/// dispatcher. Safe beside running servers: each timer fires once.
+pub async fn remind(
+    settings: Settings,
+    at: Option<chrono::NaiveDate>,
+) -> Result<ExitCode, CommandError> {
+    let (connection, workflows, now) = deployed(&settings, at).await?;
+    let today = now.today;
+    let mut calendar = crate::schedule::calendar::BusinessCalendar::new();
+    let fired = crate::services::timers::fire_due(&connection, &workflows, &mut calendar, now)
+        .await
+        .map_err(|e| CommandError::Remind(e.to_string()))?;
+    println!(
+        "督促・エスカレーション / reminders and escalations due by {today}: {} fired",
+        fired.len()
+    );
+    for t in fired {
+        println!(
+            "  {} {} {} (due {}) instance {}",
+            t.id, t.timer, t.action, t.due, t.instance_id
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,10 @@ pub struct Settings {
     pub max_upload_mb: u32,
     /// How often the server checks for evidence that expired and cascades the lapse.
     pub evidence_sweep_interval_seconds: u64,
+    /// Mail delivery: SMTP server, sender, retries (`ITAKU_MAIL__*`).
+    pub mail: crate::notify::MailSettings,
+    /// How often the server fires due workflow timers (reminders, escalations); 0 disables.
+    pub timer_interval_seconds: u64,
 }
 
 impl Default for Settings {
@@ -81,6 +85,8 @@ impl Default for Settings {
             audit_anchor_interval_seconds: 300,
             max_upload_mb: 20,
             evidence_sweep_interval_seconds: 3600,
+            mail: crate::notify::MailSettings::default(),
+            timer_interval_seconds: 900,
         }
     }
 }
@@ -137,6 +143,9 @@ impl Settings {
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return invalid("public_url", "must start with http:// or https://");
         }
+        if let Some((field, reason)) = self.mail.problem() {
+            return invalid(field, &reason);
+        }
         Ok(())
     }
 
@@ -181,6 +190,8 @@ impl fmt::Debug for Settings {
                 "audit_anchor_interval_seconds",
                 &self.audit_anchor_interval_seconds,
             )
+            .field("mail", &self.mail)
+            .field("timer_interval_seconds", &self.timer_interval_seconds)
             .finish()
     }
 }
@@ -321,6 +332,32 @@ mod tests {
             printed.contains("postgres://itaku:***@db:5432/itaku"),
             "{printed}"
         );
+    }
+
+    #[test]
+    fn mail_settings_are_nested_under_mail_and_checked() {
+        with_clean_env(|jail| {
+            jail.set_env("ITAKU_MAIL__SMTP_HOST", "smtp.example.lg.jp");
+            jail.set_env("ITAKU_MAIL__SMTP_SECURITY", "tls");
+            jail.set_env("ITAKU_MAIL__SMTP_USERNAME", "itaku");
+            jail.set_env("ITAKU_MAIL__SMTP_PASSWORD", "hunter2hunter2");
+            jail.set_env("ITAKU_MAIL__FROM", "委託管理 <itaku@example.lg.jp>");
+            let settings = load()?;
+            assert_eq!(settings.mail.host(), Some("smtp.example.lg.jp"));
+            assert_eq!(settings.mail.port(), 465);
+            assert!(!format!("{settings:?}").contains("hunter2"));
+            Ok(())
+        });
+        with_clean_env(|jail| {
+            jail.set_env("ITAKU_MAIL__FROM", "not an address");
+            assert!(load().is_err());
+            Ok(())
+        });
+        with_clean_env(|jail| {
+            jail.set_env("ITAKU_MAIL__SMTP_PASSWORD", "no user");
+            assert!(load().is_err());
+            Ok(())
+        });
     }
 
     #[test]

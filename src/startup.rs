@@ -71,6 +71,8 @@ pub enum StartupError {
     Workflows(String),
     #[error("cannot prepare password hashing: {0}")]
     PasswordHashing(String),
+    #[error("cannot set up mail delivery")]
+    Mail(#[from] crate::notify::dispatcher::MailSetupError),
 }
 
 /// A built application, listening but not yet serving.
@@ -160,6 +162,7 @@ impl Application {
                 stopped.clone(),
             ))),
         }
+        background.extend(mail_and_timers(&state, &stopped)?);
         match state.settings.audit_anchor_interval_seconds {
             0 => tracing::info!("audit anchoring is disabled (audit_anchor_interval_seconds = 0)"),
             seconds => background.push(tokio::spawn(anchor_audit_heads(
@@ -202,6 +205,45 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// The mail dispatcher and the timer scheduler, as configured (an interval of 0 disables one).
+fn mail_and_timers(
+    state: &web::Data<AppState>,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, StartupError> {
+    let settings = &state.settings;
+    let mut tasks = Vec::new();
+    let dispatcher = crate::notify::Dispatcher::new(
+        state.db.clone(),
+        state.workflows.clone(),
+        &settings.mail,
+        &settings.mail_dir,
+        &settings.public_url,
+    )?;
+    match settings.mail.dispatch_interval_seconds {
+        0 => tracing::info!("mail dispatch is disabled (mail.dispatch_interval_seconds = 0)"),
+        seconds => {
+            tracing::info!(transport = ?dispatcher.transport(), "mail dispatch");
+            tasks.push(tokio::spawn(crate::notify::dispatcher::run_periodically(
+                dispatcher,
+                state.clock,
+                StdDuration::from_secs(seconds),
+                stop.clone(),
+            )));
+        }
+    }
+    match settings.timer_interval_seconds {
+        0 => tracing::info!("workflow timers are disabled (timer_interval_seconds = 0)"),
+        seconds => tasks.push(tokio::spawn(crate::schedule::fire_timers_periodically(
+            state.db.clone(),
+            state.workflows.clone(),
+            state.clock,
+            StdDuration::from_secs(seconds),
+            stop.clone(),
+        ))),
+    }
+    Ok(tasks)
 }
 
 /// The configured secret, or a random one (with a warning: tokens die with the process).

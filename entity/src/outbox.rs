@@ -42,6 +42,9 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// The addresses the message was accepted for (JSON array), once sent.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub delivered_to: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_identity;
 mod m20261122_000002_workflow;
 mod m20261122_000003_chains;
+mod m20261124_000001_mail_delivery;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_identity::Migration),
             Box::new(m20261122_000002_workflow::Migration),
             Box::new(m20261122_000003_chains::Migration),
+            Box::new(m20261124_000001_mail_delivery::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(api::applications::configure)
             .configure(api::evidence::configure)
             .configure(api::documents::configure)
+            .configure(api::admin::configure)
             .configure(api::openapi::configure),
     );
 }

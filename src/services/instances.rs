@@ -16,7 +16,7 @@ use crate::services::db_time::to_db_precision;
 use crate::services::{new_id, outbox, timers};
 use crate::workflow::definition::{Label, TimerAction};
 use crate::workflow::model::Timer;
-use crate::workflow::runtime::{FireError, Fired, StoredInstance, WorkflowRuntime};
+use crate::workflow::runtime::{FireError, Fired, StoredInstance, Waiting, WorkflowRuntime};
 use crate::workflow::{Actor, EventRequest, Now, Rejection, WorkflowSet};
 
 /// Why an instance operation failed; nothing was written.
@@ -467,7 +467,15 @@ pub async fn fire_in(
     if updated.rows_affected != 1 {
         return Err(InstanceError::Concurrent);
     }
-    run_effects(txn, &row, head.seq, &fired, req, now).await?;
+    // Who the instance now waits for, kept with its notifications so that they go to the
+    // people of that step even when they are delivered after it moved on.
+    let after = StoredInstance {
+        state: fired.to.clone(),
+        progress: fired.progress.clone(),
+        ..st.clone()
+    };
+    let waiting = rt.waiting_for(&after)?;
+    run_effects(txn, &row, head.seq, &fired, req, waiting, now).await?;
     let mut row = row;
     row.state.clone_from(&fired.to);
     row.progress = fired.progress.to_string();
@@ -513,9 +521,11 @@ async fn run_effects(
     seq: i64,
     fired: &Fired,
     req: &FireRequest<'_>,
+    waiting: Option<Waiting>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let payload = json!({
+        "waiting": waiting,
         "workflow": row.workflow_id,
         "workflow_version": row.workflow_version,
         "instance": row.id,

@@ -12,6 +12,7 @@ pub mod documents;
 pub mod evidence;
 pub mod idempotency;
 pub mod instances;
+pub mod notifications;
 pub mod outbox;
 pub mod timers;
 pub mod tokens;

@@ -1,12 +1,26 @@
-//! Business-day timers started and cancelled by transitions; firing them is the scheduler's job.
+//! Business-day timers started and cancelled by transitions, and fired by the scheduler.
+//!
+//! A timer is due `business_days` business days after the Japanese date it started on
+//! ([`BusinessCalendar`]). Firing claims it with a conditional update (`fired_at` set only while
+//! it is neither fired nor cancelled) and writes its notification in the same transaction, so
+//! each timer fires once however many schedulers race (the outbox key `timer:<id>` backs this).
 
-use chrono::{DateTime, Utc};
-use entity::timer;
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{timer, workflow_instance};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set, TransactionTrait,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
 
+use crate::clock::jst_date;
+use crate::schedule::calendar::BusinessCalendar;
 use crate::services::db_time::to_db_precision;
 use crate::services::idempotency::{insert_once, keyed_uuid_v7, Insertion};
+use crate::services::outbox;
+use crate::workflow::{Now, StoredInstance, WorkflowSet};
 
 /// One timer to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +76,163 @@ pub async fn cancel(
         .exec(conn)
         .await?;
     Ok(result.rows_affected)
+}
+
+/// A timer that fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FiredTimer {
+    pub id: String,
+    pub instance_id: String,
+    pub timer: String,
+    pub action: String,
+    pub due: NaiveDate,
+}
+
+/// The day a timer is due: `business_days` business days after its start (Japan time).
+pub fn due_on(calendar: &mut BusinessCalendar, t: &timer::Model) -> NaiveDate {
+    calendar.add_business_days(
+        jst_date(t.started_at),
+        u32::try_from(t.business_days).unwrap_or(0),
+    )
+}
+
+/// Fires every running timer due on or before `now.today`, each in its own transaction with
+/// its notification; returns those this caller fired (a timer another scheduler fired first
+/// is skipped).
+pub async fn fire_due(
+    db: &DatabaseConnection,
+    workflows: &WorkflowSet,
+    calendar: &mut BusinessCalendar,
+    now: Now,
+) -> Result<Vec<FiredTimer>, DbErr> {
+    let running = timer::Entity::find()
+        .filter(timer::Column::FiredAt.is_null())
+        .filter(timer::Column::CancelledAt.is_null())
+        .order_by_asc(timer::Column::StartedAt)
+        .order_by_asc(timer::Column::Id)
+        .all(db)
+        .await?;
+    let mut fired = Vec::new();
+    for t in running {
+        let due = due_on(calendar, &t);
+        if due > now.today {
+            continue;
+        }
+        let txn = db.begin().await?;
+        if fire_one(&txn, workflows, &t, due, now).await? {
+            txn.commit().await?;
+            fired.push(FiredTimer {
+                id: t.id,
+                instance_id: t.instance_id,
+                timer: t.timer,
+                action: t.action,
+                due,
+            });
+        } else {
+            txn.rollback().await?;
+        }
+    }
+    Ok(fired)
+}
+
+/// Claims one timer and writes its notification; `false` when it was no longer running.
+async fn fire_one(
+    txn: &impl ConnectionTrait,
+    workflows: &WorkflowSet,
+    t: &timer::Model,
+    due: NaiveDate,
+    now: Now,
+) -> Result<bool, DbErr> {
+    let at = to_db_precision(now.at);
+    let claimed = timer::Entity::update_many()
+        .col_expr(timer::Column::FiredAt, Expr::value(Some(at)))
+        .filter(timer::Column::Id.eq(t.id.as_str()))
+        .filter(timer::Column::FiredAt.is_null())
+        .filter(timer::Column::CancelledAt.is_null())
+        .exec(txn)
+        .await?;
+    if claimed.rows_affected != 1 {
+        return Ok(false);
+    }
+    let Some(instance) = workflow_instance::Entity::find_by_id(t.instance_id.as_str())
+        .one(txn)
+        .await?
+    else {
+        return Ok(true);
+    };
+    let (recipients, waiting, label) = addressees(workflows, &instance, t);
+    outbox::enqueue(
+        txn,
+        outbox::OutboxRow {
+            idempotency_key: format!("timer:{}", t.id),
+            instance_id: Some(t.instance_id.clone()),
+            effect: outbox::MAIL_EFFECT.to_owned(),
+            template: Some(t.template.clone()),
+            recipients,
+            payload: json!({
+                "params": { "role": t.role },
+                "waiting": waiting,
+                "timer": {
+                    "id": t.timer,
+                    "label": label,
+                    "action": t.action,
+                    "business_days": t.business_days,
+                    "started_on": jst_date(t.started_at).to_string(),
+                    "due": due.to_string(),
+                },
+            }),
+            now: at,
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Who a fired timer notifies, what the instance waits for, and the timer's label: a reminder
+/// goes to the actors of the current step; an escalation to the holders of the timer's role in
+/// the root consignor (in every organisation of the instance when it names none).
+fn addressees(
+    workflows: &WorkflowSet,
+    instance: &workflow_instance::Model,
+    t: &timer::Model,
+) -> (Value, Value, Value) {
+    let rt = workflows.get(
+        &instance.workflow_id,
+        u32::try_from(instance.workflow_version).unwrap_or(0),
+    );
+    let stored = StoredInstance {
+        state: instance.state.clone(),
+        submitter: instance.submitter.clone(),
+        context: serde_json::from_str(&instance.context).unwrap_or(Value::Null),
+        progress: serde_json::from_str(&instance.progress).unwrap_or(Value::Null),
+    };
+    let waiting = rt
+        .and_then(|rt| rt.waiting_for(&stored).ok().flatten())
+        .map_or(Value::Null, |w| json!(w));
+    let label = rt
+        .and_then(|rt| {
+            rt.describe()
+                .timers
+                .into_iter()
+                .find(|d| d.id == t.timer)
+                .map(|d| json!(d.label))
+        })
+        .unwrap_or(Value::Null);
+    let recipients = match (t.action.as_str(), t.role.as_deref()) {
+        ("escalate", Some(role)) => {
+            let root = rt.and_then(|rt| {
+                rt.scope_organisation(&stored, "root_consignor")
+                    .ok()
+                    .flatten()
+            });
+            match root {
+                Some(org) => json!([{ "role": role, "org": org }]),
+                None => json!(["role_holders"]),
+            }
+        }
+        _ => json!(["next_actors"]),
+    };
+    (recipients, waiting, label)
 }
 
 #[cfg(test)]

@@ -504,7 +504,7 @@ pub async fn effective_deputyships<C: ConnectionTrait>(
 }
 
 /// `from <= day AND (until IS NULL OR day <= until)`: both ends inclusive.
-fn in_effect<Col: ColumnTrait>(from: Col, until: Col, day: NaiveDate) -> Condition {
+pub(crate) fn in_effect<Col: ColumnTrait>(from: Col, until: Col, day: NaiveDate) -> Condition {
     Condition::all()
         .add(from.lte(day))
         .add(Condition::any().add(until.is_null()).add(until.gte(day)))

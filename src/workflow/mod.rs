@@ -19,7 +19,8 @@ pub use engine::{Action, Outcome, Rejection, RejectionKind};
 pub use model::{Actor, CompiledWorkflow, Deputyship, EventInput, Grant, Instance, Now};
 pub use registry::{Registry, Unmet, Vocabulary, WorkflowContext};
 pub use runtime::{
-    load_dir, EventRequest, FireError, Fired, Kinds, StoredInstance, WorkflowRuntime, WorkflowSet,
+    load_dir, EventRequest, FireError, Fired, Kinds, StoredInstance, Waiting, WorkflowRuntime,
+    WorkflowSet,
 };
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::compile::{compile, peek_header, DefinitionError};
 use super::engine::{Action, Rejection, RejectionKind};
 use super::model::{
-    Actor, CompiledWorkflow, EffectSpec, EventInput, Instance, Now, PostReview, Progress, Timer,
+    Actor, CompiledWorkflow, EffectSpec, EventInput, Grant, Instance, Now, OrgScope, PostReview,
+    Progress, Timer,
 };
 use super::registry::{Registry, Unmet, Vocabulary, WorkflowContext};
 
@@ -113,6 +114,25 @@ pub trait WorkflowRuntime: Send + Sync {
     fn is_decided(&self, state: &str) -> bool;
     /// The state's label.
     fn state_label(&self, state: &str) -> Option<super::definition::Label>;
+    /// Who the instance waits for at the current step of its running route, if any (the
+    /// people `next_actors` notifications and reminders go to).
+    fn waiting_for(&self, stored: &StoredInstance) -> Result<Option<Waiting>, FireError>;
+    /// The organisation a named scope (e.g. `root_consignor`) resolves to for the instance.
+    fn scope_organisation(
+        &self,
+        stored: &StoredInstance,
+        scope: &str,
+    ) -> Result<Option<String>, FireError>;
+}
+
+/// The current step of an instance's running route and who may act at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Waiting {
+    pub step: String,
+    pub label: super::definition::Label,
+    /// The roles that may act, each in the organisation the step names (if it names one); for
+    /// a co-review (合議), only the reviewer slots still open.
+    pub grants: Vec<Grant>,
 }
 
 struct Loaded<C> {
@@ -302,6 +322,56 @@ impl<C: WorkflowContext + Clone> WorkflowRuntime for Loaded<C> {
     fn state_label(&self, state: &str) -> Option<super::definition::Label> {
         let id = self.wf.state_id(state)?;
         Some(self.wf.states[usize::from(id)].label.clone())
+    }
+
+    fn waiting_for(&self, stored: &StoredInstance) -> Result<Option<Waiting>, FireError> {
+        let inst = self.load(stored)?;
+        let in_route = self.wf.states[usize::from(inst.state)].route.is_some();
+        let Some(rp) = inst.progress.route.as_deref().filter(|_| in_route) else {
+            return Ok(None);
+        };
+        let Some(step) = rp.steps.get(rp.current) else {
+            return Ok(None);
+        };
+        let org = match &step.org {
+            Some(OrgScope::Named(scope)) => inst.ctx.organisation(scope).map(str::to_owned),
+            Some(OrgScope::Fixed(org)) => Some(org.clone()),
+            None => None,
+        };
+        let taken = |slot: usize| {
+            rp.records
+                .iter()
+                .any(|r| r.step == rp.current && r.slot == Some(slot))
+        };
+        let mut grants: Vec<Grant> = step
+            .roles()
+            .iter()
+            .enumerate()
+            .filter(|(slot, _)| !taken(*slot))
+            .map(|(_, role)| Grant {
+                role: role.clone(),
+                org: org.clone(),
+            })
+            .collect();
+        grants.sort();
+        grants.dedup();
+        Ok(Some(Waiting {
+            step: step.id.clone(),
+            label: step.label.clone(),
+            grants,
+        }))
+    }
+
+    fn scope_organisation(
+        &self,
+        stored: &StoredInstance,
+        scope: &str,
+    ) -> Result<Option<String>, FireError> {
+        Ok(self
+            .load(stored)?
+            .ctx
+            .organisation(scope)
+            .map(str::to_owned))
     }
 }
 

@@ -363,7 +363,7 @@ impl ScratchDatabase {
                 Self {
                     url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
                     postgres_name: Some(name),
-                    _dir: None,
+                    _dir: Some(tempfile::tempdir().expect("a temporary folder")),
                 }
             }
         }
@@ -371,15 +371,23 @@ impl ScratchDatabase {
 }
 
 impl ScratchDatabase {
-    /// Settings of a test application on this database: a free port, the test signing key.
+    /// Settings of a test application on this database: a free port, the test signing key,
+    /// mail files in a scratch folder, and no mail dispatcher or timer scheduler running
+    /// (the mail tests switch them on).
     pub fn settings(&self) -> Settings {
-        Settings {
+        let mut settings = Settings {
             host: "127.0.0.1".to_owned(),
             port: 0,
             database_url: self.url.clone(),
             jwt_secret: Some(SecretString::from(JWT_SECRET)),
+            timer_interval_seconds: 0,
             ..Settings::default()
+        };
+        if let Some(dir) = &self._dir {
+            settings.mail_dir = dir.path().join("mail");
         }
+        settings.mail.dispatch_interval_seconds = 0;
+        settings
     }
 }
 

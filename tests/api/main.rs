@@ -12,6 +12,7 @@ mod errors;
 mod health;
 mod identity;
 mod instances;
+mod mail;
 mod migrations;
 mod shutdown;
 mod sqlite;

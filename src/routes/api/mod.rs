@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`.
 
+pub mod admin;
 pub mod applications;
 pub mod auth;
 pub mod chains;

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
-use super::{applications, chains, documents, evidence};
+use super::{admin, applications, chains, documents, evidence};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,8 @@ use super::{applications, chains, documents, evidence};
         evidence::verify,
         evidence::revoke,
         documents::pia_section,
+        admin::list,
+        admin::retry,
     ),
     tags(
         (name = "organisations", description = "組織 / Organisations"),
@@ -44,6 +46,7 @@ use super::{applications, chains, documents, evidence};
         (name = "applications", description = "再委託申請 / Subcontract applications"),
         (name = "evidence", description = "証跡 / Evidence"),
         (name = "documents", description = "提出書類 / Documents"),
+        (name = "admin", description = "管理: メール送信キュー / Administration: the mail outbox"),
     )
 )]
 pub struct ApiDoc;
