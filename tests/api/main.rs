@@ -7,6 +7,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod browser;
 mod chains;
 mod errors;
 mod health;
@@ -16,4 +17,5 @@ mod migrations;
 mod shutdown;
 mod sqlite;
 mod tokens;
+mod ui;
 mod workflows;
