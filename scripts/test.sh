@@ -44,9 +44,48 @@ ensure_postgres() {
     exit 1
 }
 
+# The browser tests drive Debian's Chromium through chromedriver (WebDriver). Nothing is
+# installed here: the packages are named in the README; missing ones fail the run loudly.
+CHROMEDRIVER_PORT="${CHROMEDRIVER_PORT:-9515}"
+
+chromedriver_answers() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$CHROMEDRIVER_PORT") 2>/dev/null
+}
+
+ensure_chromedriver() {
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=("chromium (/usr/bin/chromium)")
+    command -v chromedriver >/dev/null 2>&1 || missing+=("chromedriver (/usr/bin/chromedriver)")
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "error: the browser tests need ${missing[*]}." >&2
+        echo "Install Debian's packages once: apt-get install -y chromium chromium-driver" >&2
+        exit 1
+    fi
+    if chromedriver_answers; then
+        echo "error: port $CHROMEDRIVER_PORT is taken; set CHROMEDRIVER_PORT to a free one." >&2
+        exit 1
+    fi
+    chromedriver --port="$CHROMEDRIVER_PORT" --allowed-ips=127.0.0.1 \
+        >"${CARGO_TARGET_DIR}/chromedriver.log" 2>&1 &
+    CHROMEDRIVER_PID=$!
+    trap 'kill "$CHROMEDRIVER_PID" 2>/dev/null || true' EXIT
+    for _ in $(seq 1 50); do
+        if chromedriver_answers; then
+            export ITAKU_WEBDRIVER_URL="http://127.0.0.1:$CHROMEDRIVER_PORT"
+            export ITAKU_CHROMIUM="$(command -v chromium)"
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "error: chromedriver did not start; see ${CARGO_TARGET_DIR}/chromedriver.log" >&2
+    exit 1
+}
+
 step "Services"
 ensure_postgres
 echo "PostgreSQL answers on 127.0.0.1:5432"
+ensure_chromedriver
+echo "chromedriver answers on $ITAKU_WEBDRIVER_URL ($("$ITAKU_CHROMIUM" --version 2>/dev/null))"
 
 # --- Checks ------------------------------------------------------------------------------
 
