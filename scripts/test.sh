@@ -46,6 +46,7 @@ ensure_postgres() {
 
 # The browser tests drive Debian's Chromium through chromedriver (WebDriver). Nothing is
 # installed here: the packages are named in the README; missing ones fail the run loudly.
+# (Not ITAKU_* variables: the server refuses unknown settings of that prefix.)
 CHROMEDRIVER_PORT="${CHROMEDRIVER_PORT:-9515}"
 
 chromedriver_answers() {
@@ -65,14 +66,15 @@ ensure_chromedriver() {
         echo "error: port $CHROMEDRIVER_PORT is taken; set CHROMEDRIVER_PORT to a free one." >&2
         exit 1
     fi
+    mkdir -p "$CARGO_TARGET_DIR"
     chromedriver --port="$CHROMEDRIVER_PORT" --allowed-ips=127.0.0.1 \
         >"${CARGO_TARGET_DIR}/chromedriver.log" 2>&1 &
     CHROMEDRIVER_PID=$!
     trap 'kill "$CHROMEDRIVER_PID" 2>/dev/null || true' EXIT
     for _ in $(seq 1 50); do
         if chromedriver_answers; then
-            export ITAKU_WEBDRIVER_URL="http://127.0.0.1:$CHROMEDRIVER_PORT"
-            export ITAKU_CHROMIUM="$(command -v chromium)"
+            export BROWSER_TEST_WEBDRIVER_URL="http://127.0.0.1:$CHROMEDRIVER_PORT"
+            export BROWSER_TEST_CHROMIUM="$(command -v chromium)"
             return 0
         fi
         sleep 0.2
@@ -85,7 +87,7 @@ step "Services"
 ensure_postgres
 echo "PostgreSQL answers on 127.0.0.1:5432"
 ensure_chromedriver
-echo "chromedriver answers on $ITAKU_WEBDRIVER_URL ($("$ITAKU_CHROMIUM" --version 2>/dev/null))"
+echo "chromedriver answers on $BROWSER_TEST_WEBDRIVER_URL ($("$BROWSER_TEST_CHROMIUM" --version 2>/dev/null))"
 
 # --- Checks ------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 //! End-to-end tests in a real headless Chromium, driven through chromedriver (WebDriver).
 //!
-//! `scripts/test.sh` starts chromedriver and sets `ITAKU_WEBDRIVER_URL` and `ITAKU_CHROMIUM`;
-//! without them these tests fail (they never skip). Chromium runs with every background
-//! network feature off, so nothing leaves the machine. Screenshots of the main screens are
-//! saved under `$CARGO_TARGET_DIR/ui-screenshots/`.
+//! `scripts/test.sh` starts chromedriver and sets `BROWSER_TEST_WEBDRIVER_URL` and
+//! `BROWSER_TEST_CHROMIUM`; without them these tests fail (they never skip). Chromium runs
+//! with every background network feature off, so nothing leaves the machine. Screenshots of
+//! the main screens are saved under `$CARGO_TARGET_DIR/ui-screenshots/`.
 
 use std::time::Duration;
 
@@ -26,11 +26,12 @@ struct Browser {
 
 impl Browser {
     async fn open(app: &TestApp) -> Self {
-        let webdriver = std::env::var("ITAKU_WEBDRIVER_URL").expect(
-            "ITAKU_WEBDRIVER_URL is not set: run the browser tests through scripts/test.sh, \
+        let webdriver = std::env::var("BROWSER_TEST_WEBDRIVER_URL").expect(
+            "BROWSER_TEST_WEBDRIVER_URL is not set: run the browser tests through scripts/test.sh, \
              which starts chromedriver (apt-get install -y chromium chromium-driver)",
         );
-        let binary = std::env::var("ITAKU_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let binary =
+            std::env::var("BROWSER_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let profile = tempfile::tempdir().unwrap();
         let mut caps = serde_json::Map::new();
         caps.insert(
