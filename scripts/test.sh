@@ -44,6 +44,13 @@ ensure_postgres() {
     exit 1
 }
 
+# Every helper process started below is stopped on exit, whichever way the script ends.
+CLEANUP=""
+on_exit() {
+    CLEANUP="$CLEANUP; $1"
+    trap "true$CLEANUP" EXIT
+}
+
 # A real SMTP server on loopback (aiosmtpd, scripts/smtp_sink.py) for the mail tests. They read
 # TEST_SMTP_PORT and TEST_SMTP_DIR (no ITAKU_ prefix: the server refuses unknown ITAKU_ variables)
 # and fail (never skip) without them.
@@ -61,7 +68,7 @@ ensure_smtp_sink() {
     python3 scripts/smtp_sink.py --port "$TEST_SMTP_PORT" --dir "$TEST_SMTP_DIR" \
         >"$TEST_SMTP_DIR.log" 2>&1 &
     SMTP_SINK_PID=$!
-    trap 'kill "$SMTP_SINK_PID" 2>/dev/null || true; rm -rf "$TEST_SMTP_DIR" "$TEST_SMTP_DIR.log"' EXIT
+    on_exit "kill $SMTP_SINK_PID 2>/dev/null || true; rm -rf '$TEST_SMTP_DIR' '$TEST_SMTP_DIR.log'"
     for _ in $(seq 1 50); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$TEST_SMTP_PORT") 2>/dev/null; then
             return 0
@@ -76,11 +83,52 @@ ensure_smtp_sink() {
     exit 1
 }
 
+# The browser tests drive Debian's Chromium through chromedriver (WebDriver). Nothing is
+# installed here: the packages are named in the README; missing ones fail the run loudly.
+# (Not ITAKU_* variables: the server refuses unknown settings of that prefix.)
+CHROMEDRIVER_PORT="${CHROMEDRIVER_PORT:-9515}"
+
+chromedriver_answers() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$CHROMEDRIVER_PORT") 2>/dev/null
+}
+
+ensure_chromedriver() {
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=("chromium (/usr/bin/chromium)")
+    command -v chromedriver >/dev/null 2>&1 || missing+=("chromedriver (/usr/bin/chromedriver)")
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "error: the browser tests need ${missing[*]}." >&2
+        echo "Install Debian's packages once: apt-get install -y chromium chromium-driver" >&2
+        exit 1
+    fi
+    if chromedriver_answers; then
+        echo "error: port $CHROMEDRIVER_PORT is taken; set CHROMEDRIVER_PORT to a free one." >&2
+        exit 1
+    fi
+    mkdir -p "$CARGO_TARGET_DIR"
+    chromedriver --port="$CHROMEDRIVER_PORT" --allowed-ips=127.0.0.1 \
+        >"${CARGO_TARGET_DIR}/chromedriver.log" 2>&1 &
+    CHROMEDRIVER_PID=$!
+    on_exit "kill $CHROMEDRIVER_PID 2>/dev/null || true"
+    for _ in $(seq 1 50); do
+        if chromedriver_answers; then
+            export BROWSER_TEST_WEBDRIVER_URL="http://127.0.0.1:$CHROMEDRIVER_PORT"
+            export BROWSER_TEST_CHROMIUM="$(command -v chromium)"
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "error: chromedriver did not start; see ${CARGO_TARGET_DIR}/chromedriver.log" >&2
+    exit 1
+}
+
 step "Services"
 ensure_postgres
 echo "PostgreSQL answers on 127.0.0.1:5432"
 ensure_smtp_sink
 echo "SMTP sink (aiosmtpd) answers on 127.0.0.1:$TEST_SMTP_PORT"
+ensure_chromedriver
+echo "chromedriver answers on $BROWSER_TEST_WEBDRIVER_URL ($("$BROWSER_TEST_CHROMIUM" --version 2>/dev/null))"
 
 # --- Checks ------------------------------------------------------------------------------
 

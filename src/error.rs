@@ -422,7 +422,13 @@ pub fn reshape_foreign_error<B>(
         .response()
         .error()
         .is_some_and(|error| error.as_error::<ApiError>().is_some());
-    if ours {
+    // The web UI's error pages (`routes::ui`) are HTML in their final shape already.
+    let page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if ours || page {
         return Ok(ErrorHandlerResponse::Response(
             response.map_into_left_body(),
         ));

@@ -7,6 +7,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod browser;
 mod chains;
 mod errors;
 mod health;
@@ -17,4 +18,5 @@ mod migrations;
 mod shutdown;
 mod sqlite;
 mod tokens;
+mod ui;
 mod workflows;

@@ -1,0 +1,497 @@
+//! The inbox, the application detail and acting on an application.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing_actix_web::RequestId;
+
+use super::view::{self, Lang, Page, UiLang};
+use super::{html, see_other, Csrf, UiError, UiUser};
+use crate::error::{ApiError, ErrorCode};
+use crate::routes::api::applications::app_error;
+use crate::routes::api::chains::viewer;
+use crate::routes::api::instances::{acting, api_error};
+use crate::services::applications::{
+    self, ApplicationEvent, ApplicationFilter, ApplicationView, TargetView,
+};
+use crate::services::chains::Page as ListPage;
+use crate::services::instances;
+use crate::startup::AppState;
+
+/// The events that put an application in someone's inbox: submitting, endorsing, deciding.
+const INBOX_EVENTS: &[&str] = &["submit", "endorse", "approve"];
+
+/// Events the detail page offers as buttons (editing has its own form, not built yet; the
+/// engine's proxy/skip/pull-up need more input than a button gives).
+const BUTTON_EVENTS: &[&str] = &[
+    "submit",
+    "endorse",
+    "approve",
+    "return",
+    "reject",
+    "withdraw",
+    "suspend",
+    "reinstate",
+    "revoke",
+    "terminate",
+    "recall",
+];
+
+/// Every application the viewer may see (all pages of the service's list).
+async fn all_applications(
+    state: &AppState,
+    user: &UiUser,
+    rid: &str,
+) -> Result<Vec<ApplicationView>, ApiError> {
+    let mut out = Vec::new();
+    let mut number = 1;
+    loop {
+        let page = applications::list(
+            &state.db,
+            &state.workflows,
+            &viewer(&user.0),
+            &ApplicationFilter::default(),
+            ListPage {
+                page: Some(number),
+                per_page: Some(200),
+            },
+            &acting(state, &user.0, rid),
+        )
+        .await
+        .map_err(app_error)?;
+        let done = page.items.is_empty() || page.page * page.per_page >= page.total;
+        out.extend(page.items);
+        if done {
+            return Ok(out);
+        }
+        number += 1;
+    }
+}
+
+fn state_label(lang: Lang, t: &TargetView) -> String {
+    t.state_label
+        .as_ref()
+        .map_or_else(|| t.state.clone(), |l| lang.pick(&l.ja, &l.en).to_owned())
+}
+
+fn event_label(lang: Lang, event: &str) -> String {
+    lang.text(&format!("events.{event}"), event)
+}
+
+/// `GET /inbox`: the targets waiting for the user to submit, endorse or decide, oldest first.
+pub async fn inbox(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    request_id: RequestId,
+    user: UiUser,
+) -> Result<HttpResponse, UiError> {
+    let lang = Lang::of(&request);
+    let fail = |e| UiError::api(e, lang);
+    let rid = request_id.to_string();
+    let mut apps = all_applications(&state, &user, &rid).await.map_err(fail)?;
+    apps.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then(a.number.cmp(&b.number))
+    });
+    let mut counts = [0usize; 3];
+    let mut rows = Vec::new();
+    for app in &apps {
+        for t in &app.targets {
+            let waiting: Vec<&str> = INBOX_EVENTS
+                .iter()
+                .copied()
+                .filter(|e| t.available_events.iter().any(|a| a == e))
+                .collect();
+            if waiting.is_empty() {
+                continue;
+            }
+            for (i, e) in INBOX_EVENTS.iter().enumerate() {
+                if waiting.contains(e) {
+                    counts[i] += 1;
+                }
+            }
+            rows.push(json!({
+                "id": app.id,
+                "number": app.number,
+                "applicant": app.applicant_name,
+                "contractor": app.contractor_name,
+                "municipality": t.municipality_name,
+                "state": state_label(lang, t),
+                "actions": waiting.iter().map(|e| event_label(lang, e)).collect::<Vec<_>>().join("、"),
+                "filed": view::day_label(lang, app.created_at.with_timezone(&crate::clock::jst()).date_naive()),
+            }));
+        }
+    }
+    let csrf = Csrf::of(&request);
+    let page = Page::for_user(&state, &user.0, lang, &csrf.token, "/inbox")
+        .await
+        .map_err(fail)?;
+    let data = page.data(
+        &lang.text("inbox.title", ""),
+        json!({
+            "rows": rows,
+            "counts": {
+                "total": rows.len(),
+                "submit": counts[0],
+                "endorse": counts[1],
+                "approve": counts[2],
+            },
+        }),
+    );
+    let body = view::render("inbox", &data).map_err(fail)?;
+    Ok(csrf.apply(html(StatusCode::OK, body)))
+}
+
+/// Query of the detail page.
+#[derive(Debug, Deserialize)]
+pub struct DetailQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// `GET /applications/{id}`.
+pub async fn detail(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    request_id: RequestId,
+    user: UiUser,
+    id: web::Path<String>,
+    q: web::Query<DetailQuery>,
+) -> Result<HttpResponse, UiError> {
+    let outcome = if q.done.is_some() {
+        Outcome::Done
+    } else {
+        Outcome::None
+    };
+    render_detail(
+        &state,
+        &request,
+        &request_id,
+        &user,
+        &id,
+        outcome,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// What the last action did, shown above the application.
+enum Outcome {
+    None,
+    Done,
+    /// The decision or action was refused: every unmet requirement.
+    Refused(Vec<Value>),
+    /// Someone else acted first.
+    Conflict,
+    /// Anything else the action was refused for.
+    Error(String, Vec<Value>),
+}
+
+async fn render_detail(
+    state: &AppState,
+    request: &HttpRequest,
+    request_id: &RequestId,
+    user: &UiUser,
+    id: &str,
+    outcome: Outcome,
+    status: StatusCode,
+) -> Result<HttpResponse, UiError> {
+    let lang = Lang::of(request);
+    let fail = |e| UiError::api(e, lang);
+    let rid = request_id.to_string();
+    let viewer = viewer(&user.0);
+    let acting = acting(state, &user.0, &rid);
+    let app = applications::get(&state.db, &state.workflows, &viewer, id, &acting)
+        .await
+        .map_err(|e| fail(app_error(e)))?;
+
+    let mut targets = Vec::new();
+    for t in &app.targets {
+        let checklist =
+            applications::checklist(&state.db, &state.workflows, &viewer, id, &t.id, &acting)
+                .await
+                .map_err(|e| fail(app_error(e)))?;
+        let trail = instances::audit_trail(&state.db, &state.workflows, &t.instance_id, &acting)
+            .await
+            .map_err(|e| fail(api_error(e)))?;
+        let names = view::user_names(state, trail.iter().map(|r| r.actor_id.clone()))
+            .await
+            .map_err(fail)?;
+        let timeline: Vec<Value> = trail
+            .iter()
+            .map(|r| {
+                json!({
+                    "when": view::moment_label(lang, r.at),
+                    "who": names.get(&r.actor_id).cloned().unwrap_or_else(|| r.actor_id.clone()),
+                    "event": event_label(lang, &r.event),
+                    "from_to": format!("{} → {}", r.from_state.as_deref().unwrap_or("—"), r.to_state),
+                    "comment": r.comment.clone().unwrap_or_default(),
+                })
+            })
+            .collect();
+        let actions: Vec<Value> = t
+            .available_events
+            .iter()
+            .filter(|e| BUTTON_EVENTS.contains(&e.as_str()))
+            .map(|e| json!({ "event": e, "label": event_label(lang, e) }))
+            .collect();
+        targets.push(json!({
+            "id": t.id,
+            "municipality": t.municipality_name,
+            "state": state_label(lang, t),
+            "state_id": t.state,
+            "version": t.version,
+            "diagram_url": format!("/api/v1/instances/{}/diagram.svg?lang={}", t.instance_id, lang.code()),
+            "checklist": checklist_view(lang, &checklist, state).await.map_err(fail)?,
+            "timeline": timeline,
+            "actions": actions,
+        }));
+    }
+
+    let fields = field_rows(lang, &app.fields);
+    let done = matches!(outcome, Outcome::Done);
+    let outcome = match outcome {
+        Outcome::None => Value::Null,
+        Outcome::Done => Value::Null,
+        Outcome::Refused(unmet) => json!({ "kind": "refused", "unmet": unmet }),
+        Outcome::Conflict => json!({ "kind": "conflict" }),
+        Outcome::Error(title, unmet) => json!({ "kind": "error", "title": title, "unmet": unmet }),
+    };
+    let csrf = Csrf::of(request);
+    let path = format!("/applications/{}", app.id);
+    let page = Page::for_user(state, &user.0, lang, &csrf.token, &path)
+        .await
+        .map_err(fail)?;
+    let data = page.data(
+        &format!("{} {}", lang.text("application.title", ""), app.number),
+        json!({
+            "app": {
+                "id": app.id,
+                "number": app.number,
+                "fiscal_year": match lang {
+                    Lang::Ja => crate::domain::fiscal::FiscalYear::new(app.fiscal_year).label_ja(),
+                    Lang::En => crate::domain::fiscal::FiscalYear::new(app.fiscal_year).label_en(),
+                },
+                "applicant": app.applicant_name,
+                "contractor": app.contractor_name,
+                "contractor_address": app.contractor_address,
+                "contractor_representative": app.contractor_representative,
+                "filed": view::moment_label(lang, app.created_at),
+                "progress": { "permitted": app.progress.permitted, "total": app.progress.total },
+                "fields": fields,
+            },
+            "targets": targets,
+            "outcome": outcome,
+            "done": done,
+        }),
+    );
+    let body = view::render("application", &data).map_err(fail)?;
+    Ok(csrf.apply(html(status, body)))
+}
+
+/// The application's fields as label/value rows, in the order of the paper form.
+fn field_rows(lang: Lang, fields: &Value) -> Vec<Value> {
+    let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_owned);
+    let yes_no = |key: &str| {
+        fields.get(key).and_then(Value::as_bool).map(|b| {
+            lang.text(
+                if b {
+                    "application.yes"
+                } else {
+                    "application.no"
+                },
+                "",
+            )
+        })
+    };
+    let mut rows = Vec::new();
+    let mut push = |key: &str, value: Option<String>| {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            rows.push(json!({ "label": lang.text(&format!("field.{key}"), key), "value": value }));
+        }
+    };
+    for key in [
+        "reason",
+        "scope_of_work",
+        "data_scope",
+        "capability",
+        "inspection_requirements",
+    ] {
+        push(key, text(key));
+    }
+    push(
+        "planned_amount",
+        fields
+            .get("planned_amount")
+            .and_then(Value::as_i64)
+            .map(|n| n.to_string()),
+    );
+    push("supervision", text("supervision"));
+    push("nda_confirmed", yes_no("nda_confirmed"));
+    push("safeguards", text("safeguards"));
+    let day = |key: &str| {
+        text(key)
+            .and_then(|d| d.parse().ok())
+            .map(|d| view::day_label(lang, d))
+    };
+    if let (Some(start), Some(end)) = (day("period_start"), day("period_end")) {
+        push("period", Some(format!("{start} — {end}")));
+    }
+    push("hosts_environment", yes_no("hosts_environment"));
+    push("service_name", text("service_name"));
+    rows
+}
+
+/// The checklist as the template shows it: one row per tier and requirement, with the
+/// unmet reasons and warnings in the user's language.
+async fn checklist_view(lang: Lang, list: &Value, state: &AppState) -> Result<Value, ApiError> {
+    let entries = list
+        .get("checklist")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if entries.is_empty() {
+        return Ok(Value::Null);
+    }
+    let names = crate::services::chains::names(
+        &state.db,
+        entries
+            .iter()
+            .filter_map(|e| e.get("organisation_id").and_then(Value::as_str))
+            .map(str::to_owned),
+    )
+    .await?;
+    let msg = |v: &Value| view::text_of(lang, v.get("message"));
+    let rows: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let status = e.get("status").and_then(Value::as_str).unwrap_or("missing");
+            let org = e
+                .get("organisation_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let requirement = view::text_of(lang, e.get("label"));
+            json!({
+                "tier": e.get("tier").cloned().unwrap_or(Value::Null),
+                "organisation": names.get(org).cloned().unwrap_or_else(|| org.to_owned()),
+                "requirement": requirement,
+                "status_code": status,
+                "status": lang.text(&format!("status.{status}"), status),
+                "valid_until": e.get("valid_until").and_then(Value::as_str)
+                    .and_then(|d| d.parse().ok())
+                    .map(|d| view::day_label(lang, d))
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    let list_of = |key: &str| -> Vec<String> {
+        list.get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(msg).collect())
+            .unwrap_or_default()
+    };
+    let decision_date = list
+        .get("decision_date")
+        .and_then(Value::as_str)
+        .and_then(|d| d.parse().ok())
+        .map(|d| view::day_label(lang, d))
+        .unwrap_or_default();
+    Ok(json!({
+        "decision_date": decision_date,
+        "rows": rows,
+        "unmet": list_of("unmet"),
+        "warnings": list_of("warnings"),
+    }))
+}
+
+/// The action form of one target.
+#[derive(Debug, Deserialize)]
+pub struct EventForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    version: Option<i64>,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /applications/{id}/events`: fires the event on the target the page showed, under
+/// the version the page showed; a refusal or a conflict is shown on the page.
+pub async fn fire(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    request_id: RequestId,
+    user: UiUser,
+    id: web::Path<String>,
+    form: web::Form<EventForm>,
+) -> Result<HttpResponse, UiError> {
+    let lang = Lang::of(&request);
+    Csrf::check(&request, form.csrf.as_deref())?;
+    let form = form.into_inner();
+    let rid = request_id.to_string();
+    let comment = form.comment.trim();
+    let event = ApplicationEvent {
+        event: form.event,
+        targets: Some(vec![form.target]),
+        version: form.version,
+        comment: (!comment.is_empty()).then(|| comment.to_owned()),
+        to_step: None,
+        on_behalf_of: None,
+    };
+    let fired = applications::fire(
+        &state.db,
+        &state.workflows,
+        &viewer(&user.0),
+        &id,
+        &event,
+        &acting(&state, &user.0, &rid),
+    )
+    .await;
+    let error = match fired {
+        Ok(_) => return Ok(see_other(&format!("/applications/{id}?done=1"))),
+        Err(e) => app_error(e),
+    };
+    let status = error.code().spec().status;
+    let unmet = unmet_of(lang, &error);
+    let outcome = match error.code() {
+        ErrorCode::NotFound => return Err(UiError::api(error, lang)),
+        ErrorCode::StaleVersion | ErrorCode::ConcurrentUpdate => Outcome::Conflict,
+        ErrorCode::TransitionRejected | ErrorCode::TransitionForbidden => Outcome::Refused(unmet),
+        // The page offered an event that no longer applies: someone else moved it on.
+        ErrorCode::EventNotApplicable => Outcome::Conflict,
+        code => {
+            let spec = code.spec();
+            Outcome::Error(lang.pick(spec.ja, spec.en).to_owned(), unmet)
+        }
+    };
+    render_detail(&state, &request, &request_id, &user, &id, outcome, status).await
+}
+
+/// Every unmet requirement (or invalid field) of a refusal, in the user's language.
+fn unmet_of(lang: Lang, error: &ApiError) -> Vec<Value> {
+    let Some(details) = error.details() else {
+        return Vec::new();
+    };
+    let items = details
+        .get("unmet")
+        .and_then(Value::as_array)
+        .or_else(|| details.as_array())
+        .cloned()
+        .unwrap_or_default();
+    items
+        .iter()
+        .map(|u| {
+            let text = view::text_of(lang, u.get("message").or_else(|| u.get("reason")));
+            json!({
+                "code": u.get("code").or_else(|| u.get("field")).cloned().unwrap_or(Value::Null),
+                "message": text,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,309 @@
+//! The web UI: server-rendered pages under `/`, Japanese first (issue 4).
+//!
+//! Handlers stay thin: they authenticate with [`UiUser`], call the same services as the API
+//! (which answer 404 for what the viewer may not see) and render a template. Every form post
+//! carries a CSRF token (double submit: a random cookie and the same value in the form), and
+//! every HTML response a strict Content-Security-Policy.
+
+mod applications;
+mod items;
+mod session;
+pub mod view;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use rand::RngCore as _;
+use serde_json::json;
+
+use crate::auth::{session as auth_session, AuthUser, TOKEN_COOKIE};
+use crate::error::{ApiError, ErrorCode};
+use view::{Lang, Page, UiLang};
+
+/// The CSRF cookie (double submit).
+pub const CSRF_COOKIE: &str = "itaku_csrf";
+
+/// The policy of every UI response: nothing inline, nothing from elsewhere.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const SITE_CSS: &str = include_str!("../../../frontend/static/site.css");
+const PRINT_CSS: &str = include_str!("../../../frontend/static/print.css");
+
+/// The UI's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("")
+            .wrap(from_fn(page_headers))
+            .route("/", web::get().to(home))
+            .route("/static/{file}", web::get().to(asset))
+            .route("/language", web::post().to(session::language))
+            .route("/sign-in", web::get().to(session::form))
+            .route("/sign-in", web::post().to(session::sign_in))
+            .route("/sign-out", web::post().to(session::sign_out))
+            .route("/inbox", web::get().to(applications::inbox))
+            .route("/applications/{id}", web::get().to(applications::detail))
+            .route(
+                "/applications/{id}/events",
+                web::post().to(applications::fire),
+            )
+            .route("/items", web::get().to(items::list))
+            .route("/items/{id}", web::get().to(items::chain)),
+    );
+}
+
+/// The CSP on every UI response (pages and errors alike), and no caching of pages.
+async fn page_headers(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let is_asset = request.path().starts_with("/static/");
+    let mut response = next.call(request).await?;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    if !is_asset {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
+}
+
+async fn home() -> HttpResponse {
+    see_other("/inbox")
+}
+
+async fn asset(file: web::Path<String>) -> Result<HttpResponse, UiError> {
+    let body = match file.as_str() {
+        "site.css" => SITE_CSS,
+        "print.css" => PRINT_CSS,
+        _ => return Err(UiError::not_found(Lang::Ja)),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(body))
+}
+
+/// A `303 See Other` to `location`.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// An HTML page response.
+pub fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+/// The request's CSRF token: the cookie's, or a new one the response must set.
+pub struct Csrf {
+    pub token: String,
+    fresh: bool,
+}
+
+impl Csrf {
+    /// The token of the request's cookie, or a fresh random one.
+    pub fn of(request: &HttpRequest) -> Self {
+        match request
+            .cookie(CSRF_COOKIE)
+            .map(|c| c.value().to_owned())
+            .filter(|v| v.len() == 64)
+        {
+            Some(token) => Self {
+                token,
+                fresh: false,
+            },
+            None => {
+                let mut bytes = [0u8; 32];
+                rand::rng().fill_bytes(&mut bytes);
+                Self {
+                    token: hex::encode(bytes),
+                    fresh: true,
+                }
+            }
+        }
+    }
+
+    /// Sets the cookie on `response` when the token is new.
+    pub fn apply(&self, mut response: HttpResponse) -> HttpResponse {
+        if self.fresh {
+            let cookie = Cookie::build(CSRF_COOKIE, self.token.clone())
+                .path("/")
+                .http_only(true)
+                .secure(true)
+                .same_site(SameSite::Strict)
+                .finish();
+            // Only fails for an invalid cookie, which this is not.
+            let _ = response.add_cookie(&cookie);
+        }
+        response
+    }
+
+    /// Checks a form's token against the cookie: both present and equal (in constant time).
+    pub fn check(request: &HttpRequest, submitted: Option<&str>) -> Result<(), UiError> {
+        let lang = Lang::of(request);
+        let cookie = request.cookie(CSRF_COOKIE);
+        match (cookie, submitted) {
+            (Some(cookie), Some(submitted))
+                if cookie.value().len() == 64
+                    && constant_time_eq(cookie.value().as_bytes(), submitted.as_bytes()) =>
+            {
+                Ok(())
+            }
+            _ => Err(UiError::new(UiErrorKind::Csrf, lang)),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The signed-in user of a UI request. Without a session the browser is sent to the sign-in
+/// page; with an expired or revoked one it is told to sign in again.
+pub struct UiUser(pub AuthUser);
+
+impl FromRequest for UiUser {
+    type Error = UiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, UiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let lang = Lang::of(request);
+        let had_session = request
+            .cookie(TOKEN_COOKIE)
+            .is_some_and(|c| !c.value().is_empty());
+        let user = AuthUser::from_request(request, payload);
+        Box::pin(async move {
+            match user.await {
+                Ok(user) => Ok(Self(user)),
+                Err(e) if e.code() == ErrorCode::Unauthenticated => {
+                    let kind = if had_session {
+                        UiErrorKind::SessionExpired
+                    } else {
+                        UiErrorKind::SignIn
+                    };
+                    Err(UiError::new(kind, lang))
+                }
+                Err(e) => Err(UiError::api(e, lang)),
+            }
+        })
+    }
+}
+
+/// What went wrong, rendered as a page in the user's language.
+#[derive(Debug)]
+pub enum UiErrorKind {
+    /// Not signed in: go to the sign-in page.
+    SignIn,
+    /// The session ended: say so, and forget the cookie.
+    SessionExpired,
+    /// A form without the right CSRF token.
+    Csrf,
+    /// An error of the services.
+    Api(ApiError),
+}
+
+/// A UI failure.
+#[derive(Debug)]
+pub struct UiError {
+    kind: UiErrorKind,
+    lang: Lang,
+}
+
+impl UiError {
+    pub fn new(kind: UiErrorKind, lang: Lang) -> Self {
+        Self { kind, lang }
+    }
+
+    pub fn api(e: ApiError, lang: Lang) -> Self {
+        Self::new(UiErrorKind::Api(e), lang)
+    }
+
+    pub fn not_found(lang: Lang) -> Self {
+        Self::api(ApiError::new(ErrorCode::NotFound), lang)
+    }
+}
+
+impl std::fmt::Display for UiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            UiErrorKind::SignIn => write!(f, "not signed in"),
+            UiErrorKind::SessionExpired => write!(f, "session expired"),
+            UiErrorKind::Csrf => write!(f, "CSRF token missing or wrong"),
+            UiErrorKind::Api(e) => write!(f, "{e:?}"),
+        }
+    }
+}
+
+impl ResponseError for UiError {
+    fn status_code(&self) -> StatusCode {
+        match &self.kind {
+            UiErrorKind::SignIn => StatusCode::SEE_OTHER,
+            UiErrorKind::SessionExpired => StatusCode::UNAUTHORIZED,
+            UiErrorKind::Csrf => StatusCode::FORBIDDEN,
+            UiErrorKind::Api(e) => e.code().spec().status,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let lang = self.lang;
+        let t = |key: &str| lang.text(key, key);
+        let (heading, body, link) = match &self.kind {
+            UiErrorKind::SignIn => return see_other("/sign-in"),
+            UiErrorKind::SessionExpired => (
+                t("session.expired_title"),
+                t("session.expired_body"),
+                json!({ "href": "/sign-in", "text": t("session.sign_in_again") }),
+            ),
+            UiErrorKind::Csrf => (
+                t("errors.csrf_title"),
+                t("errors.csrf_body"),
+                json!({ "href": "/inbox", "text": t("errors.back_to_inbox") }),
+            ),
+            UiErrorKind::Api(e) if e.code() == ErrorCode::NotFound => (
+                t("errors.not_found_title"),
+                t("errors.not_found_body"),
+                json!({ "href": "/inbox", "text": t("errors.back_to_inbox") }),
+            ),
+            UiErrorKind::Api(e) => {
+                let spec = e.code().spec();
+                (
+                    t("errors.title"),
+                    lang.pick(spec.ja, spec.en).to_owned(),
+                    json!({ "href": "/inbox", "text": t("errors.back_to_inbox") }),
+                )
+            }
+        };
+        // Error pages carry no form token and no user: they must render whatever failed.
+        let page = Page::anonymous(lang, "", "/inbox");
+        let data = page.data(
+            &heading,
+            json!({ "heading": heading, "body": body, "link": link }),
+        );
+        let mut response = match view::render("message", &data) {
+            Ok(body) => html(self.status_code(), body),
+            Err(error) => {
+                tracing::error!(?error, "the error page does not render");
+                HttpResponse::build(self.status_code())
+                    .content_type("text/plain; charset=utf-8")
+                    .body(heading)
+            }
+        };
+        if matches!(self.kind, UiErrorKind::SessionExpired) {
+            let _ = response.add_removal_cookie(&auth_session::removal_cookie());
+        }
+        response
+    }
+}

@@ -1,0 +1,421 @@
+//! The web UI over HTTP: pages, the CSRF check, escaping, visibility and the CSP header.
+
+use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::Response;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, Backend, Cast, TestApp, KOKUHOREN, PASSWORD};
+use crate::on_both_backends;
+
+/// A browser's cookies, kept by hand (the test client has no cookie store).
+#[derive(Default)]
+pub struct Jar {
+    cookies: Vec<(String, String)>,
+}
+
+impl Jar {
+    /// A jar holding a session token from the API's sign-in.
+    pub fn with_session(token: &str) -> Self {
+        let mut jar = Self::default();
+        jar.set("itaku_token", token);
+        jar
+    }
+
+    fn set(&mut self, name: &str, value: &str) {
+        self.cookies.retain(|(n, _)| n != name);
+        if !value.is_empty() {
+            self.cookies.push((name.to_owned(), value.to_owned()));
+        }
+    }
+
+    fn header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn take(&mut self, response: &Response) {
+        for value in response.headers().get_all(SET_COOKIE) {
+            let value = value.to_str().unwrap();
+            let pair = value.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.set(name, value);
+        }
+    }
+
+    pub fn get_value(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub async fn get(&mut self, app: &TestApp, path: &str) -> Response {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header(COOKIE, self.header())
+            .send()
+            .await
+            .unwrap();
+        self.take(&response);
+        response
+    }
+
+    pub async fn post(&mut self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> Response {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header(COOKIE, self.header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.take(&response);
+        response
+    }
+}
+
+/// The CSRF token a page's forms carry.
+pub fn csrf_of(html: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let start = html.find(marker).expect("a form with a CSRF token") + marker.len();
+    html[start..start + 64].to_owned()
+}
+
+async fn page(response: Response, status: u16) -> String {
+    let got = response.status().as_u16();
+    let csp = response
+        .headers()
+        .get(CONTENT_SECURITY_POLICY)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.text().await.unwrap();
+    assert_eq!(got, status, "{body}");
+    assert_eq!(
+        csp.as_deref(),
+        Some(itaku::routes::ui::CONTENT_SECURITY_POLICY),
+        "every page carries the CSP"
+    );
+    assert!(content_type.unwrap().starts_with("text/html"));
+    body
+}
+
+/// The application's first target at the officer's step, and its id.
+async fn submitted(app: &TestApp, cast: &Cast) -> (String, Value) {
+    let instance = cast.submitted_tier2(app).await;
+    let apps = app
+        .get_json("/api/v1/applications", &cast.officer.token)
+        .await;
+    let application = apps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["targets"][0]["instance_id"] == instance["id"])
+        .unwrap()
+        .clone();
+    (application["id"].as_str().unwrap().to_owned(), application)
+}
+
+async fn the_sign_in_page_is_japanese_by_default_with_a_strict_csp(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut jar = Jar::default();
+    let html = page(jar.get(&app, "/sign-in").await, 200).await;
+    assert!(html.contains(r#"<html lang="ja">"#));
+    assert!(html.contains("ログインID"));
+    assert!(!html.contains("<script"), "no script at all");
+    assert!(!html.contains("style="), "no inline style");
+    assert_eq!(jar.get_value("itaku_csrf").unwrap(), csrf_of(&html));
+    let css = app.get("/static/site.css").await;
+    assert_eq!(css.status(), 200);
+}
+
+async fn signing_in_through_the_form_shows_the_inbox_with_organisation_and_role(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let (id, application) = submitted(&app, &cast).await;
+    let mut jar = Jar::default();
+    let csrf = csrf_of(&page(jar.get(&app, "/sign-in").await, 200).await);
+
+    let wrong = jar
+        .post(
+            &app,
+            "/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("login", "meguro_officer"),
+                ("password", "wrong password!"),
+            ],
+        )
+        .await;
+    assert!(page(wrong, 401).await.contains("正しくありません"));
+
+    let signed_in = jar
+        .post(
+            &app,
+            "/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("login", "meguro_officer"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()[LOCATION], "/inbox");
+    assert!(jar.get_value("itaku_token").is_some());
+
+    let inbox = page(jar.get(&app, "/inbox").await, 200).await;
+    assert!(
+        inbox.contains("目黒区"),
+        "the header names the organisation"
+    );
+    assert!(inbox.contains("担当者"), "and the role");
+    assert!(inbox.contains(&format!("/applications/{id}")));
+    assert!(inbox.contains(application["number"].as_str().unwrap()));
+    assert!(
+        inbox.contains(r#"<dd id="count-approve">1</dd>"#),
+        "{inbox}"
+    );
+
+    // In English once the language is switched.
+    let csrf = csrf_of(&inbox);
+    let switched = jar
+        .post(
+            &app,
+            "/language",
+            &[("csrf", &csrf), ("lang", "en"), ("back", "/inbox")],
+        )
+        .await;
+    assert_eq!(switched.status(), 303);
+    let inbox = page(jar.get(&app, "/inbox").await, 200).await;
+    assert!(inbox.contains(r#"<html lang="en">"#) && inbox.contains("Officer"));
+
+    // Signing out revokes the session: the old cookie then asks to sign in again.
+    let token = jar.get_value("itaku_token").unwrap().to_owned();
+    let out = jar.post(&app, "/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status(), 303);
+    assert!(jar.get_value("itaku_token").is_none());
+    let mut old = Jar::with_session(&token);
+    let lapsed = page(old.get(&app, "/inbox").await, 401).await;
+    assert!(lapsed.contains("もう一度サインインしてください"));
+}
+
+async fn a_form_post_without_the_right_csrf_token_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let (id, application) = submitted(&app, &cast).await;
+    let target = application["targets"][0]["id"].as_str().unwrap();
+    let mut jar = Jar::with_session(&cast.officer.token);
+    let html = page(jar.get(&app, &format!("/applications/{id}")).await, 200).await;
+    let csrf = csrf_of(&html);
+    let path = format!("/applications/{id}/events");
+    for token in [
+        "",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let refused = jar
+            .post(
+                &app,
+                &path,
+                &[("csrf", token), ("event", "approve"), ("target", target)],
+            )
+            .await;
+        assert!(page(refused, 403).await.contains("フォームの有効期限"));
+    }
+    let no_field = jar
+        .post(&app, &path, &[("event", "approve"), ("target", target)])
+        .await;
+    page(no_field, 403).await;
+    // A token without its cookie (another site cannot read or set it) is refused too.
+    let mut stranger = Jar::with_session(&cast.officer.token);
+    let refused = stranger
+        .post(
+            &app,
+            &path,
+            &[("csrf", &csrf), ("event", "approve"), ("target", target)],
+        )
+        .await;
+    page(refused, 403).await;
+    let sign_in = Jar::default()
+        .post(
+            &app,
+            "/sign-in",
+            &[("login", "meguro_officer"), ("password", PASSWORD)],
+        )
+        .await;
+    page(sign_in, 403).await;
+
+    let after = app
+        .get_json(&format!("/api/v1/applications/{id}"), &cast.officer.token)
+        .await;
+    assert_eq!(
+        after["targets"][0]["version"],
+        application["targets"][0]["version"]
+    );
+
+    // With the token, the same post is accepted.
+    let version = application["targets"][0]["version"].as_i64().unwrap();
+    let accepted = post_event(&mut jar, &app, &id, &csrf, "approve", target, version).await;
+    assert_eq!(accepted.status(), 303);
+}
+
+async fn a_contractor_named_like_a_script_renders_as_text(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let evil = "<script>alert(1)</script>";
+    app.create_organisation_of_kind("evil", "vendor", evil)
+        .await;
+    app.give_evidence("evil", KOKUHOREN, None).await;
+    let filed = app
+        .file_application(&cast.kokuhoren.token, "evil", &[&cast.tier1])
+        .await;
+    let id = filed["id"].as_str().unwrap();
+    let mut jar = Jar::with_session(&cast.kokuhoren.token);
+    for path in [
+        format!("/applications/{id}"),
+        format!("/items/{}", cast.item),
+    ] {
+        let html = page(jar.get(&app, &path).await, 200).await;
+        assert!(!html.contains(evil), "{path} shows the name as markup");
+        assert!(!html.contains("<script"), "{path}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;")
+                || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path}: {html}"
+        );
+    }
+}
+
+async fn another_organisations_application_answers_404_and_a_lapsed_session_asks_to_sign_in(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let (id, _) = submitted(&app, &cast).await;
+    let mut outsider = Jar::with_session(&cast.outsider.token);
+    let html = page(
+        outsider.get(&app, &format!("/applications/{id}")).await,
+        404,
+    )
+    .await;
+    assert!(html.contains("見つかりません"));
+    page(
+        outsider.get(&app, &format!("/items/{}", cast.item)).await,
+        404,
+    )
+    .await;
+    let inbox = page(outsider.get(&app, "/inbox").await, 200).await;
+    assert!(!inbox.contains(&id));
+
+    let anonymous = app.get("/inbox").await;
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(anonymous.headers()[LOCATION], "/sign-in");
+    let mut lapsed = Jar::with_session("not.a.token");
+    let html = page(lapsed.get(&app, "/inbox").await, 401).await;
+    assert!(html.contains("もう一度サインインしてください"));
+    assert!(
+        lapsed.get_value("itaku_token").is_none(),
+        "the cookie is removed"
+    );
+}
+
+/// Posts the detail page's action form.
+async fn post_event(
+    jar: &mut Jar,
+    app: &TestApp,
+    application: &str,
+    csrf: &str,
+    event: &str,
+    target: &str,
+    version: i64,
+) -> Response {
+    let path = format!("/applications/{application}/events");
+    let version = version.to_string();
+    let form = [
+        ("csrf", csrf),
+        ("event", event),
+        ("target", target),
+        ("version", &version),
+    ];
+    jar.post(app, &path, &form).await
+}
+
+/// An application for 証跡不足株式会社 (`thin`, created here with whatever evidence the caller
+/// gave it afterwards), submitted and approved by the officer and the chief.
+pub async fn thin_application_at_the_managers_step(app: &TestApp, cast: &Cast) -> String {
+    app.create_organisation_of_kind("thin", "vendor", "証跡不足株式会社")
+        .await;
+    let filed = app
+        .file_application(&cast.kokuhoren.token, "thin", &[&cast.tier1])
+        .await;
+    let id = filed["id"].as_str().unwrap().to_owned();
+    let events = format!("/api/v1/applications/{id}/events");
+    for (who, event) in [
+        (&cast.kokuhoren, "submit"),
+        (&cast.officer, "approve"),
+        (&cast.chief, "approve"),
+    ] {
+        let r = app
+            .post_json_with_token(&events, &who.token, &json!({ "event": event }))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    id
+}
+
+async fn a_refused_decision_lists_every_unmet_requirement_and_a_stale_page_is_a_conflict(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let id = thin_application_at_the_managers_step(&app, &cast).await;
+    let id = id.as_str();
+    let mut jar = Jar::with_session(&cast.manager.token);
+    let html = page(jar.get(&app, &format!("/applications/{id}")).await, 200).await;
+    assert!(
+        html.contains("未提出"),
+        "the checklist shows what is missing"
+    );
+    // The decision is not offered while requirements are unmet; a page shown before the
+    // evidence went missing still posts it, and gets the refusal.
+    assert!(!html.contains(r#"id="event-approve""#));
+    let csrf = csrf_of(&html);
+    let now = app
+        .get_json(&format!("/api/v1/applications/{id}"), &cast.manager.token)
+        .await;
+    let target = now["targets"][0]["id"].as_str().unwrap();
+    let version = now["targets"][0]["version"].as_i64().unwrap();
+    let refused = post_event(&mut jar, &app, id, &csrf, "approve", target, version).await;
+    let html = page(refused, 422).await;
+    assert!(html.contains(r#"id="unmet-list""#));
+    for requirement in [
+        "親階層との秘密保持契約",
+        "履行体制図",
+        "安全管理措置",
+        "ISO/IEC 27001",
+    ] {
+        assert!(html.contains(requirement), "{requirement} is listed");
+    }
+    let listed = html.matches("<li data-code=").count();
+    assert!(listed >= 4, "every unmet requirement is listed: {listed}");
+
+    // A page shown before someone else acted: the conflict message.
+    let conflict = post_event(&mut jar, &app, id, &csrf, "approve", target, version - 1).await;
+    let html = page(conflict, 409).await;
+    assert!(html.contains("他の人が先に操作しました"));
+}
+
+on_both_backends!(
+    the_sign_in_page_is_japanese_by_default_with_a_strict_csp,
+    signing_in_through_the_form_shows_the_inbox_with_organisation_and_role,
+    a_form_post_without_the_right_csrf_token_is_refused,
+    a_contractor_named_like_a_script_renders_as_text,
+    another_organisations_application_answers_404_and_a_lapsed_session_asks_to_sign_in,
+    a_refused_decision_lists_every_unmet_requirement_and_a_stale_page_is_a_conflict,
+);
