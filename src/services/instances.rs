@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{audit_record, workflow_instance};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QueryTrait, SqlErr, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -252,23 +252,6 @@ pub async fn create(
         .as_ref();
     let created = rt.create(acting.actor.id, &acting.actor, new.context)?;
     let now = to_db_precision(acting.now.at);
-    let txn = db.begin().await?;
-    if let Some(corrected) = new.corrects {
-        let old = workflow_instance::Entity::find_by_id(corrected)
-            .one(&txn)
-            .await?
-            .ok_or(InstanceError::NotFound)?;
-        let old_rt = runtime(workflows, &old)?;
-        if !visible(old_rt, &old, &stored(&old)?, &acting.actor)? {
-            return Err(InstanceError::NotFound);
-        }
-        if old.workflow_id != rt.id() {
-            return Err(InstanceError::NotCorrectable("it runs on another workflow"));
-        }
-        if !old_rt.is_decided(&old.state) {
-            return Err(InstanceError::NotCorrectable("it has not been decided yet"));
-        }
-    }
     let id = new_id(now);
     let sealed = audit::seal(
         ChainHead::genesis(),
@@ -290,6 +273,7 @@ pub async fn create(
             }),
         },
     )?;
+    let seq = sealed.head().seq;
     let row = workflow_instance::Model {
         id: id.clone(),
         workflow_id: rt.id().to_owned(),
@@ -304,16 +288,24 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         // The record is sealed already, so the row carries its head from the start.
-        audit_seq: sealed.head().seq,
+        audit_seq: seq,
         audit_head: sealed.head().hash.clone(),
     };
-    workflow_instance::Entity::insert(workflow_instance::ActiveModel::from(row.clone()))
-        .exec_without_returning(&txn)
-        .await?;
-    let seq = sealed.head().seq;
-    audit::insert(&txn, sealed).await?;
-    start_timers(&txn, &id, seq, &rt.initial_timers(), now).await?;
-    txn.commit().await?;
+    let insert =
+        workflow_instance::Entity::insert(workflow_instance::ActiveModel::from(row.clone()))
+            .into_query();
+    let timers = rt.initial_timers();
+    if one_statement_suffices(db, new.corrects.is_none() && timers.is_empty()) {
+        write_with_row(db, insert, sealed).await?;
+    } else {
+        let txn = db.begin().await?;
+        if let Some(corrected) = new.corrects {
+            check_correctable(&txn, workflows, rt, corrected, &acting.actor).await?;
+        }
+        write_with_row(&txn, insert, sealed).await?;
+        start_timers(&txn, &id, seq, &timers, now).await?;
+        txn.commit().await?;
+    }
     // The creator is the submitter, who may always see it: answer from what was written.
     let st = StoredInstance {
         state: created.state,
@@ -324,7 +316,13 @@ pub async fn create(
     view(rt, row, &st, acting)
 }
 
-/// Applies an event: one transaction for the state, the audit record, the outbox and timers.
+/// Applies an event: the state, the audit record, the outbox and timers are written all or
+/// nothing, and only if the instance still has the version that was read (else `Concurrent`).
+///
+/// On PostgreSQL the instance is read on the pool and a transition without effects is written
+/// in one statement, without `BEGIN`/`COMMIT`; with effects, the write is one transaction.
+/// SQLite serialises writers on one connection, so there the read and the write share one
+/// transaction and the connection is taken once.
 pub async fn fire(
     db: &DatabaseConnection,
     workflows: &WorkflowSet,
@@ -332,9 +330,74 @@ pub async fn fire(
     req: &FireRequest<'_>,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
+    let transition = if db.get_database_backend() == DbBackend::Sqlite {
+        let txn = db.begin().await?;
+        let (transition, sealed) = decide(&txn, workflows, id, req, acting).await?;
+        write_transition(&txn, &transition, sealed, req).await?;
+        txn.commit().await.map_err(conflict_on_unique)?;
+        transition
+    } else {
+        let (transition, sealed) = decide(db, workflows, id, req, acting).await?;
+        if one_statement_suffices(db, !writes_effects(&transition.fired)) {
+            write_transition(db, &transition, sealed, req).await?;
+        } else {
+            let txn = db.begin().await?;
+            write_transition(&txn, &transition, sealed, req).await?;
+            txn.commit().await.map_err(conflict_on_unique)?;
+        }
+        transition
+    };
+    transition.view(acting)
+}
+
+/// An event the engine accepted, with the instance as it was read; not written yet.
+struct Transition<'s> {
+    row: workflow_instance::Model,
+    rt: &'s dyn WorkflowRuntime,
+    st: StoredInstance,
+    fired: Fired,
+    /// The audit chain head once the transition's record is written.
+    head: ChainHead,
+    now: DateTime<Utc>,
+}
+
+impl Transition<'_> {
+    /// The instance as the transition leaves it.
+    fn view(self, acting: &Acting<'_>) -> Result<InstanceView, InstanceError> {
+        let Self {
+            mut row,
+            rt,
+            st,
+            fired,
+            head,
+            now,
+        } = self;
+        row.state.clone_from(&fired.to);
+        row.progress = fired.progress.to_string();
+        row.version += 1;
+        row.updated_at = now;
+        row.audit_seq = head.seq;
+        row.audit_head = head.hash;
+        let st = StoredInstance {
+            state: fired.to,
+            progress: fired.progress,
+            ..st
+        };
+        view(rt, row, &st, acting)
+    }
+}
+
+/// Reads the instance, checks the caller's version and lets the engine decide; seals the audit
+/// record of the transition.
+async fn decide<'s>(
+    conn: &impl ConnectionTrait,
+    workflows: &'s WorkflowSet,
+    id: &str,
+    req: &FireRequest<'_>,
+    acting: &Acting<'_>,
+) -> Result<(Transition<'s>, audit::SealedRecord), InstanceError> {
     let now = to_db_precision(acting.now.at);
-    let txn = db.begin().await?;
-    let (row, rt, st) = load_visible(&txn, workflows, id, &acting.actor).await?;
+    let (row, rt, st) = load_visible(conn, workflows, id, &acting.actor).await?;
     if let Some(expected) = req.expected_version {
         if expected != row.version {
             return Err(InstanceError::StaleVersion {
@@ -351,8 +414,7 @@ pub async fn fire(
         data: req.data,
     };
     let fired = rt.fire(&st, &request, &acting.actor, acting.now)?;
-    let head = audit::append(
-        &txn,
+    let sealed = audit::seal(
         ChainHead {
             seq: row.audit_seq,
             hash: row.audit_head.clone(),
@@ -370,47 +432,97 @@ pub async fn fire(
             request_id: acting.request_id.map(str::to_owned),
             details: audit_details(&fired, req),
         },
-    )
-    .await
-    .map_err(conflict_on_unique)?;
-    let updated = workflow_instance::Entity::update_many()
-        .col_expr(
-            workflow_instance::Column::State,
-            Expr::value(fired.to.clone()),
-        )
-        .col_expr(
-            workflow_instance::Column::Progress,
-            Expr::value(fired.progress.to_string()),
-        )
-        .col_expr(
-            workflow_instance::Column::Version,
-            Expr::value(row.version + 1),
-        )
-        .col_expr(workflow_instance::Column::UpdatedAt, Expr::value(now))
-        .col_expr(workflow_instance::Column::AuditSeq, Expr::value(head.seq))
-        .col_expr(workflow_instance::Column::AuditHead, Expr::value(head.hash))
-        .filter(workflow_instance::Column::Id.eq(row.id.as_str()))
-        .filter(workflow_instance::Column::Version.eq(row.version))
-        .exec(&txn)
-        .await
-        .map_err(conflict_on_unique)?;
-    if updated.rows_affected != 1 {
-        return Err(InstanceError::Concurrent);
-    }
-    run_effects(&txn, &row, head.seq, &fired, req, now).await?;
-    txn.commit().await.map_err(conflict_on_unique)?;
-    let mut row = row;
-    row.state.clone_from(&fired.to);
-    row.progress = fired.progress.to_string();
-    row.version += 1;
-    row.updated_at = now;
-    row.audit_seq = head.seq;
-    let st = StoredInstance {
-        state: fired.to.clone(),
-        progress: fired.progress.clone(),
-        ..st
+    )?;
+    let transition = Transition {
+        head: sealed.head().clone(),
+        row,
+        rt,
+        st,
+        fired,
+        now,
     };
-    view(rt, row, &st, acting)
+    Ok((transition, sealed))
+}
+
+/// Writes a decided transition: the instance row under its version, the audit record, and the
+/// effects' outbox and timer rows (which need `conn` to be a transaction).
+async fn write_transition(
+    conn: &impl ConnectionTrait,
+    t: &Transition<'_>,
+    sealed: audit::SealedRecord,
+    req: &FireRequest<'_>,
+) -> Result<(), InstanceError> {
+    use workflow_instance::Column as I;
+    let update = workflow_instance::Entity::update_many()
+        .col_expr(I::State, Expr::value(t.fired.to.clone()))
+        .col_expr(I::Progress, Expr::value(t.fired.progress.to_string()))
+        .col_expr(I::Version, Expr::value(t.row.version + 1))
+        .col_expr(I::UpdatedAt, Expr::value(t.now))
+        .col_expr(I::AuditSeq, Expr::value(t.head.seq))
+        .col_expr(I::AuditHead, Expr::value(t.head.hash.clone()))
+        .filter(I::Id.eq(t.row.id.as_str()))
+        .filter(I::Version.eq(t.row.version))
+        .into_query();
+    write_with_row(conn, update, sealed).await?;
+    run_effects(conn, &t.row, t.head.seq, &t.fired, req, t.now).await?;
+    Ok(())
+}
+
+/// Whether the instance row and its audit record can be written without a transaction: on
+/// PostgreSQL they are one statement, and when nothing else is written that is the whole
+/// transition (fewer round trips, no `BEGIN`/`COMMIT`). Elsewhere a transaction holds them.
+fn one_statement_suffices(db: &DatabaseConnection, nothing_else: bool) -> bool {
+    nothing_else && db.get_database_backend() == DbBackend::Postgres
+}
+
+/// Writes the instance row and its audit record (see [`audit::write_with_row`]); a version
+/// condition that matched no row means a racing writer won.
+async fn write_with_row(
+    conn: &impl ConnectionTrait,
+    row_write: impl audit::RowWrite,
+    sealed: audit::SealedRecord,
+) -> Result<(), InstanceError> {
+    if audit::write_with_row(conn, row_write, sealed)
+        .await
+        .map_err(conflict_on_unique)?
+    {
+        Ok(())
+    } else {
+        Err(InstanceError::Concurrent)
+    }
+}
+
+/// Does the transition write outbox or timer rows besides its audit record?
+fn writes_effects(fired: &Fired) -> bool {
+    !(fired.effects.is_empty()
+        && fired.post_reviews.is_empty()
+        && fired.timers_cancelled.is_empty()
+        && fired.timers_started.is_empty())
+}
+
+/// The instance a new one corrects must be visible, of the same workflow and decided.
+async fn check_correctable(
+    conn: &impl ConnectionTrait,
+    workflows: &WorkflowSet,
+    rt: &dyn WorkflowRuntime,
+    corrected: &str,
+    actor: &Actor<'_>,
+) -> Result<(), InstanceError> {
+    let old = workflow_instance::Entity::find_by_id(corrected)
+        .one(conn)
+        .await?
+        .ok_or(InstanceError::NotFound)?;
+    let old_rt = runtime(workflows, &old)?;
+    if !visible(old_rt, &old, &stored(&old)?, actor)? {
+        return Err(InstanceError::NotFound);
+    }
+    if old.workflow_id != rt.id() {
+        return Err(InstanceError::NotCorrectable("it runs on another workflow"));
+    }
+    if !old_rt.is_decided(&old.state) {
+        return Err(InstanceError::NotCorrectable("it has not been decided yet"));
+    }
+    Ok(())
 }
 
 /// A racing transaction that appended the same audit seq first: the caller lost the race.
