@@ -16,15 +16,23 @@
 //! loop: the high-water mark is reset just before it, so the argon2 hashes of the set-up (19 MiB
 //! each) do not hide it.
 //!
+//! The load generator (the K clients) runs in the server's process by default, where it competes
+//! with the server for the CPU; with `BENCH_LOAD=process` it runs in a process of its own (this
+//! binary again, with `BENCH_LOAD_RUN`), as a separate load generator would. It still shares the
+//! machine's cores, but no longer the server's runtime and allocator; `load` in the JSON line
+//! says which it was, and `peak_rss_kb` is then the server's alone.
+//!
 //! Environment: `BENCH_N` (default 1,000), `BENCH_DB` = `sqlite`, `postgres` or `both` (default),
 //! `BENCH_CLIENTS` (default `1,8`), `BENCH_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`, where the scratch databases are created),
-//! `BENCH_POOL` (the pool size; default: the application's), `RUST_LOG` (default `warn`).
+//! `BENCH_POOL` (the pool size; default: the application's), `BENCH_LOAD` = `inline` (default),
+//! `process` or `both`, `RUST_LOG` (default `warn`).
 
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, ExitCode};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,9 +62,38 @@ type Result<T, E = String> = std::result::Result<T, E>;
 
 fn main() -> ExitCode {
     init_tracing();
+    if let Ok(base) = std::env::var("BENCH_LOAD_RUN") {
+        return generate_load(&base);
+    }
     match std::env::var("BENCH_RUN") {
         Ok(run) => measure_in_this_process(&run),
         Err(_) => run_every_measurement(),
+    }
+}
+
+/// Where the K clients run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// In the server's process, on its own runtime.
+    Inline,
+    /// In a process of their own.
+    Process,
+}
+
+impl Load {
+    fn name(self) -> &'static str {
+        match self {
+            Load::Inline => "inline",
+            Load::Process => "process",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "inline" => Some(Load::Inline),
+            "process" => Some(Load::Process),
+            _ => None,
+        }
     }
 }
 
@@ -95,24 +132,38 @@ fn run_every_measurement() -> ExitCode {
         eprintln!("BENCH_CLIENTS must be a comma-separated list of positive numbers");
         return ExitCode::FAILURE;
     };
+    let loads = match std::env::var("BENCH_LOAD").as_deref() {
+        Err(_) => vec![Load::Inline],
+        Ok("both") => vec![Load::Inline, Load::Process],
+        Ok(name) => match Load::parse(name) {
+            Some(load) => vec![load],
+            None => {
+                eprintln!("BENCH_LOAD must be inline, process or both, not {name:?}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let Ok(me) = std::env::current_exe() else {
         eprintln!("cannot find this benchmark's own executable");
         return ExitCode::FAILURE;
     };
     for db in &dbs {
-        for k in &clients {
-            let status = Command::new(&me)
-                .env("BENCH_RUN", format!("{db}:{k}"))
-                .status();
-            match status {
-                Ok(s) if s.success() => {}
-                Ok(s) => {
-                    eprintln!("the measurement on {db} with {k} clients failed ({s})");
-                    return ExitCode::FAILURE;
-                }
-                Err(e) => {
-                    eprintln!("cannot start the measurement on {db} with {k} clients: {e}");
-                    return ExitCode::FAILURE;
+        for load in &loads {
+            for k in &clients {
+                let what = format!("on {db} with {k} clients ({} load)", load.name());
+                let status = Command::new(&me)
+                    .env("BENCH_RUN", format!("{db}:{k}:{}", load.name()))
+                    .status();
+                match status {
+                    Ok(s) if s.success() => {}
+                    Ok(s) => {
+                        eprintln!("the measurement {what} failed ({s})");
+                        return ExitCode::FAILURE;
+                    }
+                    Err(e) => {
+                        eprintln!("cannot start the measurement {what}: {e}");
+                        return ExitCode::FAILURE;
+                    }
                 }
             }
         }
@@ -137,33 +188,27 @@ impl Db {
 }
 
 fn measure_in_this_process(run: &str) -> ExitCode {
-    let parsed = run.split_once(':').and_then(|(db, k)| {
-        let db = match db {
-            "sqlite" => Db::Sqlite,
-            "postgres" => Db::Postgres,
-            _ => return None,
-        };
-        Some((db, k.parse::<u64>().ok().filter(|k| *k > 0)?))
-    });
-    let Some((db, clients)) = parsed else {
-        eprintln!("BENCH_RUN must be sqlite:K or postgres:K, not {run:?}");
+    let mut parts = run.split(':');
+    let db = match parts.next() {
+        Some("sqlite") => Some(Db::Sqlite),
+        Some("postgres") => Some(Db::Postgres),
+        _ => None,
+    };
+    let clients = parts
+        .next()
+        .and_then(|k| k.parse::<u64>().ok())
+        .filter(|k| *k > 0);
+    let load = parts.next().map_or(Some(Load::Inline), Load::parse);
+    let (Some(db), Some(clients), Some(load), None) = (db, clients, load, parts.next()) else {
+        eprintln!(
+            "BENCH_RUN must be sqlite:K or postgres:K, optionally :inline or :process, not {run:?}"
+        );
         return ExitCode::FAILURE;
     };
-    let n: u64 = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
-    match runtime.block_on(measure_on_scratch_database(db, clients, n)) {
+    match runtime.block_on(measure_on_scratch_database(db, clients, load, bench_n())) {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
@@ -171,6 +216,27 @@ fn measure_in_this_process(run: &str) -> ExitCode {
         Err(e) => {
             eprintln!("{} with {clients} clients: {e}", db.name());
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `BENCH_N`, default 1,000.
+fn bench_n() -> u64 {
+    std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000)
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            None
         }
     }
 }
@@ -245,9 +311,9 @@ fn database_url(admin_url: &str, name: &str) -> String {
     }
 }
 
-async fn measure_on_scratch_database(db: Db, clients: u64, n: u64) -> Result<Value> {
+async fn measure_on_scratch_database(db: Db, clients: u64, load: Load, n: u64) -> Result<Value> {
     let scratch = Scratch::create(db).await?;
-    let result = measure(db, &scratch, clients, n).await;
+    let result = measure(db, &scratch, clients, load, n).await;
     scratch.remove().await;
     result
 }
@@ -262,7 +328,7 @@ fn workload_clock() -> Clock {
     )
 }
 
-async fn measure(db: Db, scratch: &Scratch, clients: u64, n: u64) -> Result<Value> {
+async fn measure(db: Db, scratch: &Scratch, clients: u64, load: Load, n: u64) -> Result<Value> {
     let workflows_dir = scratch.dir.path().join("workflows");
     std::fs::create_dir_all(&workflows_dir).map_err(|e| format!("workflows folder: {e}"))?;
     std::fs::write(workflows_dir.join("workload.toml"), workload::DEFINITION)
@@ -291,29 +357,38 @@ async fn measure(db: Db, scratch: &Scratch, clients: u64, n: u64) -> Result<Valu
     let base = format!("http://127.0.0.1:{}/api/v1", app.port());
     tokio::spawn(app.run_until_stopped());
 
-    let tokens = Arc::new(create_actors(&state).await?);
-    let client = reqwest::Client::builder()
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
-    let api = Arc::new(Api {
-        client,
-        base,
-        tokens,
-    });
-
-    guard_checks(&api).await?;
-    run_clients(&api, clients, WARM_UP_PER_CLIENT * clients).await?;
-
-    reset_peak_rss();
-    let rss_baseline_kb = status_kb("VmRSS:");
-    let start = Instant::now();
-    let mut latencies = run_clients(&api, clients, n).await?;
-    let elapsed = start.elapsed().as_secs_f64();
+    let tokens = create_actors(&state).await?;
+    let timed = match load {
+        Load::Inline => {
+            let api = Arc::new(Api::new(base, Arc::new(tokens))?);
+            guard_checks(&api).await?;
+            run_clients(&api, clients, WARM_UP_PER_CLIENT * clients).await?;
+            let rss_baseline_kb = start_peak_rss();
+            let start = Instant::now();
+            let latencies = run_clients(&api, clients, n).await?;
+            Timed {
+                elapsed: start.elapsed(),
+                latencies,
+                rss_baseline_kb,
+            }
+        }
+        Load::Process => {
+            tokio::task::spawn_blocking(move || load_in_child(&base, &tokens, clients, n))
+                .await
+                .map_err(|e| format!("the load generator: {e}"))??
+        }
+    };
     let peak_rss_kb = status_kb("VmHWM:");
     let retained = instances::count(&state.db)
         .await
         .map_err(|e| format!("counting instances: {e}"))?;
 
+    let Timed {
+        elapsed,
+        mut latencies,
+        rss_baseline_kb,
+    } = timed;
+    let elapsed = elapsed.as_secs_f64();
     latencies.sort_unstable();
     let transitions = 3 * n;
     let commits = 4 * n;
@@ -333,6 +408,7 @@ async fn measure(db: Db, scratch: &Scratch, clients: u64, n: u64) -> Result<Valu
         "retained_instances": retained,
         "guard_checks": "ok",
         "db": db.name(),
+        "load": load.name(),
         "workers": clients,
         "commits": commits,
         "commits_per_s": per_s(commits),
@@ -360,12 +436,146 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank - 1].as_secs_f64() * 1000.0
 }
 
-/// Resets the peak resident set size (`VmHWM`) to the current one (Linux ≥ 4.0); where that is
-/// refused the peak covers the whole process.
-fn reset_peak_rss() {
+/// Resets the peak resident set size (`VmHWM`) to the current one (Linux ≥ 4.0; where that is
+/// refused the peak covers the whole process) and returns the current one (`VmRSS`).
+fn start_peak_rss() -> u64 {
     if std::fs::write("/proc/self/clear_refs", "5").is_err() {
         eprintln!("note: cannot reset the peak RSS; peak_rss_kb covers the set-up too");
     }
+    status_kb("VmRSS:")
+}
+
+/// The timed loop: how long it took, every request's latency, and the server's RSS before it.
+struct Timed {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    rss_baseline_kb: u64,
+}
+
+/// Runs the load generator as a child process (`BENCH_LOAD_RUN`) and talks to it by lines:
+/// the tokens to it; "warm" from it once the guard checks and the warm-up are done; "go" to it
+/// once the peak RSS is reset; then its result, the elapsed time and every latency.
+fn load_in_child(
+    base: &str,
+    tokens: &HashMap<String, String>,
+    clients: u64,
+    n: u64,
+) -> Result<Timed> {
+    let me = std::env::current_exe().map_err(|e| format!("this benchmark's executable: {e}"))?;
+    let mut child = Command::new(me)
+        .env("BENCH_LOAD_RUN", base)
+        .env("BENCH_LOAD_CLIENTS", clients.to_string())
+        .env("BENCH_N", n.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting the load generator: {e}"))?;
+    let result = talk_to_load_generator(&mut child, tokens);
+    if result.is_err() {
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for the load generator: {e}"))?;
+    let result = result?;
+    if !status.success() {
+        return Err(format!("the load generator failed ({status})"));
+    }
+    Ok(result)
+}
+
+fn talk_to_load_generator(
+    child: &mut std::process::Child,
+    tokens: &HashMap<String, String>,
+) -> Result<Timed> {
+    let io = |e: std::io::Error| format!("talking to the load generator: {e}");
+    let mut to = child.stdin.take().ok_or("no stdin to the load generator")?;
+    let mut from = BufReader::new(
+        child
+            .stdout
+            .take()
+            .ok_or("no stdout from the load generator")?,
+    );
+    let mut line = String::new();
+    writeln!(to, "{}", json!(tokens)).map_err(io)?;
+    from.read_line(&mut line).map_err(io)?;
+    if line.trim() != "warm" {
+        return Err(format!("the load generator did not warm up: {line:?}"));
+    }
+    let rss_baseline_kb = start_peak_rss();
+    writeln!(to, "go").map_err(io)?;
+    line.clear();
+    from.read_line(&mut line).map_err(io)?;
+    let result: Value = serde_json::from_str(&line)
+        .map_err(|e| format!("the load generator's result {line:?}: {e}"))?;
+    let elapsed = result["elapsed_s"]
+        .as_f64()
+        .ok_or("a result without elapsed_s")?;
+    let latencies = result["latencies_us"]
+        .as_array()
+        .ok_or("a result without latencies_us")?
+        .iter()
+        .map(|us| us.as_u64().map(Duration::from_micros))
+        .collect::<Option<Vec<_>>>()
+        .ok_or("a latency that is not a number")?;
+    Ok(Timed {
+        elapsed: Duration::from_secs_f64(elapsed),
+        latencies,
+        rss_baseline_kb,
+    })
+}
+
+/// The load generator's process (`BENCH_LOAD_RUN` = the API's base URL): see [`load_in_child`].
+fn generate_load(base: &str) -> ExitCode {
+    let clients = std::env::var("BENCH_LOAD_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|k| *k > 0);
+    let Some(clients) = clients else {
+        eprintln!("BENCH_LOAD_CLIENTS must be a positive number");
+        return ExitCode::FAILURE;
+    };
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(load_as_told(base, clients, bench_n())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("load generator: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn load_as_told(base: &str, clients: u64, n: u64) -> Result<()> {
+    let io = |e: std::io::Error| format!("talking to the server's process: {e}");
+    let mut stdin = std::io::stdin().lock();
+    let mut line = String::new();
+    stdin.read_line(&mut line).map_err(io)?;
+    let tokens: HashMap<String, String> =
+        serde_json::from_str(&line).map_err(|e| format!("the tokens: {e}"))?;
+    let api = Arc::new(Api::new(base.to_owned(), Arc::new(tokens))?);
+    guard_checks(&api).await?;
+    run_clients(&api, clients, WARM_UP_PER_CLIENT * clients).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "warm").map_err(io)?;
+    stdout.flush().map_err(io)?;
+    line.clear();
+    stdin.read_line(&mut line).map_err(io)?;
+    if line.trim() != "go" {
+        return Err(format!("expected go, got {line:?}"));
+    }
+    let start = Instant::now();
+    let latencies = run_clients(&api, clients, n).await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let micros: Vec<u128> = latencies.iter().map(Duration::as_micros).collect();
+    writeln!(
+        stdout,
+        "{}",
+        json!({ "elapsed_s": elapsed, "latencies_us": micros })
+    )
+    .map_err(io)?;
+    stdout.flush().map_err(io)
 }
 
 /// Creates the workload's actors in one transaction and returns a session token for each,
@@ -487,6 +697,17 @@ impl Seen {
 }
 
 impl Api {
+    fn new(base: String, tokens: Arc<HashMap<String, String>>) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Self {
+            client,
+            base,
+            tokens,
+        })
+    }
+
     fn token(&self, actor: &str) -> Result<&str> {
         self.tokens
             .get(actor)

@@ -1,6 +1,6 @@
 //! Database connection and schema migrations, for SQLite (default) and PostgreSQL.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,6 +17,9 @@ const MIGRATIONS_TABLE: &str = "seaql_migrations";
 
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read-only connections beside SQLite's single writing one (see [`connect_reader`]).
+const SQLITE_READERS: u32 = 2;
 
 /// A database that cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +68,48 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
     Ok(Database::connect(options).await?)
 }
 
-/// Creates the folder that will hold a file-backed SQLite database.
-fn create_sqlite_parent_dir(url: &str) -> Result<(), DbError> {
+/// Opens the pool for reads that are not part of a write, such as the session check of every
+/// request: on PostgreSQL that is `db` itself; on a SQLite file, a few read-only connections,
+/// so that those reads neither wait for nor delay the single writing connection (in WAL mode
+/// readers and the writer do not block each other, and a reader sees every committed write).
+/// An in-memory SQLite database cannot be opened twice, so there it is `db` too.
+pub async fn connect_reader(
+    settings: &Settings,
+    db: &DatabaseConnection,
+) -> Result<DatabaseConnection, DbError> {
+    let url = settings.database_url.as_str();
+    if settings.is_postgres() || sqlite_file(url)?.is_none() {
+        return Ok(db.clone());
+    }
+    let mut options = ConnectOptions::new(url);
+    options
+        .sqlx_logging(false)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(SQLITE_READERS);
+    options.map_sqlx_sqlite_opts(|sqlite| {
+        sqlite
+            .read_only(true)
+            .foreign_keys(true)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+    });
+    Ok(Database::connect(options).await?)
+}
+
+/// The file a SQLite URL names, or `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Result<Option<PathBuf>, DbError> {
     let options = SqliteConnectOptions::from_str(url).map_err(DbError::InvalidUrl)?;
     let file = options.get_filename();
-    if file == Path::new(":memory:") || file.as_os_str().is_empty() {
+    let in_memory =
+        file == Path::new(":memory:") || file.as_os_str().is_empty() || url.contains("mode=memory");
+    Ok((!in_memory).then(|| file.to_path_buf()))
+}
+
+/// Creates the folder that will hold a file-backed SQLite database.
+fn create_sqlite_parent_dir(url: &str) -> Result<(), DbError> {
+    let Some(file) = sqlite_file(url)? else {
         return Ok(());
-    }
+    };
     match file.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => {
             std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {

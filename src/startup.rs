@@ -37,6 +37,8 @@ const PURGE_INTERVAL: StdDuration = StdDuration::from_secs(3600);
 #[derive(Debug)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// For reads that are not part of a write (the session check); see [`db::connect_reader`].
+    pub reader: DatabaseConnection,
     pub settings: Settings,
     /// Signing and verification keys for session tokens.
     pub jwt: JwtKeys,
@@ -105,6 +107,7 @@ impl Application {
         tracing::info!(?settings, version = env!("CARGO_PKG_VERSION"), "starting");
         let db = db::connect(&settings).await?;
         db::migrate(&db).await.map_err(StartupError::Migrate)?;
+        let reader = db::connect_reader(&settings, &db).await?;
         let mut workflows =
             workflow::load_dir(&settings.workflows_dir, &kinds).map_err(|errors| {
                 StartupError::Workflows(
@@ -139,6 +142,7 @@ impl Application {
             sign_in_limiter: FailureLimiter::sign_in(),
             dummy_password_hash: dummy_password_hash().await?,
             db,
+            reader,
             clock,
             settings,
             workflows: Arc::new(workflows),

@@ -90,7 +90,7 @@ async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiErro
         ApiError::new(ErrorCode::Unauthenticated)
     })?;
     let today = state.clock.today_jst();
-    let session = services::users::session(&state.db, &claims.sub, &claims.jti, today)
+    let session = services::users::session(&state.reader, &claims.sub, &claims.jti, today)
         .await?
         .ok_or(ErrorCode::Unauthenticated)?;
     if session.token_revoked {

@@ -19,11 +19,14 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{audit_anchor, audit_anchor_head, audit_record, workflow_instance};
-use sea_orm::sea_query::{Alias, Asterisk, Expr, OnConflict, Query};
+use sea_orm::sea_query::{
+    Alias, Asterisk, CommonTableExpression, Expr, InsertStatement, OnConflict, Query,
+    QueryStatementBuilder, UpdateStatement, WithClause,
+};
 use sea_orm::{
-    AccessMode, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DbBackend, DbErr, EntityTrait, IsolationLevel, QueryFilter, QueryOrder, QuerySelect, Set,
-    SqlErr, TransactionTrait,
+    AccessMode, ActiveModelTrait, ActiveValue, ActiveValue::NotSet, ColumnTrait, Condition,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, IsolationLevel,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, Statement, TransactionTrait,
 };
 use serde_json::Value;
 
@@ -170,6 +173,90 @@ pub async fn insert(conn: &impl ConnectionTrait, sealed: SealedRecord) -> Result
         .exec_without_returning(conn)
         .await?;
     Ok(())
+}
+
+/// A write of the instance row that a record can be chained to: the row's insert (a new
+/// instance) or its update under the optimistic `version` (a transition).
+pub trait RowWrite: QueryStatementBuilder + Send {
+    /// Makes the statement return the instance id of the row it wrote (PostgreSQL only).
+    fn returning_instance_id(&mut self);
+}
+
+impl RowWrite for InsertStatement {
+    fn returning_instance_id(&mut self) {
+        self.returning_col(workflow_instance::Column::Id);
+    }
+}
+
+impl RowWrite for UpdateStatement {
+    fn returning_instance_id(&mut self) {
+        self.returning_col(workflow_instance::Column::Id);
+    }
+}
+
+/// Writes the instance row with `row_write` and inserts the sealed record only if that wrote a
+/// row, in one round trip. Returns whether anything was written: `false` when the update's
+/// version condition matched no row (a racing writer won), in which case nothing was.
+///
+/// The caller guarantees what [`append`] requires, with `row_write` storing the record's head
+/// on the row. On PostgreSQL this is one statement (a data-modifying `WITH`), atomic on its own,
+/// so `conn` may be the pool when nothing else is written. SQLite allows no writes inside `WITH`:
+/// there it is two statements in one call, the insert conditional on `changes()` of the first,
+/// and `conn` must be a transaction.
+pub async fn write_with_row(
+    conn: &impl ConnectionTrait,
+    mut row_write: impl RowWrite,
+    sealed: SealedRecord,
+) -> Result<bool, DbErr> {
+    use sea_orm::Iterable as _;
+    let backend = conn.get_database_backend();
+    let (columns, values): (Vec<_>, Vec<_>) = audit_record::Column::iter()
+        .filter_map(|column| match sealed.row.get(column) {
+            ActiveValue::Set(value) | ActiveValue::Unchanged(value) => {
+                Some((column, Expr::val(value)))
+            }
+            ActiveValue::NotSet => None,
+        })
+        .unzip();
+    let mut select = Query::select().exprs(values).to_owned();
+    let mut insert = Query::insert()
+        .into_table(audit_record::Entity)
+        .columns(columns)
+        .to_owned();
+    let executed = if backend == DbBackend::Sqlite {
+        select.and_where(Expr::cust("changes() = 1"));
+        insert.select_from(select).map_err(query_error)?;
+        let (first, mut values) = row_write.build_any(&*backend.get_query_builder());
+        let (second, more) = insert.build_any(&*backend.get_query_builder());
+        values.0.extend(more.0);
+        let sql = format!("{first}; {second}");
+        conn.execute(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+    } else {
+        const ROW: &str = "instance_row";
+        row_write.returning_instance_id();
+        let row_cte = CommonTableExpression::new()
+            .query(row_write)
+            .table_name(Alias::new(ROW))
+            .to_owned();
+        select.from(Alias::new(ROW));
+        insert.select_from(select).map_err(query_error)?;
+        let statement = insert.with(WithClause::new().cte(row_cte).to_owned());
+        conn.execute(backend.build(&statement)).await?
+    };
+    // SQLite counts the rows of both statements, PostgreSQL those of the insert.
+    let written = if backend == DbBackend::Sqlite { 2 } else { 1 };
+    match executed.rows_affected() {
+        0 => Ok(false),
+        n if n == written => Ok(true),
+        n => Err(DbErr::Custom(format!(
+            "writing an audit record with its instance row changed {n} rows"
+        ))),
+    }
+}
+
+fn query_error(e: sea_orm::sea_query::error::Error) -> DbErr {
+    DbErr::Custom(format!("building the audit record insert: {e}"))
 }
 
 /// What [`anchor`] wrote.
@@ -973,14 +1060,13 @@ mod tests {
         }
     }
 
-    /// What the instances service does for one transition: read the row, append, store the
-    /// head under the optimistic version guard, all in one transaction.
+    /// What the instances service does for one transition: read the row, then write the next
+    /// record with the row's new head under the optimistic version guard, in one transaction.
     async fn transition(
         conn: &DatabaseConnection,
         instance_id: &str,
         at: DateTime<Utc>,
     ) -> Result<ChainHead, DbErr> {
-        use workflow_instance::Column as I;
         let txn = conn.begin().await?;
         let row = workflow_instance::Entity::find_by_id(instance_id)
             .one(&txn)
@@ -992,22 +1078,35 @@ mod tests {
         };
         let rec = nth_record(instance_id, prev.seq + 1, at);
         let state = rec.to_state.clone();
-        let head = append(&txn, prev, rec).await?;
-        let updated = workflow_instance::Entity::update_many()
-            .col_expr(I::State, Expr::value(state))
-            .col_expr(I::Version, Expr::value(row.version + 1))
-            .col_expr(I::AuditSeq, Expr::value(head.seq))
-            .col_expr(I::AuditHead, Expr::value(head.hash.clone()))
-            .col_expr(I::UpdatedAt, Expr::value(to_db_precision(at)))
-            .filter(I::Id.eq(instance_id))
-            .filter(I::Version.eq(row.version))
-            .exec(&txn)
-            .await?;
-        if updated.rows_affected != 1 {
+        let sealed = seal(prev, rec)?;
+        let head = sealed.head().clone();
+        let update = head_update(instance_id, row.version, &state, &head, at);
+        if !write_with_row(&txn, update, sealed).await? {
             return Err(DbErr::Custom("version conflict".to_owned()));
         }
         txn.commit().await?;
         Ok(head)
+    }
+
+    /// The instance row's update for a transition to `state` with `head`, if it still has `version`.
+    fn head_update(
+        instance_id: &str,
+        version: i64,
+        state: &str,
+        head: &ChainHead,
+        at: DateTime<Utc>,
+    ) -> UpdateStatement {
+        use sea_orm::QueryTrait as _;
+        use workflow_instance::Column as I;
+        workflow_instance::Entity::update_many()
+            .col_expr(I::State, Expr::value(state))
+            .col_expr(I::Version, Expr::value(version + 1))
+            .col_expr(I::AuditSeq, Expr::value(head.seq))
+            .col_expr(I::AuditHead, Expr::value(head.hash.clone()))
+            .col_expr(I::UpdatedAt, Expr::value(to_db_precision(at)))
+            .filter(I::Id.eq(instance_id))
+            .filter(I::Version.eq(version))
+            .into_query()
     }
 
     /// Instances with `records` records each.
@@ -1390,7 +1489,82 @@ mod tests {
         db.close().await
     }
 
+    async fn version_and_head(
+        conn: &DatabaseConnection,
+        instance_id: &str,
+    ) -> Result<(i64, ChainHead), Box<dyn std::error::Error + Send + Sync>> {
+        let row = workflow_instance::Entity::find_by_id(instance_id)
+            .one(conn)
+            .await?
+            .ok_or("row present")?;
+        let head = ChainHead {
+            seq: row.audit_seq,
+            hash: row.audit_head,
+        };
+        Ok((row.version, head))
+    }
+
+    async fn a_record_is_written_with_its_row_only_while_the_row_has_the_version_read(
+        backend: Backend,
+    ) -> TestResult {
+        let db = TestDb::fresh(backend).await?;
+        seed(&db.conn, &["i1"], 1).await?;
+        let (version, prev) = version_and_head(&db.conn, "i1").await?;
+        // A racing writer moved the version on since it was read: nothing is written.
+        let late = seal(prev.clone(), nth_record("i1", 2, t(120)))?;
+        let head = late.head().clone();
+        let txn = db.conn.begin().await?;
+        let stale = head_update("i1", version - 1, "review", &head, t(120));
+        assert!(!write_with_row(&txn, stale, late).await?);
+        txn.commit().await?;
+        assert_eq!(audit_record::Entity::find().count(&db.conn).await?, 1);
+        let unchanged = workflow_instance::Entity::find_by_id("i1")
+            .one(&db.conn)
+            .await?
+            .ok_or("row present")?;
+        assert_eq!((unchanged.version, unchanged.audit_seq), (version, 1));
+
+        // With the version read, the row and the record are written together.
+        let sealed = seal(prev, nth_record("i1", 2, t(120)))?;
+        let txn = db.conn.begin().await?;
+        let current = head_update("i1", version, "review", &head, t(120));
+        assert!(write_with_row(&txn, current, sealed).await?);
+        txn.commit().await?;
+        let moved = workflow_instance::Entity::find_by_id("i1")
+            .one(&db.conn)
+            .await?
+            .ok_or("row present")?;
+        assert_eq!((moved.version, moved.audit_seq), (version + 1, 2));
+        assert_eq!(moved.audit_head, head.hash);
+        let report = verify(&db.conn).await?;
+        assert!(report.is_clean(), "{}", render(&report));
+        assert_eq!(report.records, 2);
+        db.close().await
+    }
+
+    /// PostgreSQL needs no transaction: the row's update and the record are one statement.
+    #[tokio::test]
+    async fn on_postgres_a_record_and_its_row_are_one_statement_without_a_transaction() -> TestResult
+    {
+        let db = TestDb::fresh(Backend::Postgres).await?;
+        seed(&db.conn, &["i1"], 1).await?;
+        let (version, prev) = version_and_head(&db.conn, "i1").await?;
+        let sealed = seal(prev.clone(), nth_record("i1", 2, t(120)))?;
+        let head = sealed.head().clone();
+        let stale = head_update("i1", version + 1, "review", &head, t(120));
+        assert!(!write_with_row(&db.conn, stale, sealed).await?);
+        assert_eq!(audit_record::Entity::find().count(&db.conn).await?, 1);
+        let sealed = seal(prev, nth_record("i1", 2, t(120)))?;
+        let current = head_update("i1", version, "review", &head, t(120));
+        assert!(write_with_row(&db.conn, current, sealed).await?);
+        let report = verify(&db.conn).await?;
+        assert!(report.is_clean(), "{}", render(&report));
+        assert_eq!(report.records, 2);
+        db.close().await
+    }
+
     backend_tests!(
+        a_record_is_written_with_its_row_only_while_the_row_has_the_version_read,
         appending_three_records_to_two_instances_verifies_clean,
         an_edited_comment_is_reported_as_a_hash_mismatch_naming_instance_and_seq,
         a_deleted_middle_record_is_reported_as_a_missing_seq,

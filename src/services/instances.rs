@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{audit_record, workflow_instance};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QueryTrait, SqlErr, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -283,6 +283,14 @@ pub async fn create(
             return Err(InstanceError::Managed(rt.context_kind().to_owned()));
         }
     }
+    // On PostgreSQL a plain creation (no correction to check, no timer to start) is one
+    // statement: the instance row and its first audit record, without BEGIN/COMMIT.
+    let alone = workflows.latest(new.workflow).is_some_and(|rt| {
+        one_statement_suffices(db, new.corrects.is_none() && rt.initial_timers().is_empty())
+    });
+    if alone {
+        return create_in(db, workflows, new, acting).await;
+    }
     let txn = db.begin().await?;
     let view = create_in(&txn, workflows, new, acting).await?;
     txn.commit().await?;
@@ -292,9 +300,10 @@ pub async fn create(
 /// Context kinds whose instances only the domain services start.
 pub const MANAGED_KINDS: &[&str] = &["subcontract"];
 
-/// Starts an instance inside the caller's transaction.
+/// Starts an instance on `conn`: inside the caller's transaction, or (see [`create`]) alone
+/// when one statement writes it all.
 pub async fn create_in(
-    txn: &impl ConnectionTrait,
+    conn: &impl ConnectionTrait,
     workflows: &WorkflowSet,
     new: NewInstance<'_>,
     acting: &Acting<'_>,
@@ -306,20 +315,7 @@ pub async fn create_in(
     let created = rt.create(acting.actor.id, &acting.actor, new.context)?;
     let now = to_db_precision(acting.now.at);
     if let Some(corrected) = new.corrects {
-        let old = workflow_instance::Entity::find_by_id(corrected)
-            .one(txn)
-            .await?
-            .ok_or(InstanceError::NotFound)?;
-        let old_rt = runtime(workflows, &old)?;
-        if !visible(old_rt, &old, &stored(&old)?, &acting.actor)? {
-            return Err(InstanceError::NotFound);
-        }
-        if old.workflow_id != rt.id() {
-            return Err(InstanceError::NotCorrectable("it runs on another workflow"));
-        }
-        if !old_rt.is_decided(&old.state) {
-            return Err(InstanceError::NotCorrectable("it has not been decided yet"));
-        }
+        check_correctable(conn, workflows, rt, corrected, &acting.actor).await?;
     }
     let id = new_id(now);
     let sealed = audit::seal(
@@ -342,6 +338,7 @@ pub async fn create_in(
             }),
         },
     )?;
+    let seq = sealed.head().seq;
     let row = workflow_instance::Model {
         id: id.clone(),
         workflow_id: rt.id().to_owned(),
@@ -356,15 +353,14 @@ pub async fn create_in(
         created_at: now,
         updated_at: now,
         // The record is sealed already, so the row carries its head from the start.
-        audit_seq: sealed.head().seq,
+        audit_seq: seq,
         audit_head: sealed.head().hash.clone(),
     };
-    workflow_instance::Entity::insert(workflow_instance::ActiveModel::from(row.clone()))
-        .exec_without_returning(txn)
-        .await?;
-    let seq = sealed.head().seq;
-    audit::insert(txn, sealed).await?;
-    start_timers(txn, &id, seq, &rt.initial_timers(), now).await?;
+    let insert =
+        workflow_instance::Entity::insert(workflow_instance::ActiveModel::from(row.clone()))
+            .into_query();
+    write_with_row(conn, insert, sealed).await?;
+    start_timers(conn, &id, seq, &rt.initial_timers(), now).await?;
     // The creator is the submitter, who may always see it: answer from what was written.
     let st = StoredInstance {
         state: created.state,
@@ -375,7 +371,13 @@ pub async fn create_in(
     view(rt, row, &st, acting)
 }
 
-/// Applies an event: one transaction for the state, the audit record, the outbox and timers.
+/// Applies an event: the state, the audit record, the outbox and timers are written all or
+/// nothing, and only if the instance still has the version that was read (else `Concurrent`).
+///
+/// On PostgreSQL the instance is read on the pool and a transition without effects is written
+/// in one statement, without `BEGIN`/`COMMIT`; with effects, the write is one transaction.
+/// SQLite serialises writers on one connection, so there the read and the write share one
+/// transaction and the connection is taken once.
 pub async fn fire(
     db: &DatabaseConnection,
     workflows: &WorkflowSet,
@@ -383,10 +385,24 @@ pub async fn fire(
     req: &FireRequest<'_>,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
-    let txn = db.begin().await?;
-    let (view, _) = fire_in(&txn, workflows, id, req, acting, None).await?;
-    txn.commit().await.map_err(conflict_on_unique)?;
-    Ok(view)
+    let transition = if db.get_database_backend() == DbBackend::Sqlite {
+        let txn = db.begin().await?;
+        let (transition, sealed) = decide(&txn, workflows, id, req, acting, None).await?;
+        write_transition(&txn, &transition, sealed, req).await?;
+        txn.commit().await.map_err(conflict_on_unique)?;
+        transition
+    } else {
+        let (transition, sealed) = decide(db, workflows, id, req, acting, None).await?;
+        if one_statement_suffices(db, !writes_effects(&transition.fired)) {
+            write_transition(db, &transition, sealed, req).await?;
+        } else {
+            let txn = db.begin().await?;
+            write_transition(&txn, &transition, sealed, req).await?;
+            txn.commit().await.map_err(conflict_on_unique)?;
+        }
+        transition
+    };
+    transition.view(acting)
 }
 
 /// Applies an event inside the caller's transaction. `facts`, when given, is set as the
@@ -400,8 +416,61 @@ pub async fn fire_in(
     acting: &Acting<'_>,
     facts: Option<Value>,
 ) -> Result<(InstanceView, Fired), InstanceError> {
+    let (transition, sealed) = decide(txn, workflows, id, req, acting, facts).await?;
+    write_transition(txn, &transition, sealed, req).await?;
+    let fired = transition.fired.clone();
+    Ok((transition.view(acting)?, fired))
+}
+
+/// An event the engine accepted, with the instance as it was read; not written yet.
+struct Transition<'s> {
+    row: workflow_instance::Model,
+    rt: &'s dyn WorkflowRuntime,
+    st: StoredInstance,
+    fired: Fired,
+    /// The audit chain head once the transition's record is written.
+    head: ChainHead,
+    now: DateTime<Utc>,
+}
+
+impl Transition<'_> {
+    /// The instance as the transition leaves it.
+    fn view(self, acting: &Acting<'_>) -> Result<InstanceView, InstanceError> {
+        let Self {
+            mut row,
+            rt,
+            st,
+            fired,
+            head,
+            now,
+        } = self;
+        row.state.clone_from(&fired.to);
+        row.progress = fired.progress.to_string();
+        row.version += 1;
+        row.updated_at = now;
+        row.audit_seq = head.seq;
+        row.audit_head = head.hash;
+        let st = StoredInstance {
+            state: fired.to,
+            progress: fired.progress,
+            ..st
+        };
+        view(rt, row, &st, acting)
+    }
+}
+
+/// Reads the instance, checks the caller's version and lets the engine decide; seals the audit
+/// record of the transition.
+async fn decide<'s>(
+    conn: &impl ConnectionTrait,
+    workflows: &'s WorkflowSet,
+    id: &str,
+    req: &FireRequest<'_>,
+    acting: &Acting<'_>,
+    facts: Option<Value>,
+) -> Result<(Transition<'s>, audit::SealedRecord), InstanceError> {
     let now = to_db_precision(acting.now.at);
-    let (row, rt, mut st) = load_visible(txn, workflows, id, &acting.actor).await?;
+    let (row, rt, mut st) = load_visible(conn, workflows, id, &acting.actor).await?;
     if let (Some(facts), Some(ctx)) = (facts, st.context.as_object_mut()) {
         ctx.insert("facts".to_owned(), facts);
     }
@@ -421,8 +490,7 @@ pub async fn fire_in(
         data: req.data,
     };
     let fired = rt.fire(&st, &request, &acting.actor, acting.now)?;
-    let head = audit::append(
-        txn,
+    let sealed = audit::seal(
         ChainHead {
             seq: row.audit_seq,
             hash: row.audit_head.clone(),
@@ -440,54 +508,105 @@ pub async fn fire_in(
             request_id: acting.request_id.map(str::to_owned),
             details: audit_details(&fired, req),
         },
-    )
-    .await
-    .map_err(conflict_on_unique)?;
-    let updated = workflow_instance::Entity::update_many()
-        .col_expr(
-            workflow_instance::Column::State,
-            Expr::value(fired.to.clone()),
-        )
-        .col_expr(
-            workflow_instance::Column::Progress,
-            Expr::value(fired.progress.to_string()),
-        )
-        .col_expr(
-            workflow_instance::Column::Version,
-            Expr::value(row.version + 1),
-        )
-        .col_expr(workflow_instance::Column::UpdatedAt, Expr::value(now))
-        .col_expr(workflow_instance::Column::AuditSeq, Expr::value(head.seq))
-        .col_expr(workflow_instance::Column::AuditHead, Expr::value(head.hash))
-        .filter(workflow_instance::Column::Id.eq(row.id.as_str()))
-        .filter(workflow_instance::Column::Version.eq(row.version))
-        .exec(txn)
-        .await
-        .map_err(conflict_on_unique)?;
-    if updated.rows_affected != 1 {
-        return Err(InstanceError::Concurrent);
-    }
+    )?;
+    let transition = Transition {
+        head: sealed.head().clone(),
+        row,
+        rt,
+        st,
+        fired,
+        now,
+    };
+    Ok((transition, sealed))
+}
+
+/// Writes a decided transition: the instance row under its version, the audit record, and the
+/// effects' outbox and timer rows (which need `conn` to be a transaction).
+async fn write_transition(
+    conn: &impl ConnectionTrait,
+    t: &Transition<'_>,
+    sealed: audit::SealedRecord,
+    req: &FireRequest<'_>,
+) -> Result<(), InstanceError> {
+    use workflow_instance::Column as I;
+    let update = workflow_instance::Entity::update_many()
+        .col_expr(I::State, Expr::value(t.fired.to.clone()))
+        .col_expr(I::Progress, Expr::value(t.fired.progress.to_string()))
+        .col_expr(I::Version, Expr::value(t.row.version + 1))
+        .col_expr(I::UpdatedAt, Expr::value(t.now))
+        .col_expr(I::AuditSeq, Expr::value(t.head.seq))
+        .col_expr(I::AuditHead, Expr::value(t.head.hash.clone()))
+        .filter(I::Id.eq(t.row.id.as_str()))
+        .filter(I::Version.eq(t.row.version))
+        .into_query();
+    write_with_row(conn, update, sealed).await?;
     // Who the instance now waits for, kept with its notifications so that they go to the
     // people of that step even when they are delivered after it moved on.
     let after = StoredInstance {
-        state: fired.to.clone(),
-        progress: fired.progress.clone(),
-        ..st.clone()
+        state: t.fired.to.clone(),
+        progress: t.fired.progress.clone(),
+        ..t.st.clone()
     };
-    let waiting = rt.waiting_for(&after)?;
-    run_effects(txn, &row, head.seq, &fired, req, waiting, now).await?;
-    let mut row = row;
-    row.state.clone_from(&fired.to);
-    row.progress = fired.progress.to_string();
-    row.version += 1;
-    row.updated_at = now;
-    row.audit_seq = head.seq;
-    let st = StoredInstance {
-        state: fired.to.clone(),
-        progress: fired.progress.clone(),
-        ..st
-    };
-    Ok((view(rt, row, &st, acting)?, fired))
+    let waiting = t.rt.waiting_for(&after)?;
+    run_effects(conn, &t.row, t.head.seq, &t.fired, req, waiting, t.now).await?;
+    Ok(())
+}
+
+/// Whether the instance row and its audit record can be written without a transaction: on
+/// PostgreSQL they are one statement, and when nothing else is written that is the whole
+/// transition (fewer round trips, no `BEGIN`/`COMMIT`). Elsewhere a transaction holds them.
+fn one_statement_suffices(db: &DatabaseConnection, nothing_else: bool) -> bool {
+    nothing_else && db.get_database_backend() == DbBackend::Postgres
+}
+
+/// Writes the instance row and its audit record (see [`audit::write_with_row`]); a version
+/// condition that matched no row means a racing writer won.
+async fn write_with_row(
+    conn: &impl ConnectionTrait,
+    row_write: impl audit::RowWrite,
+    sealed: audit::SealedRecord,
+) -> Result<(), InstanceError> {
+    if audit::write_with_row(conn, row_write, sealed)
+        .await
+        .map_err(conflict_on_unique)?
+    {
+        Ok(())
+    } else {
+        Err(InstanceError::Concurrent)
+    }
+}
+
+/// Does the transition write outbox or timer rows besides its audit record?
+fn writes_effects(fired: &Fired) -> bool {
+    !(fired.effects.is_empty()
+        && fired.post_reviews.is_empty()
+        && fired.timers_cancelled.is_empty()
+        && fired.timers_started.is_empty())
+}
+
+/// The instance a new one corrects must be visible, of the same workflow and decided.
+async fn check_correctable(
+    conn: &impl ConnectionTrait,
+    workflows: &WorkflowSet,
+    rt: &dyn WorkflowRuntime,
+    corrected: &str,
+    actor: &Actor<'_>,
+) -> Result<(), InstanceError> {
+    let old = workflow_instance::Entity::find_by_id(corrected)
+        .one(conn)
+        .await?
+        .ok_or(InstanceError::NotFound)?;
+    let old_rt = runtime(workflows, &old)?;
+    if !visible(old_rt, &old, &stored(&old)?, actor)? {
+        return Err(InstanceError::NotFound);
+    }
+    if old.workflow_id != rt.id() {
+        return Err(InstanceError::NotCorrectable("it runs on another workflow"));
+    }
+    if !old_rt.is_decided(&old.state) {
+        return Err(InstanceError::NotCorrectable("it has not been decided yet"));
+    }
+    Ok(())
 }
 
 /// A racing transaction that appended the same audit seq first: the caller lost the race.
