@@ -83,8 +83,9 @@ ensure_smtp_sink() {
     exit 1
 }
 
-# The browser tests drive Debian's Chromium through chromedriver (WebDriver). Nothing is
-# installed here: the packages are named in the README; missing ones fail the run loudly.
+# The browser tests drive Debian's Chromium through chromedriver (WebDriver). Missing packages
+# are installed from Debian's archive when this runs as root (or with password-less sudo);
+# otherwise, or if the installation fails, the run fails loudly.
 # (Not ITAKU_* variables: the server refuses unknown settings of that prefix.)
 CHROMEDRIVER_PORT="${CHROMEDRIVER_PORT:-9515}"
 
@@ -92,10 +93,35 @@ chromedriver_answers() {
     (exec 3<>"/dev/tcp/127.0.0.1/$CHROMEDRIVER_PORT") 2>/dev/null
 }
 
+install_chromium() {
+    local apt=(apt-get)
+    if [ "$(id -u)" -ne 0 ]; then
+        if sudo -n true 2>/dev/null; then
+            apt=(sudo -n apt-get)
+        else
+            echo "chromium/chromedriver are missing and this is not root: cannot install them" >&2
+            return 1
+        fi
+    fi
+    command -v apt-get >/dev/null 2>&1 || return 1
+    echo "installing Debian's chromium and chromium-driver (once per machine)"
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends \
+        chromium chromium-driver >/dev/null ||
+        { DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends \
+                chromium chromium-driver >/dev/null; }
+}
+
 ensure_chromedriver() {
     local missing=()
     command -v chromium >/dev/null 2>&1 || missing+=("chromium (/usr/bin/chromium)")
     command -v chromedriver >/dev/null 2>&1 || missing+=("chromedriver (/usr/bin/chromedriver)")
+    if [ "${#missing[@]}" -gt 0 ]; then
+        install_chromium || true
+        missing=()
+        command -v chromium >/dev/null 2>&1 || missing+=("chromium (/usr/bin/chromium)")
+        command -v chromedriver >/dev/null 2>&1 || missing+=("chromedriver (/usr/bin/chromedriver)")
+    fi
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "error: the browser tests need ${missing[*]}." >&2
         echo "Install Debian's packages once: apt-get install -y chromium chromium-driver" >&2
