@@ -9,6 +9,9 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{from_fn, ErrorHandlers, Next};
 use actix_web::{web, App, HttpMessage as _, HttpServer};
+
+use crate::services::group_commit::GroupCommit;
+use crate::services::instances::Conns;
 use chrono::Duration;
 use rand::RngCore as _;
 use sea_orm::{DatabaseConnection, DbErr};
@@ -39,6 +42,9 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// For reads that are not part of a write (the session check); see [`db::connect_reader`].
     pub reader: DatabaseConnection,
+    /// SQLite's group commit task for transitions (none on PostgreSQL); see
+    /// [`crate::services::group_commit`].
+    pub group_commit: Option<GroupCommit>,
     pub settings: Settings,
     /// Signing and verification keys for session tokens.
     pub jwt: JwtKeys,
@@ -54,6 +60,17 @@ pub struct AppState {
     pub sign_in_limiter: FailureLimiter,
     /// Verified against when a login does not exist, so that both cases cost the same.
     pub(crate) dummy_password_hash: String,
+}
+
+impl AppState {
+    /// Where an instance event's reads and writes go.
+    pub fn conns(&self) -> Conns<'_> {
+        Conns {
+            db: &self.db,
+            reader: &self.reader,
+            group_commit: self.group_commit.as_ref(),
+        }
+    }
 }
 
 /// The server could not be started.
@@ -141,6 +158,7 @@ impl Application {
             token_ttl: Duration::minutes(i64::from(settings.token_ttl_minutes)),
             sign_in_limiter: FailureLimiter::sign_in(),
             dummy_password_hash: dummy_password_hash().await?,
+            group_commit: (!settings.is_postgres()).then(|| GroupCommit::start(db.clone())),
             db,
             reader,
             clock,

@@ -1360,16 +1360,21 @@ pub async fn reevaluate_for_organisation(
     Ok(suspended)
 }
 
-/// Fires an event on an instance by id: through [`fire_target`] when it decides a chain node,
-/// directly otherwise. One transaction either way.
+/// Fires an event on an instance by id: directly ([`instances::fire`], the engine's fast path)
+/// unless its kind is managed; then through [`fire_target`] when it decides a chain node. One
+/// transaction either way.
 pub async fn fire_instance(
-    db: &DatabaseConnection,
+    conns: instances::Conns<'_>,
     workflows: &WorkflowSet,
     instance_id: &str,
     req: &FireRequest<'_>,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, AppError> {
-    let txn = db.begin().await?;
+    match instances::fire(conns, workflows, instance_id, req, acting).await {
+        Err(InstanceError::Managed(_)) => {}
+        done => return Ok(done?),
+    }
+    let txn = conns.db.begin().await?;
     let target = application_target::Entity::find()
         .filter(application_target::Column::InstanceId.eq(instance_id))
         .one(&txn)

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use entity::{audit_anchor, audit_anchor_head, audit_record, workflow_instance};
 use sea_orm::sea_query::{
     Alias, Asterisk, CommonTableExpression, Expr, InsertStatement, OnConflict, Query,
-    QueryStatementBuilder, UpdateStatement, WithClause,
+    QueryStatementBuilder, SelectStatement, UpdateStatement, WithClause,
 };
 use sea_orm::{
     AccessMode, ActiveModelTrait, ActiveValue, ActiveValue::NotSet, ColumnTrait, Condition,
@@ -103,7 +103,7 @@ pub async fn append(
 }
 
 /// A record whose seq and hash are worked out, to be inserted with [`insert`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SealedRecord {
     row: audit_record::ActiveModel,
     head: ChainHead,
@@ -208,32 +208,13 @@ pub async fn write_with_row(
     mut row_write: impl RowWrite,
     sealed: SealedRecord,
 ) -> Result<bool, DbErr> {
-    use sea_orm::Iterable as _;
     let backend = conn.get_database_backend();
-    let (columns, values): (Vec<_>, Vec<_>) = audit_record::Column::iter()
-        .filter_map(|column| match sealed.row.get(column) {
-            ActiveValue::Set(value) | ActiveValue::Unchanged(value) => {
-                Some((column, Expr::val(value)))
-            }
-            ActiveValue::NotSet => None,
-        })
-        .unzip();
-    let mut select = Query::select().exprs(values).to_owned();
-    let mut insert = Query::insert()
-        .into_table(audit_record::Entity)
-        .columns(columns)
-        .to_owned();
     let executed = if backend == DbBackend::Sqlite {
-        select.and_where(Expr::cust("changes() = 1"));
-        insert.select_from(select).map_err(query_error)?;
-        let (first, mut values) = row_write.build_any(&*backend.get_query_builder());
-        let (second, more) = insert.build_any(&*backend.get_query_builder());
-        values.0.extend(more.0);
-        let sql = format!("{first}; {second}");
-        conn.execute(Statement::from_sql_and_values(backend, sql, values))
+        conn.execute(sqlite_write_with_row(row_write, sealed, None)?)
             .await?
     } else {
         const ROW: &str = "instance_row";
+        let (mut insert, mut select) = record_insert(&sealed);
         row_write.returning_instance_id();
         let row_cte = CommonTableExpression::new()
             .query(row_write)
@@ -253,6 +234,51 @@ pub async fn write_with_row(
             "writing an audit record with its instance row changed {n} rows"
         ))),
     }
+}
+
+/// SQLite's form of [`write_with_row`]: the row write, then the record's insert conditional on
+/// `changes()` of the first, as one two-statement [`Statement`]. With `tag`, the insert ends in
+/// `RETURNING tag`, so that a caller running several of them in one call can tell which wrote.
+pub fn sqlite_write_with_row(
+    row_write: impl RowWrite,
+    sealed: SealedRecord,
+    tag: Option<u32>,
+) -> Result<Statement, DbErr> {
+    let builder = sea_orm::sea_query::SqliteQueryBuilder;
+    let (mut insert, mut select) = record_insert(&sealed);
+    select.and_where(Expr::cust("changes() = 1"));
+    insert.select_from(select).map_err(query_error)?;
+    let (first, mut values) = row_write.build_any(&builder);
+    let (second, more) = insert.build_any(&builder);
+    values.0.extend(more.0);
+    let sql = match tag {
+        Some(tag) => format!("{first}; {second} RETURNING {tag}"),
+        None => format!("{first}; {second}"),
+    };
+    Ok(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        values,
+    ))
+}
+
+/// The insert of a sealed record's columns, and the `SELECT` of its values to insert from.
+fn record_insert(sealed: &SealedRecord) -> (InsertStatement, SelectStatement) {
+    use sea_orm::Iterable as _;
+    let (columns, values): (Vec<_>, Vec<_>) = audit_record::Column::iter()
+        .filter_map(|column| match sealed.row.get(column) {
+            ActiveValue::Set(value) | ActiveValue::Unchanged(value) => {
+                Some((column, Expr::val(value)))
+            }
+            ActiveValue::NotSet => None,
+        })
+        .unzip();
+    let select = Query::select().exprs(values).to_owned();
+    let insert = Query::insert()
+        .into_table(audit_record::Entity)
+        .columns(columns)
+        .to_owned();
+    (insert, select)
 }
 
 fn query_error(e: sea_orm::sea_query::error::Error) -> DbErr {

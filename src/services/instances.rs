@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{audit_record, workflow_instance};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, UpdateStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QueryTrait, SqlErr, TransactionTrait,
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::services::audit::{self, ChainHead, NewAuditRecord};
 use crate::services::db_time::to_db_precision;
+use crate::services::group_commit::GroupCommit;
 use crate::services::{new_id, outbox, timers};
 use crate::workflow::definition::{Label, TimerAction};
 use crate::workflow::model::Timer;
@@ -64,6 +65,28 @@ pub struct Acting<'a> {
     pub actor: Actor<'a>,
     pub request_id: Option<&'a str>,
     pub now: Now,
+}
+
+/// Where an event's reads and writes go.
+#[derive(Clone, Copy, Debug)]
+pub struct Conns<'a> {
+    /// The pool every write goes to.
+    pub db: &'a DatabaseConnection,
+    /// Reads that are not part of a write: SQLite's read-only pool, else `db`.
+    pub reader: &'a DatabaseConnection,
+    /// SQLite's group commit task, when the deployment runs one.
+    pub group_commit: Option<&'a GroupCommit>,
+}
+
+impl<'a> Conns<'a> {
+    /// Everything on `db`, without group commit.
+    pub fn single(db: &'a DatabaseConnection) -> Self {
+        Self {
+            db,
+            reader: db,
+            group_commit: None,
+        }
+    }
 }
 
 /// An instance as the API shows it.
@@ -374,25 +397,56 @@ pub async fn create_in(
 /// Applies an event: the state, the audit record, the outbox and timers are written all or
 /// nothing, and only if the instance still has the version that was read (else `Concurrent`).
 ///
+/// Instances of a managed kind ([`MANAGED_KINDS`]) are refused with `Managed` before anything
+/// is written: their guards need the domain's facts, so they fire through
+/// `applications::fire_instance`, which tries this first and falls back to the domain path.
+///
 /// On PostgreSQL the instance is read on the pool and a transition without effects is written
 /// in one statement, without `BEGIN`/`COMMIT`; with effects, the write is one transaction.
-/// SQLite serialises writers on one connection, so there the read and the write share one
-/// transaction and the connection is taken once.
+/// SQLite serialises writers on one connection: with a group commit task, the instance is read
+/// on the read-only pool and a transition without effects is written in the task's next batch;
+/// without one, the read and the write share one transaction and the connection is taken once.
 pub async fn fire(
-    db: &DatabaseConnection,
+    conns: Conns<'_>,
     workflows: &WorkflowSet,
     id: &str,
     req: &FireRequest<'_>,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
-    let transition = if db.get_database_backend() == DbBackend::Sqlite {
+    let db = conns.db;
+    let transition = if let Some(group) = conns.group_commit {
+        // Read beside the writer; the version condition of the write catches a racing writer.
+        let (transition, sealed) = decide(
+            conns.reader,
+            workflows,
+            id,
+            req,
+            acting,
+            Facts::RefuseManaged,
+        )
+        .await?;
+        if writes_effects(&transition.fired) {
+            let txn = db.begin().await?;
+            write_transition(&txn, &transition, sealed, req).await?;
+            txn.commit().await.map_err(conflict_on_unique)?;
+        } else if !group
+            .write(row_update(&transition), sealed)
+            .await
+            .map_err(conflict_on_unique)?
+        {
+            return Err(InstanceError::Concurrent);
+        }
+        transition
+    } else if db.get_database_backend() == DbBackend::Sqlite {
         let txn = db.begin().await?;
-        let (transition, sealed) = decide(&txn, workflows, id, req, acting, None).await?;
+        let (transition, sealed) =
+            decide(&txn, workflows, id, req, acting, Facts::RefuseManaged).await?;
         write_transition(&txn, &transition, sealed, req).await?;
         txn.commit().await.map_err(conflict_on_unique)?;
         transition
     } else {
-        let (transition, sealed) = decide(db, workflows, id, req, acting, None).await?;
+        let (transition, sealed) =
+            decide(db, workflows, id, req, acting, Facts::RefuseManaged).await?;
         if one_statement_suffices(db, !writes_effects(&transition.fired)) {
             write_transition(db, &transition, sealed, req).await?;
         } else {
@@ -416,6 +470,7 @@ pub async fn fire_in(
     acting: &Acting<'_>,
     facts: Option<Value>,
 ) -> Result<(InstanceView, Fired), InstanceError> {
+    let facts = facts.map_or(Facts::None, Facts::Given);
     let (transition, sealed) = decide(txn, workflows, id, req, acting, facts).await?;
     write_transition(txn, &transition, sealed, req).await?;
     let fired = transition.fired.clone();
@@ -459,6 +514,16 @@ impl Transition<'_> {
     }
 }
 
+/// What the domain tells the guards of a transition.
+enum Facts {
+    /// The chain's facts on the decision date, set as the context's `facts`.
+    Given(Value),
+    /// Nothing (the guards that need facts refuse).
+    None,
+    /// Nothing, and an instance of a managed kind is refused with `Managed`.
+    RefuseManaged,
+}
+
 /// Reads the instance, checks the caller's version and lets the engine decide; seals the audit
 /// record of the transition.
 async fn decide<'s>(
@@ -467,12 +532,20 @@ async fn decide<'s>(
     id: &str,
     req: &FireRequest<'_>,
     acting: &Acting<'_>,
-    facts: Option<Value>,
+    facts: Facts,
 ) -> Result<(Transition<'s>, audit::SealedRecord), InstanceError> {
     let now = to_db_precision(acting.now.at);
     let (row, rt, mut st) = load_visible(conn, workflows, id, &acting.actor).await?;
-    if let (Some(facts), Some(ctx)) = (facts, st.context.as_object_mut()) {
-        ctx.insert("facts".to_owned(), facts);
+    match facts {
+        Facts::Given(facts) => {
+            if let Some(ctx) = st.context.as_object_mut() {
+                ctx.insert("facts".to_owned(), facts);
+            }
+        }
+        Facts::RefuseManaged if MANAGED_KINDS.contains(&rt.context_kind()) => {
+            return Err(InstanceError::Managed(rt.context_kind().to_owned()));
+        }
+        Facts::None | Facts::RefuseManaged => {}
     }
     if let Some(expected) = req.expected_version {
         if expected != row.version {
@@ -528,18 +601,7 @@ async fn write_transition(
     sealed: audit::SealedRecord,
     req: &FireRequest<'_>,
 ) -> Result<(), InstanceError> {
-    use workflow_instance::Column as I;
-    let update = workflow_instance::Entity::update_many()
-        .col_expr(I::State, Expr::value(t.fired.to.clone()))
-        .col_expr(I::Progress, Expr::value(t.fired.progress.to_string()))
-        .col_expr(I::Version, Expr::value(t.row.version + 1))
-        .col_expr(I::UpdatedAt, Expr::value(t.now))
-        .col_expr(I::AuditSeq, Expr::value(t.head.seq))
-        .col_expr(I::AuditHead, Expr::value(t.head.hash.clone()))
-        .filter(I::Id.eq(t.row.id.as_str()))
-        .filter(I::Version.eq(t.row.version))
-        .into_query();
-    write_with_row(conn, update, sealed).await?;
+    write_with_row(conn, row_update(t), sealed).await?;
     // Who the instance now waits for, kept with its notifications so that they go to the
     // people of that step even when they are delivered after it moved on.
     let after = StoredInstance {
@@ -550,6 +612,21 @@ async fn write_transition(
     let waiting = t.rt.waiting_for(&after)?;
     run_effects(conn, &t.row, t.head.seq, &t.fired, req, waiting, t.now).await?;
     Ok(())
+}
+
+/// The update of the instance row a transition makes, under the version it was decided on.
+fn row_update(t: &Transition<'_>) -> UpdateStatement {
+    use workflow_instance::Column as I;
+    workflow_instance::Entity::update_many()
+        .col_expr(I::State, Expr::value(t.fired.to.clone()))
+        .col_expr(I::Progress, Expr::value(t.fired.progress.to_string()))
+        .col_expr(I::Version, Expr::value(t.row.version + 1))
+        .col_expr(I::UpdatedAt, Expr::value(t.now))
+        .col_expr(I::AuditSeq, Expr::value(t.head.seq))
+        .col_expr(I::AuditHead, Expr::value(t.head.hash.clone()))
+        .filter(I::Id.eq(t.row.id.as_str()))
+        .filter(I::Version.eq(t.row.version))
+        .into_query()
 }
 
 /// Whether the instance row and its audit record can be written without a transaction: on
@@ -804,7 +881,14 @@ mod tests {
             expected_version: Some(1),
             ..FireRequest::default()
         };
-        let submitted = fire(&db.conn, &set, &created.id, &submit, &submitter).await?;
+        let submitted = fire(
+            Conns::single(&db.conn),
+            &set,
+            &created.id,
+            &submit,
+            &submitter,
+        )
+        .await?;
         let read = get(&db.conn, &set, &created.id, &acting("system", &system)).await?;
         assert_eq!((submitted.version, submitted.audit_seq), (2, 2));
         assert_eq!(comparable(submitted), comparable(read));
@@ -816,4 +900,95 @@ mod tests {
     }
 
     backend_tests!(what_create_and_fire_answer_is_what_a_read_then_finds);
+
+    /// Transitions queued together share one transaction, yet each is written or refused as
+    /// it would be alone: of two racing on the same version exactly one wins, and a write that
+    /// fails fails only itself.
+    #[tokio::test]
+    async fn group_commit_keeps_each_transition_on_its_own() -> TestResult {
+        let db = TestDb::fresh(Backend::Sqlite).await?;
+        let set = deployed_workload(&db.conn).await?;
+        let group = GroupCommit::start(db.conn.clone());
+        let conns = Conns {
+            db: &db.conn,
+            reader: &db.conn,
+            group_commit: Some(&group),
+        };
+        let staff = grants("staff");
+        let mut ids = Vec::new();
+        for i in 0..6 {
+            let submitter = format!("user-{i}");
+            let context = serde_json::to_value(WorkloadContext::for_instance(i))?;
+            let new = NewInstance {
+                workflow: "bench_workload",
+                context,
+                corrects: None,
+            };
+            let view = create(&db.conn, &set, new, &acting(&submitter, &staff)).await?;
+            ids.push((submitter, view.id));
+        }
+        let submit = FireRequest {
+            event: "submit",
+            expected_version: Some(1),
+            ..FireRequest::default()
+        };
+        // Six instances, the first submitted twice: seven transitions queued at once (the
+        // single-threaded runtime runs the commit task only once every one is queued).
+        let mut queued: Vec<_> = ids
+            .iter()
+            .map(|(submitter, id)| (submitter.clone(), id.clone()))
+            .collect();
+        queued.push(ids[0].clone());
+        let answers = futures_util::future::join_all(queued.iter().map(|(submitter, id)| {
+            let acting = acting(submitter, &staff);
+            let (set, submit) = (&set, &submit);
+            async move { fire(conns, set, id, submit, &acting).await }
+        }))
+        .await;
+        let won = answers.iter().filter(|a| a.is_ok()).count();
+        assert_eq!(won, 6, "{answers:?}");
+        assert!(answers[0].is_ok());
+        assert!(
+            matches!(answers[6], Err(InstanceError::Concurrent)),
+            "{:?}",
+            answers[6]
+        );
+
+        // A write that fails (here: a statement on a table that does not exist) queued with a
+        // good one: the batch is rolled back and each written alone.
+        let (submitter, id) = &ids[1];
+        let check = FireRequest {
+            event: "check_evidence",
+            expected_version: Some(2),
+            ..FireRequest::default()
+        };
+        let system = grants("system");
+        let (transition, sealed) = decide(
+            &db.conn,
+            &set,
+            id,
+            &check,
+            &acting("system", &system),
+            Facts::None,
+        )
+        .await?;
+        let broken = sea_orm::sea_query::Query::update()
+            .table(sea_orm::sea_query::Alias::new("no_such_table"))
+            .value(sea_orm::sea_query::Alias::new("x"), 1)
+            .to_owned();
+        let (broken, good) = futures_util::future::join(
+            group.write(broken, sealed.clone()),
+            group.write(row_update(&transition), sealed),
+        )
+        .await;
+        assert!(broken.is_err(), "{broken:?}");
+        assert!(good?, "the good write was not written");
+        let read = get(&db.conn, &set, id, &acting(submitter, &staff)).await?;
+        assert_eq!((read.state.as_str(), read.version), ("evidence_ok", 3));
+
+        let report = audit::verify(&db.conn).await?;
+        assert_eq!(report.records, 6 + 6 + 1);
+        assert!(report.is_clean(), "{:?}", report.first_problem);
+        db.close().await
+    }
 }

@@ -10,6 +10,7 @@ pub mod db_time;
 pub mod definitions;
 pub mod documents;
 pub mod evidence;
+pub mod group_commit;
 pub mod idempotency;
 pub mod instances;
 pub mod notifications;

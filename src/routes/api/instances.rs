@@ -195,7 +195,7 @@ async fn fire(
     // A subcontract instance fires through the domain, which gives its guards the chain's
     // facts and cascades a lapse; any other instance fires directly.
     let view = crate::services::applications::fire_instance(
-        &state.db,
+        state.conns(),
         &state.workflows,
         &id,
         &req,
