@@ -373,6 +373,12 @@ async fn a_significant_change_is_refused_until_its_assessment_is_recorded_in_adv
 
     let permitted = act_ok(&app, &cast.manager.token, id, "approve").await;
     assert_eq!(permitted["application"]["targets"][0]["state"], "permitted");
+    let mut jar = Jar::with_session(officer);
+    let html = page(jar.get(&app, &format!("/applications/{id}")).await, 200).await;
+    assert!(
+        html.contains("特定個人情報保護評価の実施を記録"),
+        "the timeline names it"
+    );
     let listed = app
         .get_json(&format!("{path}?municipality={MEGURO}"), &auditor.token)
         .await;
