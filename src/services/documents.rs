@@ -680,15 +680,18 @@ pub async fn unassessed_changes(
     if changes.is_empty() {
         return Ok(Vec::new());
     }
-    let assessed = pia_assessment::Entity::find()
+    // An assessment covers the changes it was recorded for: an application corrected after it
+    // (差戻し) may make another one, which then needs its own.
+    let assessed: Vec<ChangeItem> = pia_assessment::Entity::find()
         .filter(pia_assessment::Column::NodeId.eq(node_id))
-        .count(db)
-        .await?;
-    if assessed > 0 {
-        return Ok(Vec::new());
-    }
+        .all(db)
+        .await?
+        .iter()
+        .flat_map(|a| serde_json::from_str::<Vec<ChangeItem>>(&a.items).unwrap_or_default())
+        .collect();
     Ok(changes
         .into_iter()
+        .filter(|c| !assessed.contains(c))
         .map(|c| significant::not_assessed(c, &item.pia_file, node_id))
         .collect())
 }

@@ -371,6 +371,23 @@ async fn a_significant_change_is_refused_until_its_assessment_is_recorded_in_adv
         .unwrap()
         .is_clean());
 
+    // A kind made significant after the assessment needs an assessment of its own.
+    put_ok(
+        &app,
+        "/api/v1/documents/settings",
+        officer,
+        &json!({ "municipality_id": MEGURO, "last_serious_incident_on": null,
+                 "significant_change_items": ["new_subcontractor", "handlers_reach_500"] }),
+    )
+    .await;
+    let refused = act(&app, &cast.manager.token, id, "approve").await;
+    let error = assert_api_error(refused, 422, "transition_rejected").await;
+    let unmet = error["details"]["unmet"].as_array().unwrap();
+    assert_eq!(unmet.len(), 1, "{error}");
+    assert_eq!(unmet[0]["detail"]["item"], "new_subcontractor");
+    let again = app.post_json_with_token(path, officer, &body).await;
+    assert_eq!(again.status(), 201);
+
     let permitted = act_ok(&app, &cast.manager.token, id, "approve").await;
     assert_eq!(permitted["application"]["targets"][0]["state"], "permitted");
     let mut jar = Jar::with_session(officer);
@@ -382,7 +399,12 @@ async fn a_significant_change_is_refused_until_its_assessment_is_recorded_in_adv
     let listed = app
         .get_json(&format!("{path}?municipality={MEGURO}"), &auditor.token)
         .await;
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(
+        listed[0]["items"],
+        json!(["new_subcontractor", "handlers_reach_500"]),
+        "newest first"
+    );
     let hidden = app
         .get_with_token(
             &format!("{path}?municipality={MEGURO}"),
