@@ -342,6 +342,7 @@ fn fields(reason: &str, scope: &str, org_name: &str) -> serde_json::Value {
         "safeguards": "組織的・人的・物理的・技術的安全管理措置を講じる",
         "period_start": date("2026-04-01"),
         "period_end": date("2027-03-31"),
+        "handler_bracket": "from_10_to_49",
     })
 }
 
@@ -407,6 +408,26 @@ async fn chains(
             Ok::<_, DemoError>(nodes.first().map(|n| n.id.clone()).unwrap_or_default())
         }
     };
+    // 目黒区's threshold inputs as its 重点項目評価書 states them: 10万人以上30万人未満 in the
+    // file, 100人以上500人未満 of its own staff using it.
+    let counted_on = NaiveDate::from_ymd_opt(2026, 4, 1)
+        .unwrap_or(today)
+        .min(today);
+    crate::services::documents::set_pia_file(
+        &state.db,
+        &Viewer::new(&officer_m.id, &officer_m.grants),
+        crate::services::documents::PiaFileInput {
+            municipality_id: "meguro".to_owned(),
+            pia_file: "国民健康保険関係情報ファイル".to_owned(),
+            people_bracket: crate::documents::threshold::PeopleBracket::From100000To299999,
+            own_staff_bracket: crate::services::chains::HandlerBracket::From100To499,
+            counted_on,
+            version: None,
+        },
+        now,
+        today,
+    )
+    .await?;
     let meguro_t1 = tier1("meguro", "tokyo_kokuhoren").await?;
     let shinjuku_t1 = tier1("shinjuku", "tokyo_kokuhoren").await?;
     let entry_t1 = tier1("meguro", "data_entry_co").await?;

@@ -51,6 +51,10 @@ pub struct Model {
     /// Advance permission at contract signing with its three conditions, as JSON.
     #[sea_orm(column_type = "Text", nullable)]
     pub advance_permission: Option<String>,
+    /// The PIA handler-count bracket of the node's contractor for this work (`from_10_to_49`, …);
+    /// `None` for tier 1 (its item holds it) and for nodes recorded before it was asked.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub handler_bracket: Option<String>,
     /// `applying`, `permitted`, `suspended`, `rejected`, `withdrawn`, `revoked`, `terminated`.
     #[sea_orm(column_type = "Text")]
     pub permission_state: String,

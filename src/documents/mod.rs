@@ -3,3 +3,5 @@
 //! same data gives the same output.
 
 pub mod pia;
+pub mod significant;
+pub mod threshold;

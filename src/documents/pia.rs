@@ -198,7 +198,8 @@ pub fn to_xlsx(section: &PiaSection) -> Result<Vec<u8>, rust_xlsxwriter::XlsxErr
     workbook.save_to_buffer()
 }
 
-fn esc(s: &str) -> String {
+/// Escapes text for the print views (a newline becomes `<br>`).
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -30,7 +30,7 @@ use validator::{Validate, ValidationError};
 use crate::domain::policy::{self, ChainFacts, EvidenceFact, NodeFacts, Policy};
 use crate::error::{ApiError, ErrorCode, FieldError, Msg};
 use crate::services::access::Viewer;
-use crate::services::chains::{AdvancePermission, Page, Paged};
+use crate::services::chains::{AdvancePermission, HandlerBracket, Page, Paged};
 use crate::services::instances::{self, Acting, FireRequest, InstanceError, InstanceView};
 use crate::services::new_id;
 use crate::validation::{self, invalid, not_blank};
@@ -128,6 +128,10 @@ pub struct ApplicationFields {
     /// Permission in advance at contract signing (BRIEF C4).
     #[validate(nested)]
     pub advance_permission: Option<AdvancePermission>,
+    /// ②取扱者数: the subcontractor's handlers of this work, as the PIA form's bracket; the
+    /// threshold test (しきい値判断) counts its lower bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler_bracket: Option<HandlerBracket>,
 }
 
 /// A new application.
@@ -491,6 +495,7 @@ pub async fn create(
                 .advance_permission
                 .as_ref()
                 .and_then(|a| serde_json::to_string(a).ok())),
+            handler_bracket: Set(f.handler_bracket.map(|b| b.as_str().to_owned())),
             permission_state: Set("applying".to_owned()),
             state_changed_at: Set(now),
             state_reason: Set(None),
@@ -631,7 +636,7 @@ async fn load_view(
     let mut views = Vec::new();
     let mut progress = Progress::default();
     for t in visible {
-        let facts = facts_for(db, workflows, &t.instance_id, &t.node_id).await?;
+        let facts = facts_for(db, workflows, &t.instance_id, &t.node_id, acting.now.today).await?;
         let inst =
             instances::get_with_facts(db, workflows, &t.instance_id, acting, Some(facts)).await;
         let inst = match inst {
@@ -825,13 +830,15 @@ pub async fn list(
 }
 
 /// What the guards see on the decision date: the chain (the node, its ancestors, their
-/// permission states, the evidence of each node's organisation and its parent's) and the
-/// requirement policy of the definition the instance runs on.
+/// permission states, the evidence of each node's organisation and its parent's), the
+/// requirement policy of the definition the instance runs on, and the significant changes the
+/// node would make without an assessment recorded in advance.
 pub async fn facts_for(
     db: &impl ConnectionTrait,
     workflows: &WorkflowSet,
     instance_id: &str,
     node_id: &str,
+    today: NaiveDate,
 ) -> Result<Value, AppError> {
     let inst = workflow_instance::Entity::find_by_id(instance_id)
         .one(db)
@@ -839,7 +846,8 @@ pub async fn facts_for(
         .ok_or(ErrorCode::NotFound)?;
     let policy = policy_of(workflows, &inst.workflow_id, inst.workflow_version)?;
     let chain = chain_facts(db, node_id).await?;
-    Ok(json!({ "chain": chain, "policy": policy }))
+    let significant = crate::services::documents::unassessed_changes(db, node_id, today).await?;
+    Ok(json!({ "chain": chain, "policy": policy, "significant_changes": significant }))
 }
 
 /// The chain facts of a node (see [`facts_for`]).
@@ -995,13 +1003,29 @@ pub async fn checklist(
     let policy = policy_of(workflows, &inst.workflow_id, inst.workflow_version)?;
     let facts = chain_facts(db, &target.node_id).await?;
     let today = acting.now.today;
-    let evaluation = policy::evaluate(&policy, &facts, today);
+    let mut evaluation = policy::evaluate(&policy, &facts, today);
+    // The handler count is the municipality's own document: only its staff see the warning.
+    if viewer.is_municipal(&target.municipality_id) {
+        evaluation.warnings.extend(
+            crate::services::documents::reassessment_warning(db, &target.node_id, today).await?,
+        );
+    }
     let in_force = policy::chain_in_force(&facts, today);
+    // Decided by the municipality alone, from its own documents: not shown to contractors.
+    let significant = if viewer.is_municipal(&target.municipality_id) {
+        crate::services::documents::unassessed_changes(db, &target.node_id, today).await?
+    } else {
+        Vec::new()
+    };
     Ok(json!({
         "decision_date": today,
         "node_id": target.node_id,
         "checklist": evaluation.checklist,
-        "unmet": in_force.into_iter().chain(evaluation.unmet).collect::<Vec<_>>(),
+        "unmet": in_force
+            .into_iter()
+            .chain(evaluation.unmet)
+            .chain(significant)
+            .collect::<Vec<_>>(),
         "warnings": evaluation.warnings,
     }))
 }
@@ -1101,7 +1125,7 @@ async fn dry_error(
     acting: &Acting<'_>,
 ) -> Result<InstanceError, AppError> {
     let sp = txn.begin().await?;
-    let facts = facts_for(&sp, workflows, &t.instance_id, &t.node_id).await?;
+    let facts = facts_for(&sp, workflows, &t.instance_id, &t.node_id, acting.now.today).await?;
     let r = instances::fire_in(&sp, workflows, &t.instance_id, req, acting, Some(facts)).await;
     sp.rollback().await?;
     Ok(match r {
@@ -1122,7 +1146,7 @@ pub async fn fire_target(
     req: &FireRequest<'_>,
     acting: &Acting<'_>,
 ) -> Result<Vec<String>, AppError> {
-    let facts = facts_for(txn, workflows, instance_id, node_id).await?;
+    let facts = facts_for(txn, workflows, instance_id, node_id, acting.now.today).await?;
     let (view, fired) =
         instances::fire_in(txn, workflows, instance_id, req, acting, Some(facts)).await?;
     let now = crate::services::db_time::to_db_precision(acting.now.at);
@@ -1382,7 +1406,8 @@ pub async fn fire_instance(
     let view = match target {
         Some(t) => {
             fire_target(&txn, workflows, instance_id, &t.node_id, req, acting).await?;
-            let facts = facts_for(&txn, workflows, instance_id, &t.node_id).await?;
+            let facts =
+                facts_for(&txn, workflows, instance_id, &t.node_id, acting.now.today).await?;
             instances::get_with_facts(&txn, workflows, instance_id, acting, Some(facts)).await?
         }
         None => {
@@ -1408,7 +1433,7 @@ pub async fn get_instance(
         .one(db)
         .await?;
     let facts = match target {
-        Some(t) => Some(facts_for(db, workflows, instance_id, &t.node_id).await?),
+        Some(t) => Some(facts_for(db, workflows, instance_id, &t.node_id, acting.now.today).await?),
         None => None,
     };
     Ok(instances::get_with_facts(db, workflows, instance_id, acting, facts).await?)
@@ -1538,6 +1563,10 @@ pub async fn update(
                         .as_ref()
                         .and_then(|a| serde_json::to_string(a).ok()),
                 ),
+            )
+            .col_expr(
+                chain_node::Column::HandlerBracket,
+                Expr::value(f.handler_bracket.map(|b| b.as_str().to_owned())),
             )
             .col_expr(chain_node::Column::UpdatedAt, Expr::value(now))
             .col_expr(

@@ -106,6 +106,18 @@ impl HandlerBracket {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|b| b.as_str() == s)
     }
+
+    /// The fewest people the bracket allows (what the threshold test counts).
+    pub fn lower_bound(self) -> u32 {
+        match self {
+            Self::Under10 => 0,
+            Self::From10To49 => 10,
+            Self::From50To99 => 50,
+            Self::From100To499 => 100,
+            Self::From500To999 => 500,
+            Self::From1000 => 1000,
+        }
+    }
 }
 
 fn valid_corporate_number(value: &str) -> Result<(), ValidationError> {
@@ -520,6 +532,7 @@ pub async fn create_item(
         cloud_classification: Set(None),
         service_name: Set(None),
         advance_permission: Set(None),
+        handler_bracket: Set(None),
         permission_state: Set("permitted".to_owned()),
         state_changed_at: Set(now),
         state_reason: Set(Some("委託契約 / Consignment contract".to_owned())),
@@ -703,6 +716,8 @@ pub struct NodeDetail {
     pub cloud_classification: Option<String>,
     pub service_name: Option<String>,
     pub advance_permission: Option<serde_json::Value>,
+    /// The handler-count bracket below tier 1 (tier 1's is its item's).
+    pub handler_bracket: Option<String>,
     pub state_reason: Option<String>,
     pub version: i64,
 }
@@ -730,6 +745,7 @@ fn node_view(
             .advance_permission
             .as_deref()
             .and_then(|a| serde_json::from_str(a).ok()),
+        handler_bracket: n.handler_bracket.clone(),
         state_reason: n.state_reason.clone(),
         version: n.version,
     });

@@ -1,14 +1,52 @@
 //! Loads what the documents need; `crate::documents` renders it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use entity::{chain_node, consignment_item};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{
+    application_target, chain_node, consignment_item, document_setting, pia_assessment, pia_file,
+};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use validator::Validate;
 
 use crate::documents::pia::{self, PermittedNode, PiaSection};
-use crate::error::{ApiError, ErrorCode};
+use crate::documents::significant::{self, ChangeFacts, ChangeItem};
+use crate::documents::threshold::{
+    self, Contribution, PeopleBracket, ThresholdInputs, ThresholdTest,
+};
+use crate::domain::policy::Warning;
+use crate::error::{ApiError, ErrorCode, FieldError, Msg};
 use crate::services::access::Viewer;
 use crate::services::chains::{names, HandlerBracket};
+use crate::services::instances::{self, Acting, InstanceError};
+use crate::services::new_id;
+use crate::validation::{self, not_blank};
+use crate::workflow::registry::Unmet;
+
+/// The audit event of recording an assessment in the permission instance's chain.
+pub const ASSESSMENT_EVENT: &str = "record_assessment";
+
+/// The names of the nodes' contractors and of the municipality.
+async fn names_of(
+    db: &impl ConnectionTrait,
+    nodes: &[chain_node::Model],
+    municipality: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    names(
+        db,
+        nodes
+            .iter()
+            .map(|n| n.contractor_id.clone())
+            .chain([municipality.to_owned()]),
+    )
+    .await
+}
 
 /// The consignment section of one PIA file of `municipality`, for its own staff only.
 pub async fn pia_section(
@@ -31,14 +69,7 @@ pub async fn pia_section(
         .filter(chain_node::Column::ItemId.is_in(items.iter().map(|i| i.id.clone())))
         .all(db)
         .await?;
-    let org_names = names(
-        db,
-        nodes
-            .iter()
-            .map(|n| n.contractor_id.clone())
-            .chain([municipality.to_owned()]),
-    )
-    .await?;
+    let org_names = names_of(db, &nodes, municipality).await?;
     let name = |id: &str| org_names.get(id).cloned().unwrap_or_else(|| id.to_owned());
     let by_id: HashMap<&str, &chain_node::Model> =
         nodes.iter().map(|n| (n.id.as_str(), n)).collect();
@@ -81,4 +112,747 @@ pub async fn pia_section(
         pia_file: pia_file.to_owned(),
         items: out,
     })
+}
+
+// --- The threshold test (しきい値判断) -------------------------------------------------------
+
+/// Node states whose contractor handles the file: in force, or suspended while its cause is
+/// fixed (its staff are still assigned). Applying, rejected, withdrawn, revoked and terminated
+/// nodes do not count.
+const HANDLING_STATES: [&str; 2] = ["permitted", "suspended"];
+
+/// The inputs of a PIA file's threshold test, as the municipality records them.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PiaFileInput {
+    #[validate(length(min = 1, max = 64))]
+    pub municipality_id: String,
+    /// The PIA file's name, as recorded on the consignment items.
+    #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    pub pia_file: String,
+    /// 対象人数.
+    pub people_bracket: PeopleBracket,
+    /// The municipality's own staff handling the file, as a handler bracket.
+    pub own_staff_bracket: HandlerBracket,
+    /// いつ時点の計数か.
+    pub counted_on: NaiveDate,
+    /// The version the caller saw, when it changes recorded inputs.
+    pub version: Option<i64>,
+}
+
+/// A PIA file's recorded inputs.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PiaFileView {
+    pub municipality_id: String,
+    pub pia_file: String,
+    pub people_bracket: String,
+    pub own_staff_bracket: String,
+    pub counted_on: NaiveDate,
+    pub updated_by: String,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl From<pia_file::Model> for PiaFileView {
+    fn from(m: pia_file::Model) -> Self {
+        Self {
+            municipality_id: m.municipality_id,
+            pia_file: m.name,
+            people_bracket: m.people_bracket,
+            own_staff_bracket: m.own_staff_bracket,
+            counted_on: m.counted_on,
+            updated_by: m.updated_by,
+            updated_at: m.updated_at,
+            version: m.version,
+        }
+    }
+}
+
+/// The municipality's document settings.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsInput {
+    #[validate(length(min = 1, max = 64))]
+    pub municipality_id: String,
+    /// The day of the latest serious incident (重大事故) concerning specific personal
+    /// information at the municipality; `null` when there has been none.
+    pub last_serious_incident_on: Option<NaiveDate>,
+    /// The kinds of change that are significant (重要な変更) and need an assessment before
+    /// permission; omitted: kept as they are (the default set until first set).
+    pub significant_change_items: Option<Vec<ChangeItem>>,
+    /// The version the caller saw, when settings are already recorded.
+    pub version: Option<i64>,
+}
+
+/// The municipality's document settings as recorded (defaults until first set: version 0).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SettingsView {
+    pub municipality_id: String,
+    pub last_serious_incident_on: Option<NaiveDate>,
+    pub significant_change_items: Vec<ChangeItem>,
+    pub updated_by: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+/// `stale_version` when the caller saw another version than `current` (0: not recorded yet).
+fn expect_version(expected: Option<i64>, current: i64) -> Result<(), ApiError> {
+    match expected {
+        Some(v) if v != current => Err(ApiError::new(ErrorCode::StaleVersion)
+            .with_details(json!({ "expected": expected, "current": current }))),
+        _ => Ok(()),
+    }
+}
+
+fn not_in_future(day: Option<NaiveDate>, today: NaiveDate, field: &str) -> Option<FieldError> {
+    day.filter(|d| *d > today).map(|_| {
+        FieldError::new(
+            field,
+            "未来の日付は指定できません。",
+            "The date must not be in the future.",
+        )
+    })
+}
+
+/// Only the municipality's own staff see its documents; anyone else gets 404, and its auditors
+/// may read but not change them (403).
+fn may_write(viewer: &Viewer, municipality: &str) -> Result<(), ApiError> {
+    if !viewer.is_municipal(municipality) {
+        return Err(ErrorCode::NotFound.into());
+    }
+    if !viewer.writes_for(municipality) {
+        return Err(ErrorCode::Forbidden.into());
+    }
+    Ok(())
+}
+
+/// Records (or replaces) the inputs of a PIA file's threshold test.
+pub async fn set_pia_file(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    input: PiaFileInput,
+    now: DateTime<Utc>,
+    today: NaiveDate,
+) -> Result<PiaFileView, ApiError> {
+    may_write(viewer, &input.municipality_id)?;
+    let mut errors = validation::errors_of(&input);
+    errors.extend(not_in_future(Some(input.counted_on), today, "counted_on"));
+    validation::finish(errors)?;
+    let name = input.pia_file.trim().to_owned();
+    let now = crate::services::db_time::to_db_precision(now);
+    let current = pia_file::Entity::find()
+        .filter(pia_file::Column::MunicipalityId.eq(input.municipality_id.as_str()))
+        .filter(pia_file::Column::Name.eq(name.as_str()))
+        .one(db)
+        .await?;
+    let id = match current {
+        None => {
+            expect_version(input.version, 0)?;
+            let id = new_id(now);
+            pia_file::ActiveModel {
+                id: Set(id.clone()),
+                municipality_id: Set(input.municipality_id.clone()),
+                name: Set(name),
+                people_bracket: Set(input.people_bracket.as_str().to_owned()),
+                own_staff_bracket: Set(input.own_staff_bracket.as_str().to_owned()),
+                counted_on: Set(input.counted_on),
+                updated_by: Set(viewer.user_id.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                version: Set(1),
+            }
+            .insert(db)
+            .await?;
+            id
+        }
+        Some(row) => {
+            expect_version(input.version, row.version)?;
+            let done = pia_file::Entity::update_many()
+                .col_expr(
+                    pia_file::Column::PeopleBracket,
+                    Expr::value(input.people_bracket.as_str()),
+                )
+                .col_expr(
+                    pia_file::Column::OwnStaffBracket,
+                    Expr::value(input.own_staff_bracket.as_str()),
+                )
+                .col_expr(pia_file::Column::CountedOn, Expr::value(input.counted_on))
+                .col_expr(
+                    pia_file::Column::UpdatedBy,
+                    Expr::value(viewer.user_id.clone()),
+                )
+                .col_expr(pia_file::Column::UpdatedAt, Expr::value(now))
+                .col_expr(pia_file::Column::Version, Expr::value(row.version + 1))
+                .filter(pia_file::Column::Id.eq(row.id.as_str()))
+                .filter(pia_file::Column::Version.eq(row.version))
+                .exec(db)
+                .await?;
+            if done.rows_affected != 1 {
+                return Err(ErrorCode::StaleVersion.into());
+            }
+            row.id
+        }
+    };
+    let row = pia_file::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    Ok(row.into())
+}
+
+/// The recorded PIA files of a municipality, by name.
+pub async fn list_pia_files(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    municipality: &str,
+) -> Result<Vec<PiaFileView>, ApiError> {
+    if !viewer.is_municipal(municipality) {
+        return Err(ErrorCode::NotFound.into());
+    }
+    Ok(pia_file::Entity::find()
+        .filter(pia_file::Column::MunicipalityId.eq(municipality))
+        .order_by_asc(pia_file::Column::Name)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(PiaFileView::from)
+        .collect())
+}
+
+/// The municipality's document settings.
+pub async fn settings(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    municipality: &str,
+) -> Result<SettingsView, ApiError> {
+    if !viewer.is_municipal(municipality) {
+        return Err(ErrorCode::NotFound.into());
+    }
+    let row = document_setting::Entity::find_by_id(municipality)
+        .one(db)
+        .await?;
+    Ok(match row {
+        Some(r) => SettingsView {
+            significant_change_items: stored_change_items(Some(&r)),
+            municipality_id: r.municipality_id,
+            last_serious_incident_on: r.last_serious_incident_on,
+            updated_by: Some(r.updated_by),
+            updated_at: Some(r.updated_at),
+            version: r.version,
+        },
+        None => SettingsView {
+            significant_change_items: ChangeItem::DEFAULT.to_vec(),
+            municipality_id: municipality.to_owned(),
+            last_serious_incident_on: None,
+            updated_by: None,
+            updated_at: None,
+            version: 0,
+        },
+    })
+}
+
+/// Replaces the municipality's document settings.
+pub async fn set_settings(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    input: SettingsInput,
+    now: DateTime<Utc>,
+    today: NaiveDate,
+) -> Result<SettingsView, ApiError> {
+    may_write(viewer, &input.municipality_id)?;
+    let mut errors = validation::errors_of(&input);
+    errors.extend(not_in_future(
+        input.last_serious_incident_on,
+        today,
+        "last_serious_incident_on",
+    ));
+    validation::finish(errors)?;
+    let now = crate::services::db_time::to_db_precision(now);
+    let current = document_setting::Entity::find_by_id(&input.municipality_id)
+        .one(db)
+        .await?;
+    let items = match &input.significant_change_items {
+        Some(items) => {
+            let mut items = items.clone();
+            items.sort();
+            items.dedup();
+            Some(serde_json::to_string(&items).map_err(ApiError::internal)?)
+        }
+        None => current.as_ref().and_then(|r| r.significant_changes.clone()),
+    };
+    match current {
+        None => {
+            expect_version(input.version, 0)?;
+            document_setting::ActiveModel {
+                municipality_id: Set(input.municipality_id.clone()),
+                last_serious_incident_on: Set(input.last_serious_incident_on),
+                significant_changes: Set(items),
+                updated_by: Set(viewer.user_id.clone()),
+                updated_at: Set(now),
+                version: Set(1),
+            }
+            .insert(db)
+            .await?;
+        }
+        Some(row) => {
+            expect_version(input.version, row.version)?;
+            let done = document_setting::Entity::update_many()
+                .col_expr(
+                    document_setting::Column::LastSeriousIncidentOn,
+                    Expr::value(input.last_serious_incident_on),
+                )
+                .col_expr(
+                    document_setting::Column::SignificantChanges,
+                    Expr::value(items),
+                )
+                .col_expr(
+                    document_setting::Column::UpdatedBy,
+                    Expr::value(viewer.user_id.clone()),
+                )
+                .col_expr(document_setting::Column::UpdatedAt, Expr::value(now))
+                .col_expr(
+                    document_setting::Column::Version,
+                    Expr::value(row.version + 1),
+                )
+                .filter(document_setting::Column::MunicipalityId.eq(row.municipality_id.as_str()))
+                .filter(document_setting::Column::Version.eq(row.version))
+                .exec(db)
+                .await?;
+            if done.rows_affected != 1 {
+                return Err(ErrorCode::StaleVersion.into());
+            }
+        }
+    }
+    settings(db, viewer, &input.municipality_id).await
+}
+
+/// What the threshold test of one PIA file needs, read from the current data; `None` when the
+/// municipality has neither items nor recorded inputs under that name.
+pub async fn threshold_inputs(
+    db: &impl ConnectionTrait,
+    municipality: &str,
+    pia_file_name: &str,
+) -> Result<Option<ThresholdInputs>, ApiError> {
+    let recorded = pia_file::Entity::find()
+        .filter(pia_file::Column::MunicipalityId.eq(municipality))
+        .filter(pia_file::Column::Name.eq(pia_file_name))
+        .one(db)
+        .await?;
+    let items = consignment_item::Entity::find()
+        .filter(consignment_item::Column::MunicipalityId.eq(municipality))
+        .filter(consignment_item::Column::PiaFile.eq(pia_file_name))
+        .all(db)
+        .await?;
+    if recorded.is_none() && items.is_empty() {
+        return Ok(None);
+    }
+    // A subquery, not a list of ids: a file may hold more items than a statement may bind.
+    let of_file = Query::select()
+        .column(consignment_item::Column::Id)
+        .from(consignment_item::Entity)
+        .and_where(consignment_item::Column::MunicipalityId.eq(municipality))
+        .and_where(consignment_item::Column::PiaFile.eq(pia_file_name))
+        .to_owned();
+    let nodes = chain_node::Entity::find()
+        .filter(chain_node::Column::ItemId.in_subquery(of_file))
+        .filter(chain_node::Column::PermissionState.is_in(HANDLING_STATES))
+        .all(db)
+        .await?;
+    let org_names = names_of(db, &nodes, municipality).await?;
+    let name = |id: &str| org_names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let items_by_id: HashMap<&str, &consignment_item::Model> =
+        items.iter().map(|i| (i.id.as_str(), i)).collect();
+    let contributions = nodes
+        .iter()
+        .filter_map(|n| {
+            let item = items_by_id.get(n.item_id.as_str())?;
+            contribution(n, item, &name)
+        })
+        .collect();
+    let settings = document_setting::Entity::find_by_id(municipality)
+        .one(db)
+        .await?;
+    Ok(Some(ThresholdInputs {
+        municipality: name(municipality),
+        pia_file: pia_file_name.to_owned(),
+        people: recorded
+            .as_ref()
+            .and_then(|r| PeopleBracket::parse(&r.people_bracket)),
+        own_staff: recorded
+            .as_ref()
+            .and_then(|r| HandlerBracket::parse(&r.own_staff_bracket)),
+        counted_on: recorded.as_ref().map(|r| r.counted_on),
+        last_serious_incident_on: settings.and_then(|s| s.last_serious_incident_on),
+        contributions,
+    }))
+}
+
+/// A node's part in the handler count; `None` for a cloud provider that by contract does not
+/// handle the data (not a tier, BRIEF 3). Tier 1's bracket is its item's (②委託先における取扱者数).
+fn contribution(
+    n: &chain_node::Model,
+    item: &consignment_item::Model,
+    name: &impl Fn(&str) -> String,
+) -> Option<Contribution> {
+    if n.cloud_classification.as_deref() == Some("no_access") {
+        return None;
+    }
+    let bracket = if n.parent_id.is_none() {
+        HandlerBracket::parse(&item.handler_bracket)
+    } else {
+        n.handler_bracket.as_deref().and_then(HandlerBracket::parse)
+    };
+    Some(Contribution {
+        organisation_id: n.contractor_id.clone(),
+        organisation_name: name(&n.contractor_id),
+        item_title: item.title.clone(),
+        tier: n.tier,
+        bracket,
+    })
+}
+
+/// The threshold test of one PIA file of `municipality` on `today`, recomputed from the current
+/// chains; for the municipality's own staff only.
+pub async fn threshold_test(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    municipality: &str,
+    pia_file_name: &str,
+    today: NaiveDate,
+) -> Result<ThresholdTest, ApiError> {
+    if !viewer.is_municipal(municipality) {
+        return Err(ErrorCode::NotFound.into());
+    }
+    let inputs = threshold_inputs(db, municipality, pia_file_name)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    Ok(threshold::evaluate(&inputs, today))
+}
+
+/// The decision screen's warning when permitting the pending node would take its PIA file's
+/// handlers from under 500 to 500 or more: the threshold test must be done again (BRIEF 5).
+pub async fn reassessment_warning(
+    db: &impl ConnectionTrait,
+    node_id: &str,
+    today: NaiveDate,
+) -> Result<Option<Warning>, ApiError> {
+    let Some(node) = chain_node::Entity::find_by_id(node_id).one(db).await? else {
+        return Ok(None);
+    };
+    if node.permission_state != "applying" {
+        return Ok(None);
+    }
+    let Some(item) = consignment_item::Entity::find_by_id(&node.item_id)
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some((before, after)) = crossing_for(db, &node, &item, today).await? else {
+        return Ok(None);
+    };
+    let result = |t: &ThresholdTest| t.result.as_ref().map(|r| r.label.clone());
+    let (ja_change, en_change) = match (result(&before), result(&after)) {
+        (Some(b), Some(a)) if b != a => (
+            format!(
+                "しきい値判断結果が「{}」から「{}」に変わります。",
+                b.ja, a.ja
+            ),
+            format!(
+                " The required assessment changes from \"{}\" to \"{}\".",
+                b.en, a.en
+            ),
+        ),
+        _ => (String::new(), String::new()),
+    };
+    Ok(Some(Warning {
+        code: "reassessment_required".to_owned(),
+        message: Msg::new(
+            format!(
+                "この再委託を許諾すると、特定個人情報ファイル「{}」の取扱者数(下限値)が{}人から{}人になり、500人以上となるため、しきい値判断の再実施(特定個人情報保護評価の再評価)が必要です。{ja_change}",
+                item.pia_file, before.handlers.lower_bound, after.handlers.lower_bound
+            ),
+            format!(
+                "Permitting this subcontract takes the handlers of the PIA file \"{}\" from {} to {} (lower bound), 500 or more, so the threshold test must be done again (re-assessment required).{en_change}",
+                item.pia_file, before.handlers.lower_bound, after.handlers.lower_bound
+            ),
+        ),
+        detail: json!({
+            "pia_file": item.pia_file,
+            "municipality_id": item.municipality_id,
+            "node_id": node.id,
+            "handlers_before": before.handlers.lower_bound,
+            "handlers_after": after.handlers.lower_bound,
+            "assessment_before": before.result.map(|r| r.assessment),
+            "assessment_after": after.result.map(|r| r.assessment),
+        }),
+    }))
+}
+
+/// The threshold test without and with a pending node, when the node takes its file's handlers
+/// from under 500 to 500 or more.
+async fn crossing_for(
+    db: &impl ConnectionTrait,
+    node: &chain_node::Model,
+    item: &consignment_item::Model,
+    today: NaiveDate,
+) -> Result<Option<(ThresholdTest, ThresholdTest)>, ApiError> {
+    let Some(inputs) = threshold_inputs(db, &item.municipality_id, &item.pia_file).await? else {
+        return Ok(None);
+    };
+    let org_names = names(db, [node.contractor_id.clone()]).await?;
+    let name = |id: &str| org_names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let Some(pending) = contribution(node, item, &name) else {
+        return Ok(None);
+    };
+    Ok(threshold::crossing(&inputs, pending, today))
+}
+
+// --- Significant changes (重要な変更) -------------------------------------------------------
+
+/// The kinds of change the municipality counts as significant (the default until it sets them).
+async fn change_items(
+    db: &impl ConnectionTrait,
+    municipality: &str,
+) -> Result<Vec<ChangeItem>, ApiError> {
+    let row = document_setting::Entity::find_by_id(municipality)
+        .one(db)
+        .await?;
+    Ok(stored_change_items(row.as_ref()))
+}
+
+fn stored_change_items(row: Option<&document_setting::Model>) -> Vec<ChangeItem> {
+    row.and_then(|r| r.significant_changes.as_deref())
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_else(|| ChangeItem::DEFAULT.to_vec())
+}
+
+/// The significant changes permitting a pending node (tier 2 or below) would make, with its item.
+async fn pending_changes(
+    db: &impl ConnectionTrait,
+    node: &chain_node::Model,
+    today: NaiveDate,
+) -> Result<Option<(consignment_item::Model, Vec<ChangeItem>)>, ApiError> {
+    if node.permission_state != "applying" || node.parent_id.is_none() {
+        return Ok(None);
+    }
+    let Some(item) = consignment_item::Entity::find_by_id(&node.item_id)
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let enabled = change_items(db, &item.municipality_id).await?;
+    if enabled.is_empty() {
+        return Ok(Some((item, Vec::new())));
+    }
+    let other_subcontracts = chain_node::Entity::find()
+        .filter(chain_node::Column::ItemId.eq(item.id.as_str()))
+        .filter(chain_node::Column::Tier.gte(2))
+        .filter(chain_node::Column::Id.ne(node.id.as_str()))
+        .filter(chain_node::Column::PermissionState.is_in(HANDLING_STATES))
+        .count(db)
+        .await?;
+    let facts = ChangeFacts {
+        first_subcontract: other_subcontracts == 0,
+        cloud_handling_data: node.hosts_environment
+            && node.cloud_classification.as_deref() != Some("no_access"),
+        handlers_reach_500: enabled.contains(&ChangeItem::HandlersReach500)
+            && crossing_for(db, node, &item, today).await?.is_some(),
+    };
+    let changes = significant::changes(&enabled, facts);
+    Ok(Some((item, changes)))
+}
+
+/// Why the pending node may not be permitted yet: each significant change it would make while
+/// no assessment is recorded for it (事前). Empty when nothing blocks.
+pub async fn unassessed_changes(
+    db: &impl ConnectionTrait,
+    node_id: &str,
+    today: NaiveDate,
+) -> Result<Vec<Unmet>, ApiError> {
+    let Some(node) = chain_node::Entity::find_by_id(node_id).one(db).await? else {
+        return Ok(Vec::new());
+    };
+    let Some((item, changes)) = pending_changes(db, &node, today).await? else {
+        return Ok(Vec::new());
+    };
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // An assessment covers the changes it was recorded for: an application corrected after it
+    // (差戻し) may make another one, which then needs its own.
+    let assessed: Vec<ChangeItem> = pia_assessment::Entity::find()
+        .filter(pia_assessment::Column::NodeId.eq(node_id))
+        .all(db)
+        .await?
+        .iter()
+        .flat_map(|a| serde_json::from_str::<Vec<ChangeItem>>(&a.items).unwrap_or_default())
+        .collect();
+    Ok(changes
+        .into_iter()
+        .filter(|c| !assessed.contains(c))
+        .map(|c| significant::not_assessed(c, &item.pia_file, node_id))
+        .collect())
+}
+
+/// The municipality's record of the assessment made for a pending subcontract.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssessmentInput {
+    /// The pending node (the application's target) whose permission makes the change.
+    #[validate(length(min = 1, max = 64))]
+    pub node_id: String,
+    /// The day the assessment was made (実施日).
+    pub assessed_on: NaiveDate,
+    /// What was assessed and concluded (提出時期に係る説明).
+    #[validate(length(min = 1, max = 4000), custom(function = "not_blank"))]
+    pub summary: String,
+}
+
+/// A recorded assessment.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AssessmentView {
+    pub id: String,
+    pub municipality_id: String,
+    pub pia_file: String,
+    pub node_id: String,
+    pub items: Vec<ChangeItem>,
+    pub assessed_on: NaiveDate,
+    pub summary: String,
+    /// The permission instance whose audit trail holds the record, and the record's seq.
+    pub instance_id: String,
+    pub audit_seq: i64,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<pia_assessment::Model> for AssessmentView {
+    fn from(m: pia_assessment::Model) -> Self {
+        Self {
+            items: serde_json::from_str(&m.items).unwrap_or_default(),
+            id: m.id,
+            municipality_id: m.municipality_id,
+            pia_file: m.pia_file,
+            node_id: m.node_id,
+            assessed_on: m.assessed_on,
+            summary: m.summary,
+            instance_id: m.instance_id,
+            audit_seq: m.audit_seq,
+            recorded_by: m.recorded_by,
+            recorded_at: m.recorded_at,
+        }
+    }
+}
+
+/// Records that the municipality assessed the significant changes a pending subcontract would
+/// make, in advance: the record and its audit entry in the permission instance's chain, in one
+/// transaction.
+pub async fn record_assessment(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    input: AssessmentInput,
+    acting: &Acting<'_>,
+) -> Result<AssessmentView, ApiError> {
+    let today = acting.now.today;
+    let txn = db.begin().await?;
+    let node = chain_node::Entity::find_by_id(&input.node_id)
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    let item = consignment_item::Entity::find_by_id(&node.item_id)
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    may_write(viewer, &item.municipality_id)?;
+    let mut errors = validation::errors_of(&input);
+    errors.extend(not_in_future(Some(input.assessed_on), today, "assessed_on"));
+    let changes = match pending_changes(&txn, &node, today).await? {
+        None => {
+            errors.push(FieldError::new(
+                "node_id",
+                "この委託先ノードは許諾の判断待ちではありません。",
+                "This node is not awaiting a permission decision.",
+            ));
+            Vec::new()
+        }
+        Some((_, changes)) if changes.is_empty() => {
+            errors.push(FieldError::new(
+                "node_id",
+                "この再委託は重要な変更に当たらないため、事前の評価の記録は不要です。",
+                "This subcontract makes no significant change; no assessment needs recording.",
+            ));
+            changes
+        }
+        Some((_, changes)) => changes,
+    };
+    validation::finish(errors)?;
+    let target = application_target::Entity::find()
+        .filter(application_target::Column::NodeId.eq(node.id.as_str()))
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    let now = crate::services::db_time::to_db_precision(acting.now.at);
+    let id = new_id(now);
+    let summary = input.summary.trim().to_owned();
+    let seq = instances::append_note(
+        &txn,
+        &target.instance_id,
+        ASSESSMENT_EVENT,
+        Some(&summary),
+        json!({
+            "assessment_id": id,
+            "pia_file": item.pia_file,
+            "items": changes,
+            "assessed_on": input.assessed_on,
+            "timing": "事前",
+        }),
+        acting,
+    )
+    .await
+    .map_err(|e| match e {
+        InstanceError::Concurrent => ApiError::new(ErrorCode::ConcurrentUpdate),
+        other => ApiError::internal(other.to_string()),
+    })?;
+    let row = pia_assessment::ActiveModel {
+        id: Set(id),
+        municipality_id: Set(item.municipality_id.clone()),
+        pia_file: Set(item.pia_file.clone()),
+        node_id: Set(node.id.clone()),
+        items: Set(serde_json::to_string(&changes).map_err(ApiError::internal)?),
+        assessed_on: Set(input.assessed_on),
+        summary: Set(summary),
+        instance_id: Set(target.instance_id.clone()),
+        audit_seq: Set(seq),
+        recorded_by: Set(viewer.user_id.clone()),
+        recorded_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(row.into())
+}
+
+/// The assessments a municipality recorded, newest first; optionally of one PIA file.
+pub async fn list_assessments(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    municipality: &str,
+    pia_file_name: Option<&str>,
+) -> Result<Vec<AssessmentView>, ApiError> {
+    if !viewer.is_municipal(municipality) {
+        return Err(ErrorCode::NotFound.into());
+    }
+    let mut q = pia_assessment::Entity::find()
+        .filter(pia_assessment::Column::MunicipalityId.eq(municipality))
+        .order_by_desc(pia_assessment::Column::RecordedAt)
+        .order_by_desc(pia_assessment::Column::Id);
+    if let Some(name) = pia_file_name {
+        q = q.filter(pia_assessment::Column::PiaFile.eq(name));
+    }
+    Ok(q.all(db)
+        .await?
+        .into_iter()
+        .map(AssessmentView::from)
+        .collect())
 }

@@ -801,6 +801,57 @@ async fn start_timers(
     Ok(())
 }
 
+/// Appends a record to an instance's audit chain without a transition (the state stays): an
+/// action on the instance's subject that must be in its trail, such as the municipality
+/// recording the assessment (特定個人情報保護評価) a significant change needs before permission.
+/// The row's version moves on, so a decision prepared before it must be reloaded. Returns the
+/// record's seq.
+pub async fn append_note(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    event: &str,
+    comment: Option<&str>,
+    details: Value,
+    acting: &Acting<'_>,
+) -> Result<i64, InstanceError> {
+    use workflow_instance::Column as I;
+    let now = to_db_precision(acting.now.at);
+    let row = workflow_instance::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or(InstanceError::NotFound)?;
+    let sealed = audit::seal(
+        ChainHead {
+            seq: row.audit_seq,
+            hash: row.audit_head.clone(),
+        },
+        NewAuditRecord {
+            instance_id: row.id.clone(),
+            at: now,
+            actor_id: acting.actor.id.to_owned(),
+            on_behalf_of: None,
+            event: event.to_owned(),
+            from_state: Some(row.state.clone()),
+            to_state: row.state.clone(),
+            step: None,
+            comment: comment.map(str::to_owned),
+            request_id: acting.request_id.map(str::to_owned),
+            details,
+        },
+    )?;
+    let head = sealed.head().clone();
+    let update = workflow_instance::Entity::update_many()
+        .col_expr(I::Version, Expr::value(row.version + 1))
+        .col_expr(I::UpdatedAt, Expr::value(now))
+        .col_expr(I::AuditSeq, Expr::value(head.seq))
+        .col_expr(I::AuditHead, Expr::value(head.hash.clone()))
+        .filter(I::Id.eq(row.id.as_str()))
+        .filter(I::Version.eq(row.version))
+        .into_query();
+    write_with_row(conn, update, sealed).await?;
+    Ok(head.seq)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

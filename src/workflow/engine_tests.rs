@@ -132,6 +132,7 @@ fn good_facts(vendor: &str, parents: &[&str]) -> DecisionFacts {
             ancestors,
         },
         policy: Policy::default_policy(),
+        significant_changes: Vec::new(),
     }
 }
 

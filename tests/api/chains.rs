@@ -7,8 +7,8 @@ use itaku::workflow::Now;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    application_fields, assert_api_error, day, item_body, spawn_app, Backend, Cast, TestApp,
-    CHUOKAI, KOKUHOREN, MEGURO, SHINJUKU,
+    application_fields, assert_api_error, day, item_body, spawn_app, unmet_codes, Backend, Cast,
+    TestApp, CHUOKAI, KOKUHOREN, MEGURO, SHINJUKU,
 };
 
 /// Fires an application event expecting 200.
@@ -195,6 +195,26 @@ async fn a_three_tier_chain_is_built_and_permitted_in_order(backend: Backend) {
         true,
     )
     .await;
+    // A cloud provider handling the data is a significant change (重要な変更) by default: the
+    // municipality records its assessment first (事前).
+    let refused = act_raw(
+        &app,
+        &cast.manager.token,
+        &id,
+        json!({ "event": "approve" }),
+    )
+    .await;
+    let error = assert_api_error(refused, 422, "transition_rejected").await;
+    assert_eq!(unmet_codes(&error), ["significant_change_not_assessed"]);
+    let assessed = app
+        .post_json_with_token(
+            "/api/v1/documents/assessments",
+            &cast.officer.token,
+            &json!({ "node_id": node, "assessed_on": app.state.clock.today_jst(),
+                     "summary": "クラウドサービスの利用開始に伴い、評価を実施した。" }),
+        )
+        .await;
+    assert_eq!(assessed.status(), 201);
     let permitted = act(
         &app,
         &cast.manager.token,
@@ -811,6 +831,8 @@ async fn the_openapi_document_describes_the_domain_api(backend: Backend) {
         "/api/v1/applications",
         "/api/v1/applications/{id}/events",
         "/api/v1/evidence/{id}/files",
+        "/api/v1/documents/threshold",
+        "/api/v1/documents/pia-files",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }

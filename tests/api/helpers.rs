@@ -187,6 +187,21 @@ impl TestApp {
         .await
     }
 
+    pub async fn put_json_with_token(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        send(
+            self.client
+                .put(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
     /// POSTs `body` as is, declared as `content_type`.
     pub async fn post_raw(
         &self,
@@ -748,6 +763,7 @@ impl TestApp {
             cloud_classification: Set(None),
             service_name: Set(None),
             advance_permission: Set(None),
+            handler_bracket: Set(Some("from_10_to_49".to_owned())),
             permission_state: Set("permitted".to_owned()),
             state_changed_at: Set(now),
             state_reason: Set(None),

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod browser;
 mod chains;
+mod documents;
 mod errors;
 mod health;
 mod identity;

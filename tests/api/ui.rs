@@ -85,7 +85,7 @@ pub fn csrf_of(html: &str) -> String {
     html[start..start + 64].to_owned()
 }
 
-async fn page(response: Response, status: u16) -> String {
+pub(crate) async fn page(response: Response, status: u16) -> String {
     let got = response.status().as_u16();
     let csp = response
         .headers()

@@ -1,18 +1,50 @@
-//! Documents: the PIA report's consignment section as JSON, CSV, XLSX or a print view.
+//! Documents: the PIA report's consignment section as JSON, CSV, XLSX or a print view; the
+//! threshold test (しきい値判断) of a PIA file as JSON or a print view, and its inputs.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::chains::viewer;
+use super::instances::acting;
 use crate::auth::AuthUser;
-use crate::documents::pia;
+use crate::documents::{pia, threshold};
 use crate::error::ApiError;
+use crate::services::documents;
 use crate::startup::AppState;
+use tracing_actix_web::RequestId;
 
-/// `/documents/pia`.
+/// `/documents/pia`, `/documents/threshold`, `/documents/pia-files`, `/documents/settings`,
+/// `/documents/assessments`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/documents/pia").route(web::get().to(pia_section)));
+    cfg.service(web::resource("/documents/pia").route(web::get().to(pia_section)))
+        .service(web::resource("/documents/threshold").route(web::get().to(threshold_test)))
+        .service(
+            web::resource("/documents/pia-files")
+                .route(web::get().to(list_pia_files))
+                .route(web::put().to(set_pia_file)),
+        )
+        .service(
+            web::resource("/documents/settings")
+                .route(web::get().to(settings))
+                .route(web::put().to(set_settings)),
+        )
+        .service(
+            web::resource("/documents/assessments")
+                .route(web::get().to(list_assessments))
+                .route(web::post().to(record_assessment)),
+        );
+}
+
+/// A print view's headers: standalone, no script, inline style only.
+fn print_view(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'",
+        ))
+        .body(body)
 }
 
 /// The output format.
@@ -74,12 +106,175 @@ pub async fn pia_section(
                 attachment(&format!("{stem}.xlsx")),
             ))
             .body(pia::to_xlsx(&section).map_err(ApiError::internal)?),
-        Format::Html => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .insert_header((
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'",
-            ))
-            .body(pia::to_html(&section)),
+        Format::Html => print_view(pia::to_html(&section)),
     })
+}
+
+/// The output format of a view-only document.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ViewFormat {
+    #[default]
+    Json,
+    Html,
+}
+
+/// Which PIA file, and how.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdQuery {
+    pub municipality: String,
+    /// The PIA file's name (特定個人情報ファイル), as recorded on the items.
+    pub pia_file: String,
+    #[serde(default)]
+    pub format: ViewFormat,
+}
+
+/// The threshold test (しきい値判断) of one PIA file, recomputed from the current chains: people
+/// in the file, handlers (the municipality's staff and every contractor's, at each bracket's
+/// lower bound), a serious incident in the last year, and the assessment required.
+#[utoipa::path(get, path = "/api/v1/documents/threshold", tag = "documents", params(ThresholdQuery),
+    responses((status = 200, body = threshold::ThresholdTest, description = "JSON, or the print view (HTML) by `format`"),
+        (status = 404)))]
+pub async fn threshold_test(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<ThresholdQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let test = documents::threshold_test(
+        &state.db,
+        &viewer(&user),
+        &q.municipality,
+        &q.pia_file,
+        state.clock.today_jst(),
+    )
+    .await?;
+    Ok(match q.format {
+        ViewFormat::Json => HttpResponse::Ok().json(test),
+        ViewFormat::Html => print_view(threshold::to_html(&test)),
+    })
+}
+
+/// Which municipality.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MunicipalityQuery {
+    pub municipality: String,
+}
+
+/// The PIA files of a municipality with their recorded threshold inputs.
+#[utoipa::path(get, path = "/api/v1/documents/pia-files", tag = "documents", params(MunicipalityQuery),
+    responses((status = 200, body = Vec<documents::PiaFileView>), (status = 404)))]
+pub async fn list_pia_files(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<MunicipalityQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let list = documents::list_pia_files(&state.db, &viewer(&user), &q.municipality).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// Record (or replace) a PIA file's threshold inputs: 対象人数, the municipality's own staff,
+/// いつ時点の計数か.
+#[utoipa::path(put, path = "/api/v1/documents/pia-files", tag = "documents",
+    request_body = documents::PiaFileInput,
+    responses((status = 200, body = documents::PiaFileView), (status = 403), (status = 404),
+        (status = 409, description = "stale_version"), (status = 422)))]
+pub async fn set_pia_file(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<documents::PiaFileInput>,
+) -> Result<HttpResponse, ApiError> {
+    let view = documents::set_pia_file(
+        &state.db,
+        &viewer(&user),
+        body.into_inner(),
+        state.clock.now(),
+        state.clock.today_jst(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The municipality's document settings.
+#[utoipa::path(get, path = "/api/v1/documents/settings", tag = "documents", params(MunicipalityQuery),
+    responses((status = 200, body = documents::SettingsView), (status = 404)))]
+pub async fn settings(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<MunicipalityQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let view = documents::settings(&state.db, &viewer(&user), &q.municipality).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Replace the municipality's document settings.
+#[utoipa::path(put, path = "/api/v1/documents/settings", tag = "documents",
+    request_body = documents::SettingsInput,
+    responses((status = 200, body = documents::SettingsView), (status = 403), (status = 404),
+        (status = 409, description = "stale_version"), (status = 422)))]
+pub async fn set_settings(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<documents::SettingsInput>,
+) -> Result<HttpResponse, ApiError> {
+    let view = documents::set_settings(
+        &state.db,
+        &viewer(&user),
+        body.into_inner(),
+        state.clock.now(),
+        state.clock.today_jst(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Which municipality's assessments, optionally of one PIA file.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AssessmentQuery {
+    pub municipality: String,
+    pub pia_file: Option<String>,
+}
+
+/// The assessments a municipality recorded before significant changes, newest first.
+#[utoipa::path(get, path = "/api/v1/documents/assessments", tag = "documents", params(AssessmentQuery),
+    responses((status = 200, body = Vec<documents::AssessmentView>), (status = 404)))]
+pub async fn list_assessments(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<AssessmentQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let list = documents::list_assessments(
+        &state.db,
+        &viewer(&user),
+        &q.municipality,
+        q.pia_file.as_deref(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// Record the assessment (特定個人情報保護評価) made in advance for the significant changes a
+/// pending subcontract would make; audited in the permission's trail. Until it is recorded the
+/// permission is refused with `significant_change_not_assessed`.
+#[utoipa::path(post, path = "/api/v1/documents/assessments", tag = "documents",
+    request_body = documents::AssessmentInput,
+    responses((status = 201, body = documents::AssessmentView), (status = 403), (status = 404),
+        (status = 422, description = "validation_failed: e.g. the node makes no significant change")))]
+pub async fn record_assessment(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    body: web::Json<documents::AssessmentInput>,
+) -> Result<HttpResponse, ApiError> {
+    let rid = request_id.to_string();
+    let view = documents::record_assessment(
+        &state.db,
+        &viewer(&user),
+        body.into_inner(),
+        &acting(&state, &user, &rid),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(view))
 }

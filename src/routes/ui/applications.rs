@@ -341,6 +341,15 @@ fn field_rows(lang: Lang, fields: &Value) -> Vec<Value> {
     }
     push("hosts_environment", yes_no("hosts_environment"));
     push("service_name", text("service_name"));
+    if let Some(bracket) = text("handler_bracket")
+        .as_deref()
+        .and_then(crate::services::chains::HandlerBracket::parse)
+    {
+        rows.push(json!({
+            "label": lang.text("documents.handler_bracket", "handler_bracket"),
+            "value": bracket.label_ja(),
+        }));
+    }
     rows
 }
 

@@ -38,6 +38,10 @@ pub struct SubcontractContext {
 pub struct DecisionFacts {
     pub chain: ChainFacts,
     pub policy: Policy,
+    /// Significant changes (重要な変更) the node would make without the assessment recorded in
+    /// advance; `requirements_met` reports each beside the evidence requirements.
+    #[serde(default)]
+    pub significant_changes: Vec<Unmet>,
 }
 
 fn facts_missing() -> Unmet {
@@ -160,6 +164,7 @@ pub fn registry() -> Registry<SubcontractContext> {
                 };
                 let policy = declared.as_ref().unwrap_or(&f.policy);
                 unmet.extend(policy::evaluate(policy, &f.chain, i.now.today).unmet);
+                unmet.extend(f.significant_changes.iter().cloned());
             })
                 as Box<
                     dyn crate::workflow::registry::Guard<SubcontractContext>,
