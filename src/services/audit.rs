@@ -210,8 +210,12 @@ pub async fn write_with_row(
 ) -> Result<bool, DbErr> {
     let backend = conn.get_database_backend();
     let executed = if backend == DbBackend::Sqlite {
-        conn.execute(sqlite_write_with_row(row_write, sealed, None)?)
-            .await?
+        conn.execute(sqlite_write_with_row(
+            &SqliteRowWrite::build(&row_write),
+            &sealed,
+            None,
+        )?)
+        .await?
     } else {
         const ROW: &str = "instance_row";
         let (mut insert, mut select) = record_insert(&sealed);
@@ -240,15 +244,15 @@ pub async fn write_with_row(
 /// `changes()` of the first, as one two-statement [`Statement`]. With `tag`, the insert ends in
 /// `RETURNING tag`, so that a caller running several of them in one call can tell which wrote.
 pub fn sqlite_write_with_row(
-    row_write: impl RowWrite,
-    sealed: SealedRecord,
+    row_write: &SqliteRowWrite,
+    sealed: &SealedRecord,
     tag: Option<u32>,
 ) -> Result<Statement, DbErr> {
     let builder = sea_orm::sea_query::SqliteQueryBuilder;
-    let (mut insert, mut select) = record_insert(&sealed);
+    let (mut insert, mut select) = record_insert(sealed);
     select.and_where(Expr::cust("changes() = 1"));
     insert.select_from(select).map_err(query_error)?;
-    let (first, mut values) = row_write.build_any(&builder);
+    let SqliteRowWrite(first, mut values) = row_write.clone();
     let (second, more) = insert.build_any(&builder);
     values.0.extend(more.0);
     let sql = match tag {
@@ -260,6 +264,17 @@ pub fn sqlite_write_with_row(
         sql,
         values,
     ))
+}
+
+/// A row write built for SQLite: its SQL and values.
+#[derive(Clone, Debug)]
+pub struct SqliteRowWrite(String, sea_orm::sea_query::Values);
+
+impl SqliteRowWrite {
+    pub fn build(row_write: &impl RowWrite) -> Self {
+        let (sql, values) = row_write.build_any(&sea_orm::sea_query::SqliteQueryBuilder);
+        Self(sql, values)
+    }
 }
 
 /// The insert of a sealed record's columns, and the `SELECT` of its values to insert from.

@@ -14,11 +14,11 @@
 //! back and its transitions written again one per transaction, so one bad write never fails
 //! another.
 
-use sea_orm::sea_query::{UpdateStatement, Values};
+use sea_orm::sea_query::Values;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::services::audit::{self, SealedRecord};
+use crate::services::audit::{self, RowWrite, SealedRecord, SqliteRowWrite};
 
 /// The most transitions one transaction holds (each binds about twenty values; SQLite allows
 /// 32,766 per call).
@@ -32,7 +32,7 @@ pub struct GroupCommit {
 
 #[derive(Debug)]
 struct Job {
-    update: UpdateStatement,
+    row_write: SqliteRowWrite,
     sealed: SealedRecord,
     reply: oneshot::Sender<Result<bool, DbErr>>,
 }
@@ -46,17 +46,18 @@ impl GroupCommit {
         Self { jobs }
     }
 
-    /// Writes the instance row with `update` and, if that wrote a row, the sealed record; returns
-    /// whether it did, once the transaction holding it has committed.
+    /// Writes the instance row with `row_write` (its insert, or its update under a version)
+    /// and, if that wrote a row, the sealed record; returns whether it did, once the
+    /// transaction holding it has committed.
     pub async fn write(
         &self,
-        update: UpdateStatement,
+        row_write: &impl RowWrite,
         sealed: SealedRecord,
     ) -> Result<bool, DbErr> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
-                update,
+                row_write: SqliteRowWrite::build(row_write),
                 sealed,
                 reply,
             })
@@ -108,8 +109,7 @@ async fn write_in_one_transaction(
     let mut values = Values(Vec::new());
     for (ix, job) in jobs.iter().enumerate() {
         let tag = u32::try_from(ix).map_err(|e| DbErr::Custom(e.to_string()))?;
-        let statement =
-            audit::sqlite_write_with_row(job.update.clone(), job.sealed.clone(), Some(tag))?;
+        let statement = audit::sqlite_write_with_row(&job.row_write, &job.sealed, Some(tag))?;
         if !sql.is_empty() {
             sql.push_str("; ");
         }

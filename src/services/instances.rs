@@ -296,22 +296,36 @@ pub async fn audit_trail(
 /// Starts an instance of the latest version of a workflow, for kinds any client may start
 /// (a subcontract application is started by `applications`, which fixes its organisations).
 pub async fn create(
-    db: &DatabaseConnection,
+    conns: Conns<'_>,
     workflows: &WorkflowSet,
     new: NewInstance<'_>,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
+    let db = conns.db;
     if let Some(rt) = workflows.latest(new.workflow) {
         if MANAGED_KINDS.contains(&rt.context_kind()) {
             return Err(InstanceError::Managed(rt.context_kind().to_owned()));
         }
     }
-    // On PostgreSQL a plain creation (no correction to check, no timer to start) is one
-    // statement: the instance row and its first audit record, without BEGIN/COMMIT.
-    let alone = workflows.latest(new.workflow).is_some_and(|rt| {
-        one_statement_suffices(db, new.corrects.is_none() && rt.initial_timers().is_empty())
-    });
-    if alone {
+    // A plain creation (no correction to check, no timer to start) writes the instance row and
+    // its first audit record only: on PostgreSQL one statement, without BEGIN/COMMIT; on SQLite
+    // in the group commit task's next batch.
+    let plain = workflows
+        .latest(new.workflow)
+        .is_some_and(|rt| new.corrects.is_none() && rt.initial_timers().is_empty());
+    if plain {
+        if let Some(group) = conns.group_commit {
+            let (prepared, insert, sealed) = prepare_create(workflows, new, acting)?;
+            return if group.write(&insert, sealed).await? {
+                prepared.view(acting)
+            } else {
+                Err(InstanceError::Db(DbErr::Custom(
+                    "a new instance row was not written".to_owned(),
+                )))
+            };
+        }
+    }
+    if one_statement_suffices(db, plain) {
         return create_in(db, workflows, new, acting).await;
     }
     let txn = db.begin().await?;
@@ -331,15 +345,59 @@ pub async fn create_in(
     new: NewInstance<'_>,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
+    let corrects = new.corrects;
+    let (prepared, insert, sealed) = prepare_create(workflows, new, acting)?;
+    if let Some(corrected) = corrects {
+        check_correctable(conn, workflows, prepared.rt, corrected, &acting.actor).await?;
+    }
+    write_with_row(conn, insert, sealed).await?;
+    let (id, seq) = (&prepared.row.id, prepared.row.audit_seq);
+    start_timers(
+        conn,
+        id,
+        seq,
+        &prepared.rt.initial_timers(),
+        prepared.row.created_at,
+    )
+    .await?;
+    prepared.view(acting)
+}
+
+/// A new instance, decided and sealed but not written yet.
+struct Created<'s> {
+    row: workflow_instance::Model,
+    rt: &'s dyn WorkflowRuntime,
+    st: StoredInstance,
+}
+
+impl Created<'_> {
+    /// The creator is the submitter, who may always see it: the answer comes from what was
+    /// written.
+    fn view(self, acting: &Acting<'_>) -> Result<InstanceView, InstanceError> {
+        view(self.rt, self.row, &self.st, acting)
+    }
+}
+
+/// Lets the engine start the instance and seals its first audit record; returns the row's
+/// insert and the record.
+fn prepare_create<'s>(
+    workflows: &'s WorkflowSet,
+    new: NewInstance<'_>,
+    acting: &Acting<'_>,
+) -> Result<
+    (
+        Created<'s>,
+        sea_orm::sea_query::InsertStatement,
+        audit::SealedRecord,
+    ),
+    InstanceError,
+> {
     let rt = workflows
         .latest(new.workflow)
         .ok_or_else(|| InstanceError::UnknownWorkflow(new.workflow.to_owned()))?
         .as_ref();
     let created = rt.create(acting.actor.id, &acting.actor, new.context)?;
     let now = to_db_precision(acting.now.at);
-    if let Some(corrected) = new.corrects {
-        check_correctable(conn, workflows, rt, corrected, &acting.actor).await?;
-    }
     let id = new_id(now);
     let sealed = audit::seal(
         ChainHead::genesis(),
@@ -361,9 +419,8 @@ pub async fn create_in(
             }),
         },
     )?;
-    let seq = sealed.head().seq;
     let row = workflow_instance::Model {
-        id: id.clone(),
+        id,
         workflow_id: rt.id().to_owned(),
         workflow_version: i32::try_from(rt.version()).unwrap_or(i32::MAX),
         state: created.state.clone(),
@@ -376,22 +433,19 @@ pub async fn create_in(
         created_at: now,
         updated_at: now,
         // The record is sealed already, so the row carries its head from the start.
-        audit_seq: seq,
+        audit_seq: sealed.head().seq,
         audit_head: sealed.head().hash.clone(),
     };
     let insert =
         workflow_instance::Entity::insert(workflow_instance::ActiveModel::from(row.clone()))
             .into_query();
-    write_with_row(conn, insert, sealed).await?;
-    start_timers(conn, &id, seq, &rt.initial_timers(), now).await?;
-    // The creator is the submitter, who may always see it: answer from what was written.
     let st = StoredInstance {
         state: created.state,
         submitter: row.submitter.clone(),
         context: created.context,
         progress: created.progress,
     };
-    view(rt, row, &st, acting)
+    Ok((Created { row, rt, st }, insert, sealed))
 }
 
 /// Applies an event: the state, the audit record, the outbox and timers are written all or
@@ -430,7 +484,7 @@ pub async fn fire(
             write_transition(&txn, &transition, sealed, req).await?;
             txn.commit().await.map_err(conflict_on_unique)?;
         } else if !group
-            .write(row_update(&transition), sealed)
+            .write(&row_update(&transition), sealed)
             .await
             .map_err(conflict_on_unique)?
         {
@@ -920,7 +974,7 @@ mod tests {
             context,
             corrects: None,
         };
-        let created = create(&db.conn, &set, new, &submitter).await?;
+        let created = create(Conns::single(&db.conn), &set, new, &submitter).await?;
         assert_eq!(created.state, "draft");
         assert_eq!(created.audit_seq, 1);
         assert_eq!(created.available_events, ["submit"]);
@@ -975,7 +1029,7 @@ mod tests {
                 context,
                 corrects: None,
             };
-            let view = create(&db.conn, &set, new, &acting(&submitter, &staff)).await?;
+            let view = create(conns, &set, new, &acting(&submitter, &staff)).await?;
             ids.push((submitter, view.id));
         }
         let submit = FireRequest {
@@ -1028,8 +1082,8 @@ mod tests {
             .value(sea_orm::sea_query::Alias::new("x"), 1)
             .to_owned();
         let (broken, good) = futures_util::future::join(
-            group.write(broken, sealed.clone()),
-            group.write(row_update(&transition), sealed),
+            group.write(&broken, sealed.clone()),
+            group.write(&row_update(&transition), sealed),
         )
         .await;
         assert!(broken.is_err(), "{broken:?}");

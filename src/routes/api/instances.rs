@@ -125,7 +125,7 @@ async fn create(
     let rid = request_id.to_string();
     let acting = acting(&state, &user, &rid);
     let view = instances::create(
-        &state.db,
+        state.conns(),
         &state.workflows,
         NewInstance {
             workflow: &body.workflow,
