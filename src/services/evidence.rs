@@ -756,36 +756,42 @@ pub struct Upload {
     pub bytes: Vec<u8>,
 }
 
-/// The uploads judged by content: those that are PDF, PNG or JPEG, and an error for every other
-/// (`files[i]`), or for none at all (`files`).
+/// Every upload that is not a PDF, PNG or JPEG by its content (`files[i]`), or `files` when
+/// there is none at all.
+pub fn upload_errors(uploads: &[Upload]) -> Vec<FieldError> {
+    if uploads.is_empty() {
+        return vec![FieldError::new(
+            "files",
+            "ファイルを選択してください。",
+            "Choose at least one file.",
+        )];
+    }
+    uploads
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| crate::domain::files::MediaType::sniff(&u.bytes).is_none())
+        .map(|(ix, _)| {
+            FieldError::new(
+                format!("files[{ix}]"),
+                "PDF・PNG・JPEGのファイルのみ登録できます(内容で判定します)。",
+                "Only PDF, PNG and JPEG files are accepted (judged by content).",
+            )
+        })
+        .collect()
+}
+
+/// The uploads judged by content, with [`upload_errors`].
 fn sniff_uploads(
     uploads: Vec<Upload>,
 ) -> (
     Vec<(Upload, crate::domain::files::MediaType)>,
     Vec<FieldError>,
 ) {
-    if uploads.is_empty() {
-        return (
-            Vec::new(),
-            vec![FieldError::new(
-                "files",
-                "ファイルを選択してください。",
-                "Choose at least one file.",
-            )],
-        );
-    }
-    let mut checked = Vec::new();
-    let mut errors = Vec::new();
-    for (ix, u) in uploads.into_iter().enumerate() {
-        match crate::domain::files::MediaType::sniff(&u.bytes) {
-            Some(kind) => checked.push((u, kind)),
-            None => errors.push(FieldError::new(
-                format!("files[{ix}]"),
-                "PDF・PNG・JPEGのファイルのみ登録できます(内容で判定します)。",
-                "Only PDF, PNG and JPEG files are accepted (judged by content).",
-            )),
-        }
-    }
+    let errors = upload_errors(&uploads);
+    let checked = uploads
+        .into_iter()
+        .filter_map(|u| crate::domain::files::MediaType::sniff(&u.bytes).map(|kind| (u, kind)))
+        .collect();
     (checked, errors)
 }
 
@@ -874,7 +880,7 @@ pub async fn attach(
     today: NaiveDate,
 ) -> Result<EvidenceView, ApiError> {
     let (checked, errors) = sniff_uploads(uploads);
-    if checked.is_empty() && errors.len() == 1 && errors[0].field == "files" {
+    if errors.iter().any(|e| e.field == "files") {
         return Err(ApiError::validation(errors));
     }
     if !errors.is_empty() {

@@ -77,7 +77,8 @@ pub async fn sign_in(
     let client_ip = request.peer_addr().map(|a| a.ip());
     match auth_session::sign_in(&state, credentials, client_ip).await {
         Ok(signed_in) => {
-            let mut response = see_other("/inbox");
+            // Home: the portal for a contractor, the inbox for anyone else.
+            let mut response = see_other("/");
             let cookie = auth_session::session_cookie(&signed_in.token, state.token_ttl);
             let _ = response.add_cookie(&cookie);
             Ok(response)
