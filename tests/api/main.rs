@@ -19,5 +19,5 @@ mod shutdown;
 mod sqlite;
 mod tokens;
 mod ui;
-mod ui_screens;
+pub mod ui_screens;
 mod workflows;

@@ -205,7 +205,14 @@ async fn the_evidence_form_shows_every_error_next_to_its_field_and_stores_nothin
         let at = html
             .find(&format!(r#"id="{id}""#))
             .unwrap_or_else(|| panic!("{id}: {html}"));
-        assert!(html[at..].chars().take(200).collect::<String>().contains(text), "{id} says {text}");
+        assert!(
+            html[at..]
+                .chars()
+                .take(200)
+                .collect::<String>()
+                .contains(text),
+            "{id} says {text}"
+        );
     }
     assert!(html.contains(r#"id="error-summary""#));
     assert!(html.contains(r#"aria-invalid="true""#));
@@ -227,7 +234,14 @@ async fn the_evidence_form_shows_every_error_next_to_its_field_and_stores_nothin
     let form = with_file(text_parts(&iso_fields(&csrf)), "big.pdf", &big);
     let html = page(jar.post_multipart(&app, &library, form).await, 422).await;
     let at = html.find(r#"id="f-file-error""#).expect("the file's error");
-    assert!(html[at..].chars().take(200).collect::<String>().contains("1 MB"), "{html}");
+    assert!(
+        html[at..]
+            .chars()
+            .take(200)
+            .collect::<String>()
+            .contains("1 MB"),
+        "{html}"
+    );
     assert!(html.contains("IS 654321"));
     // An individual number is refused too, and never echoed back.
     jar.set("itaku_lang", "ja");
@@ -706,7 +720,42 @@ async fn a_contractors_home_is_its_portal_with_its_nodes_applications_and_missin
     let _ = SHINJUKU;
 }
 
+async fn an_admin_reads_the_workflow_definitions_with_their_versions_and_diagrams(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let admin = app.person("meguro_admin", &[(MEGURO, "admin")]).await;
+    let mut jar = Jar::with_session(&admin.token);
+    let html = page(jar.get(&app, "/admin/workflows").await, 200).await;
+    assert!(
+        html.contains(r#"id="wf-subcontract_permission-1""#),
+        "{html}"
+    );
+    assert!(html.contains("最新版"));
+    let diagram = "/api/v1/workflows/subcontract_permission/1/diagram.svg?lang=ja";
+    // Templates escape `=` too; the browser reads the entity back.
+    let escaped = diagram.replace('=', "&#x3D;");
+    assert!(html.contains(&format!(r#"src="{escaped}""#)), "{html}");
+    let svg = jar.get(&app, diagram).await;
+    assert_eq!(svg.status(), 200);
+    assert!(svg.text().await.unwrap().contains("<svg"));
+    // Every transition with its roles and guards.
+    for text in ["requirements_met", "chain_in_force", "課長"] {
+        assert!(html.contains(text), "{text}");
+    }
+    // Anyone else: as if it did not exist.
+    let mut officer = Jar::with_session(&cast.officer.token);
+    page(officer.get(&app, "/admin/workflows").await, 404).await;
+    let inbox = page(officer.get(&app, "/inbox").await, 200).await;
+    assert!(
+        !inbox.contains("/admin/workflows"),
+        "no link for a non-admin"
+    );
+}
+
 on_both_backends!(
+    an_admin_reads_the_workflow_definitions_with_their_versions_and_diagrams,
     a_contractor_records_evidence_with_files_and_the_officer_verifies_then_revokes_it,
     the_evidence_form_shows_every_error_next_to_its_field_and_stores_nothing,
     the_expiry_calendar_lists_what_expires_within_90_days_nearest_first_with_markers_in_words,

@@ -43,10 +43,7 @@ fn label(lang: Lang, name: &str) -> String {
 }
 
 /// The form's sections; `parties` is the contractor and parents part of a new application.
-fn sections(
-    lang: Lang,
-    parties: Option<Parties>,
-) -> Vec<Section> {
+fn sections(lang: Lang, parties: Option<Parties>) -> Vec<Section> {
     let mut out = Vec::new();
     if let Some((contractors, parents)) = parties {
         let contractors = std::iter::once((String::new(), lang.text("form.choose", "")))
@@ -255,11 +252,7 @@ fn values_of(app: &ApplicationView) -> Values {
 
 /// Organisations that may be proposed as subcontractor (not municipalities, not the user's
 /// own), and the user's permitted nodes as possible parents.
-async fn parties(
-    state: &AppState,
-    user: &UiUser,
-    lang: Lang,
-) -> Result<Parties, ApiError> {
+async fn parties(state: &AppState, user: &UiUser, lang: Lang) -> Result<Parties, ApiError> {
     let v = viewer(&user.0);
     let mut contractors = Vec::new();
     let mut number = 1;

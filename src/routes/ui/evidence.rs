@@ -315,6 +315,15 @@ pub fn calendar_rows(
         .collect()
 }
 
+/// A file size for people: bytes, KB or MB.
+fn size_label(bytes: i64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{} KB", (b + 1023) / 1024),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
 /// A value of a stored record as text.
 fn value_text(lang: Lang, value: &Value) -> String {
     match value {
@@ -472,7 +481,7 @@ async fn library_page(
                     "href": format!("/api/v1/evidence/{}/files/{}", e.id, f.sha256),
                     "name": f.filename,
                     "media_type": f.media_type,
-                    "size": format!("{:.1} KB", f.size as f64 / 1024.0),
+                    "size": size_label(f.size),
                 })).collect::<Vec<_>>(),
                 "may_verify": library.may_verify && e.status == "unverified",
                 "may_revoke": library.may_verify && e.status != "revoked",

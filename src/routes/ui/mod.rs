@@ -5,6 +5,7 @@
 //! carries a CSRF token (double submit: a random cookie and the same value in the form), and
 //! every HTML response a strict Content-Security-Policy.
 
+mod admin;
 mod application_form;
 mod applications;
 mod evidence;
@@ -59,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sign-out", web::post().to(session::sign_out))
             .route("/inbox", web::get().to(applications::inbox))
             .route("/portal", web::get().to(portal::home))
+            .route("/admin/workflows", web::get().to(admin::workflows))
             .route(
                 "/applications/new",
                 web::get().to(application_form::new_form),

@@ -77,6 +77,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../frontend/templates/portal.hbs"),
     ),
     (
+        "admin_workflows",
+        include_str!("../../../frontend/templates/admin_workflows.hbs"),
+    ),
+    (
         "evidence_overview",
         include_str!("../../../frontend/templates/evidence_overview.hbs"),
     ),
@@ -257,6 +261,7 @@ impl Page {
                 "display_name": user.display_name,
                 "grants": grants,
                 "is_contractor": user.grants.iter().any(|g| g.role == "contractor"),
+                "is_admin": user.has_role("admin"),
             }),
         })
     }
