@@ -754,7 +754,66 @@ async fn an_admin_reads_the_workflow_definitions_with_their_versions_and_diagram
     );
 }
 
+/// Signs in through the form in a fresh browser.
+async fn signed_in(app: &TestApp, login: &str) -> Jar {
+    let mut jar = Jar::default();
+    let csrf = csrf_of(&page(jar.get(app, "/sign-in").await, 200).await);
+    let response = jar
+        .post(
+            app,
+            "/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("login", login),
+                ("password", crate::helpers::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    jar
+}
+
+async fn the_language_a_user_chooses_is_stored_on_the_user_and_follows_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    Cast::create(&app).await;
+    let mut first = signed_in(&app, "meguro_officer").await;
+    assert!(
+        first.get_value("itaku_lang").is_none(),
+        "Japanese until chosen"
+    );
+    let csrf = csrf_of(&page(first.get(&app, "/inbox").await, 200).await);
+    let chosen = first
+        .post(
+            &app,
+            "/language",
+            &[("csrf", &csrf), ("lang", "en"), ("back", "/evidence")],
+        )
+        .await;
+    assert_eq!(chosen.headers()[LOCATION], "/evidence");
+    let stored = entity::user::Entity::find()
+        .filter(entity::user::Column::Login.eq("meguro_officer"))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.language.as_deref(), Some("en"));
+    // Another browser: English from the sign-in on.
+    let mut second = signed_in(&app, "meguro_officer").await;
+    assert_eq!(second.get_value("itaku_lang"), Some("en"));
+    let html = page(second.get(&app, "/evidence").await, 200).await;
+    assert!(
+        html.contains(r#"<html lang="en">"#) && html.contains("Evidence expiring within 90 days")
+    );
+    // Someone else keeps Japanese.
+    let mut other = signed_in(&app, "meguro_chief").await;
+    assert!(other.get_value("itaku_lang").is_none());
+    assert!(page(other.get(&app, "/inbox").await, 200)
+        .await
+        .contains(r#"<html lang="ja">"#));
+}
+
 on_both_backends!(
+    the_language_a_user_chooses_is_stored_on_the_user_and_follows_them,
     an_admin_reads_the_workflow_definitions_with_their_versions_and_diagrams,
     a_contractor_records_evidence_with_files_and_the_officer_verifies_then_revokes_it,
     the_evidence_form_shows_every_error_next_to_its_field_and_stores_nothing,
