@@ -339,6 +339,21 @@ pub struct EvidenceFilter {
     pub per_page: Option<u64>,
 }
 
+/// Which of `orgs` the viewer may read the evidence of (a few at a time: each is looked up).
+pub async fn readable(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    orgs: impl IntoIterator<Item = String>,
+) -> Result<BTreeSet<String>, ApiError> {
+    let mut out = BTreeSet::new();
+    for org in orgs {
+        if !out.contains(&org) && standing(db, viewer, &org).await?.is_some() {
+            out.insert(org);
+        }
+    }
+    Ok(out)
+}
+
 /// The organisations whose evidence the viewer may read: its own, those in its
 /// municipalities' chains, and those directly below its nodes.
 pub async fn visible_organisations(

@@ -207,10 +207,6 @@ pub(super) async fn render_detail(
         .await
         .map_err(|e| fail(app_error(e)))?;
 
-    // Whose evidence libraries the checklist may link to.
-    let readable = crate::services::evidence::visible_organisations(&state.db, &viewer)
-        .await
-        .map_err(fail)?;
     let mut targets = Vec::new();
     for t in &app.targets {
         let checklist =
@@ -248,7 +244,7 @@ pub(super) async fn render_detail(
             "state_id": t.state,
             "version": t.version,
             "diagram_url": format!("/api/v1/instances/{}/diagram.svg?lang={}", t.instance_id, lang.code()),
-            "checklist": checklist_view(lang, &checklist, state, &readable).await.map_err(fail)?,
+            "checklist": checklist_view(lang, &checklist, state, &viewer).await.map_err(fail)?,
             "timeline": timeline,
             "actions": actions,
         }));
@@ -359,7 +355,7 @@ async fn checklist_view(
     lang: Lang,
     list: &Value,
     state: &AppState,
-    readable: &std::collections::BTreeSet<String>,
+    viewer: &crate::services::access::Viewer,
 ) -> Result<Value, ApiError> {
     let entries = list
         .get("checklist")
@@ -377,6 +373,9 @@ async fn checklist_view(
             .map(str::to_owned),
     )
     .await?;
+    // Whose evidence libraries the rows may link to.
+    let readable =
+        crate::services::evidence::readable(&state.db, viewer, names.keys().cloned()).await?;
     let msg = |v: &Value| view::text_of(lang, v.get("message"));
     let rows: Vec<Value> = entries
         .iter()
