@@ -18,6 +18,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub password_hash: String,
     pub created_at: DateTimeUtc,
+    /// The web UI's language the user chose (`ja` or `en`); none means Japanese.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub language: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

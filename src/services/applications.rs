@@ -303,6 +303,17 @@ fn system_acting<'a>(grants: &'a [Grant], now: Now, request_id: Option<&'a str>)
     }
 }
 
+/// Every error of a request's own fields (each field alone, between fields, and individual
+/// numbers), without looking at the database: what a form shows beside its fields.
+pub fn field_errors<T: Validate + Serialize>(
+    body: &T,
+    fields: &ApplicationFields,
+) -> Vec<FieldError> {
+    let mut errors = validation::errors_of(body);
+    errors.extend(cross_field_errors(fields));
+    errors
+}
+
 /// The rules between fields of an application (the derive checks each field alone).
 fn cross_field_errors(f: &ApplicationFields) -> Vec<FieldError> {
     let mut errors = Vec::new();
@@ -346,8 +357,7 @@ pub async fn create(
     input: ApplicationInput,
     acting: &Acting<'_>,
 ) -> Result<ApplicationView, AppError> {
-    let mut errors = validation::errors_of(&input);
-    errors.extend(cross_field_errors(&input.fields));
+    let mut errors = field_errors(&input, &input.fields);
     let f = &input.fields;
     let today = acting.now.today;
     let txn = db.begin().await?;
@@ -1030,6 +1040,69 @@ pub async fn checklist(
     }))
 }
 
+/// A requirement of one of an organisation's own nodes that asks something of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Request {
+    pub node_id: String,
+    pub item_id: String,
+    pub entry: policy::ChecklistEntry,
+}
+
+/// What the requirement policy (of the latest definition) asks of `org` for the nodes it holds
+/// that are applying, permitted or suspended: every requirement not met today, and every one
+/// met by evidence that runs out within `days`. Only for the organisation's own contractor
+/// users.
+pub async fn requests_for(
+    db: &impl ConnectionTrait,
+    workflows: &WorkflowSet,
+    viewer: &Viewer,
+    org: &str,
+    today: NaiveDate,
+    days: u32,
+) -> Result<Vec<Request>, AppError> {
+    if !viewer.is_contractor(org) {
+        return Err(ErrorCode::NotFound.into());
+    }
+    let latest = workflows
+        .latest(WORKFLOW)
+        .map(|rt| rt.version())
+        .ok_or_else(|| ApiError::internal(format!("{WORKFLOW} is not loaded")))?;
+    let policy = policy_of(
+        workflows,
+        WORKFLOW,
+        i32::try_from(latest).unwrap_or(i32::MAX),
+    )?;
+    let soon = today + chrono::Days::new(u64::from(days));
+    let nodes = chain_node::Entity::find()
+        .filter(chain_node::Column::ContractorId.eq(org))
+        .filter(chain_node::Column::PermissionState.is_in(["applying", "permitted", "suspended"]))
+        .order_by_asc(chain_node::Column::ItemId)
+        .order_by_asc(chain_node::Column::Tier)
+        .all(db)
+        .await?;
+    let mut out = Vec::new();
+    for n in nodes {
+        let facts = chain_facts(db, &n.id).await?;
+        let evaluation = policy::evaluate(&policy, &facts, today);
+        out.extend(
+            evaluation
+                .checklist
+                .into_iter()
+                .filter(|e| e.node_id == n.id)
+                .filter(|e| {
+                    e.status != policy::EvidenceStatus::Met
+                        || e.valid_until.is_some_and(|u| u <= soon)
+                })
+                .map(|entry| Request {
+                    node_id: n.id.clone(),
+                    item_id: n.item_id.clone(),
+                    entry,
+                }),
+        );
+    }
+    Ok(out)
+}
+
 /// The outcome of an event on an application.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventOutcome {
@@ -1466,9 +1539,7 @@ pub async fn update(
     if !viewer.is_contractor(&view.applicant_id) {
         return Err(ErrorCode::Forbidden.into());
     }
-    let mut errors = validation::errors_of(&input);
-    errors.extend(cross_field_errors(&input.fields));
-    validation::finish(errors)?;
+    validation::finish(field_errors(&input, &input.fields))?;
     let app = subcontract_application::Entity::find_by_id(id)
         .one(&txn)
         .await?

@@ -603,6 +603,31 @@ pub async fn get_item(
     }
 }
 
+/// The nodes the viewer's organisations hold as contractor, each with its item: by item, then
+/// tier.
+pub async fn nodes_held(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+) -> Result<Vec<(chain_node::Model, consignment_item::Model)>, ApiError> {
+    let nodes = chain_node::Entity::find()
+        .filter(chain_node::Column::ContractorId.is_in(viewer.contractor.iter().cloned()))
+        .order_by_asc(chain_node::Column::ItemId)
+        .order_by_asc(chain_node::Column::Tier)
+        .order_by_asc(chain_node::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let mut out = Vec::new();
+    for n in nodes {
+        if let Some(item) = consignment_item::Entity::find_by_id(&n.item_id)
+            .one(db)
+            .await?
+        {
+            out.push((n, item));
+        }
+    }
+    Ok(out)
+}
+
 /// The nodes of one item.
 pub async fn nodes_of_item(
     db: &impl ConnectionTrait,

@@ -220,15 +220,14 @@ async fn view(
     })
 }
 
-/// Records evidence: by a member of the organisation, or by a municipal writer of a chain it
-/// is in. Every invalid field is listed at once.
-pub async fn create(
+/// The invalid fields of a new record, after checking that the viewer may record evidence of
+/// its organisation (`NotFound` if it may not see the organisation, `Forbidden` if it may only
+/// read). Every invalid field is listed, by its path in the request.
+pub async fn check_input(
     db: &impl ConnectionTrait,
     viewer: &Viewer,
-    input: EvidenceInput,
-    now: DateTime<Utc>,
-    today: NaiveDate,
-) -> Result<EvidenceView, ApiError> {
+    input: &EvidenceInput,
+) -> Result<Vec<FieldError>, ApiError> {
     let st = standing(db, viewer, &input.organisation_id).await?;
     match st {
         Some(Standing::Owner | Standing::Parent | Standing::Municipal { writer: true }) => {}
@@ -244,7 +243,7 @@ pub async fn create(
             e
         })
         .collect();
-    errors.extend(validation::no_individual_numbers(&input));
+    errors.extend(validation::no_individual_numbers(input));
     if let Some(node_id) = &input.node_id {
         let node = chain_node::Entity::find_by_id(node_id).one(db).await?;
         if node.is_none_or(|n| n.contractor_id != input.organisation_id) {
@@ -255,6 +254,19 @@ pub async fn create(
             ));
         }
     }
+    Ok(errors)
+}
+
+/// Records evidence: by a member of the organisation, or by a municipal writer of a chain it
+/// is in. Every invalid field is listed at once.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    input: EvidenceInput,
+    now: DateTime<Utc>,
+    today: NaiveDate,
+) -> Result<EvidenceView, ApiError> {
+    let errors = check_input(db, viewer, &input).await?;
     validation::finish(errors)?;
     let (valid_from, valid_until) = input.fields.validity();
     let renewal_pending = serde_json::to_value(&input.fields)
@@ -327,14 +339,27 @@ pub struct EvidenceFilter {
     pub per_page: Option<u64>,
 }
 
-/// Evidence the viewer may see, soonest expiry first.
-pub async fn list(
+/// Which of `orgs` the viewer may read the evidence of (a few at a time: each is looked up).
+pub async fn readable(
     db: &impl ConnectionTrait,
     viewer: &Viewer,
-    filter: &EvidenceFilter,
-    today: NaiveDate,
-) -> Result<Paged<EvidenceView>, ApiError> {
-    // The organisations whose evidence the viewer may read.
+    orgs: impl IntoIterator<Item = String>,
+) -> Result<BTreeSet<String>, ApiError> {
+    let mut out = BTreeSet::new();
+    for org in orgs {
+        if !out.contains(&org) && standing(db, viewer, &org).await?.is_some() {
+            out.insert(org);
+        }
+    }
+    Ok(out)
+}
+
+/// The organisations whose evidence the viewer may read: its own, those in its
+/// municipalities' chains, and those directly below its nodes.
+pub async fn visible_organisations(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+) -> Result<BTreeSet<String>, ApiError> {
     let mut orgs: BTreeSet<String> = viewer.member.clone();
     let items: Vec<String> = consignment_item::Entity::find()
         .select_only()
@@ -366,6 +391,17 @@ pub async fn list(
             .into_iter()
             .map(|n| n.contractor_id),
     );
+    Ok(orgs)
+}
+
+/// Evidence the viewer may see, soonest expiry first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    filter: &EvidenceFilter,
+    today: NaiveDate,
+) -> Result<Paged<EvidenceView>, ApiError> {
+    let mut orgs = visible_organisations(db, viewer).await?;
     if let Some(o) = &filter.organisation {
         orgs.retain(|x| x == o);
     }
@@ -390,6 +426,143 @@ pub async fn list(
         items.push(view(db, r, today).await?);
     }
     Ok(Paged::new(items, total, page))
+}
+
+/// Evidence the viewer may see that expires within `days` of `today` (from today on), nearest
+/// first; revoked records are left out. `organisation` narrows it to one organisation.
+pub async fn expiring(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    organisation: Option<&str>,
+    today: NaiveDate,
+    days: u32,
+) -> Result<Vec<EvidenceView>, ApiError> {
+    let until = today + chrono::Days::new(u64::from(days));
+    let mut out = Vec::new();
+    let mut number = 1;
+    loop {
+        let filter = EvidenceFilter {
+            organisation: organisation.map(str::to_owned),
+            kind: None,
+            expiring_before: Some(until),
+            page: Some(number),
+            per_page: Some(200),
+        };
+        let page = list(db, viewer, &filter, today).await?;
+        let done = page.items.is_empty() || page.page * page.per_page >= page.total;
+        out.extend(
+            page.items
+                .into_iter()
+                .filter(|e| e.valid_until.is_some_and(|u| u >= today) && e.status != "revoked"),
+        );
+        if done {
+            return Ok(out);
+        }
+        number += 1;
+    }
+}
+
+/// A node an organisation holds, as its evidence library names it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LibraryNode {
+    pub id: String,
+    pub item_title: String,
+    pub municipality_name: String,
+    pub tier: i32,
+}
+
+/// One organisation's evidence as the viewer may see and handle it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Library {
+    pub organisation_id: String,
+    pub organisation_name: String,
+    /// The viewer may record evidence and attach files.
+    pub may_record: bool,
+    /// The viewer may verify and revoke (an officer of a municipality whose chain includes it).
+    pub may_verify: bool,
+    /// Every record, newest first.
+    pub records: Vec<EvidenceView>,
+    /// The organisation's nodes the viewer may see (a record may be about one of them).
+    pub nodes: Vec<LibraryNode>,
+    /// Whom its NDA may name: `(id, name)` of the organisations (or municipality) directly
+    /// above its nodes.
+    pub counterparties: Vec<(String, String)>,
+}
+
+/// An organisation's evidence library; `NotFound` unless the viewer may see its evidence.
+pub async fn library(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    org: &str,
+    today: NaiveDate,
+) -> Result<Library, ApiError> {
+    let st = standing(db, viewer, org)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    let rows = evidence_record::Entity::find()
+        .filter(evidence_record::Column::OrganisationId.eq(org))
+        .order_by_desc(evidence_record::Column::CreatedAt)
+        .order_by_desc(evidence_record::Column::Id)
+        .all(db)
+        .await?;
+    let mut records = Vec::new();
+    for r in rows {
+        records.push(view(db, r, today).await?);
+    }
+    let held = chain_node::Entity::find()
+        .filter(chain_node::Column::ContractorId.eq(org))
+        .order_by_asc(chain_node::Column::Tier)
+        .order_by_asc(chain_node::Column::Id)
+        .all(db)
+        .await?;
+    let mut nodes = Vec::new();
+    let mut above = BTreeSet::new();
+    for n in &held {
+        let Ok((_, item)) = crate::services::chains::get_node(db, viewer, &n.id).await else {
+            continue;
+        };
+        match &n.parent_id {
+            None => {
+                above.insert(item.municipality_id.clone());
+            }
+            Some(p) => {
+                if let Some(parent) = chain_node::Entity::find_by_id(p).one(db).await? {
+                    above.insert(parent.contractor_id);
+                }
+            }
+        }
+        nodes.push((n, item));
+    }
+    let names = crate::services::chains::names(
+        db,
+        nodes
+            .iter()
+            .map(|(_, i)| i.municipality_id.clone())
+            .chain(above.iter().cloned())
+            .chain([org.to_owned()]),
+    )
+    .await?;
+    let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    Ok(Library {
+        organisation_id: org.to_owned(),
+        organisation_name: name(org),
+        may_record: matches!(
+            st,
+            Standing::Owner | Standing::Parent | Standing::Municipal { writer: true }
+        ),
+        may_verify: st == (Standing::Municipal { writer: true }),
+        records,
+        nodes: nodes
+            .iter()
+            .map(|(n, item)| LibraryNode {
+                id: n.id.clone(),
+                item_title: item.title.clone(),
+                municipality_name: name(&item.municipality_id),
+                tier: n.tier,
+            })
+            .collect(),
+        counterparties: above.iter().map(|id| (id.clone(), name(id))).collect(),
+    })
 }
 
 /// An officer verifies a record: from then on it counts while valid, and it is frozen.
@@ -598,51 +771,53 @@ pub struct Upload {
     pub bytes: Vec<u8>,
 }
 
-/// Attaches files to an unverified record: each must be a PDF, PNG or JPEG by its content.
-/// Content is stored once per SHA-256, in the same transaction as the link.
-pub async fn attach(
-    db: &DatabaseConnection,
-    viewer: &Viewer,
-    id: &str,
-    uploads: Vec<Upload>,
-    now: DateTime<Utc>,
-    today: NaiveDate,
-) -> Result<EvidenceView, ApiError> {
+/// Every upload that is not a PDF, PNG or JPEG by its content (`files[i]`), or `files` when
+/// there is none at all.
+pub fn upload_errors(uploads: &[Upload]) -> Vec<FieldError> {
     if uploads.is_empty() {
-        return Err(ApiError::invalid_field(
+        return vec![FieldError::new(
             "files",
             "ファイルを選択してください。",
             "Choose at least one file.",
-        ));
+        )];
     }
-    let mut checked = Vec::new();
-    let mut errors = Vec::new();
-    for (ix, u) in uploads.into_iter().enumerate() {
-        match crate::domain::files::MediaType::sniff(&u.bytes) {
-            Some(kind) => checked.push((u, kind)),
-            None => errors.push(FieldError::new(
+    uploads
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| crate::domain::files::MediaType::sniff(&u.bytes).is_none())
+        .map(|(ix, _)| {
+            FieldError::new(
                 format!("files[{ix}]"),
                 "PDF・PNG・JPEGのファイルのみ登録できます(内容で判定します)。",
                 "Only PDF, PNG and JPEG files are accepted (judged by content).",
-            )),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::new(ErrorCode::UnsupportedFileType).with_details(errors));
-    }
-    let txn = db.begin().await?;
-    let (r, st) = visible(&txn, viewer, id).await?;
-    match st {
-        Standing::Owner | Standing::Parent | Standing::Municipal { writer: true } => {}
-        Standing::Municipal { writer: false } => return Err(ErrorCode::Forbidden.into()),
-    }
-    if r.verified_at.is_some() || r.revoked_at.is_some() {
-        return Err(ApiError::new(ErrorCode::Conflict).with_details(vec![FieldError::new(
-            "status",
-            "確認済み・取消済みの証跡にはファイルを追加できません。新しい証跡として登録してください。",
-            "A verified or revoked record is frozen; record a new one instead.",
-        )]));
-    }
+            )
+        })
+        .collect()
+}
+
+/// The uploads judged by content, with [`upload_errors`].
+fn sniff_uploads(
+    uploads: Vec<Upload>,
+) -> (
+    Vec<(Upload, crate::domain::files::MediaType)>,
+    Vec<FieldError>,
+) {
+    let errors = upload_errors(&uploads);
+    let checked = uploads
+        .into_iter()
+        .filter_map(|u| crate::domain::files::MediaType::sniff(&u.bytes).map(|kind| (u, kind)))
+        .collect();
+    (checked, errors)
+}
+
+/// Stores checked files (content once per SHA-256) and links them to record `id`.
+async fn store_files(
+    txn: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: &str,
+    checked: Vec<(Upload, crate::domain::files::MediaType)>,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
     for (u, kind) in checked {
         let sha = hex::encode(Sha256::digest(&u.bytes));
         let size = i64::try_from(u.bytes.len()).unwrap_or(i64::MAX);
@@ -658,7 +833,7 @@ pub async fn attach(
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
         evidence_file::Entity::insert(evidence_file::ActiveModel {
             evidence_id: Set(id.to_owned()),
@@ -678,9 +853,68 @@ pub async fn attach(
             .do_nothing()
             .to_owned(),
         )
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
     }
+    Ok(())
+}
+
+/// Records evidence together with its files, all or nothing: every invalid field and every
+/// file that is not a PDF, PNG or JPEG is listed at once, and then nothing is stored.
+pub async fn create_with_files(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    input: EvidenceInput,
+    uploads: Vec<Upload>,
+    now: DateTime<Utc>,
+    today: NaiveDate,
+) -> Result<EvidenceView, ApiError> {
+    let (checked, file_errors) = sniff_uploads(uploads);
+    let txn = db.begin().await?;
+    let mut errors = check_input(&txn, viewer, &input).await?;
+    if errors.is_empty() && !file_errors.is_empty() {
+        return Err(ApiError::new(ErrorCode::UnsupportedFileType).with_details(file_errors));
+    }
+    errors.extend(file_errors);
+    validation::finish(errors)?;
+    let created = create(&txn, viewer, input, now, today).await?;
+    store_files(&txn, viewer, &created.id, checked, now).await?;
+    let out = get(&txn, viewer, &created.id, today).await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// Attaches files to an unverified record: each must be a PDF, PNG or JPEG by its content.
+/// Content is stored once per SHA-256, in the same transaction as the link.
+pub async fn attach(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: &str,
+    uploads: Vec<Upload>,
+    now: DateTime<Utc>,
+    today: NaiveDate,
+) -> Result<EvidenceView, ApiError> {
+    let (checked, errors) = sniff_uploads(uploads);
+    if errors.iter().any(|e| e.field == "files") {
+        return Err(ApiError::validation(errors));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::new(ErrorCode::UnsupportedFileType).with_details(errors));
+    }
+    let txn = db.begin().await?;
+    let (r, st) = visible(&txn, viewer, id).await?;
+    match st {
+        Standing::Owner | Standing::Parent | Standing::Municipal { writer: true } => {}
+        Standing::Municipal { writer: false } => return Err(ErrorCode::Forbidden.into()),
+    }
+    if r.verified_at.is_some() || r.revoked_at.is_some() {
+        return Err(ApiError::new(ErrorCode::Conflict).with_details(vec![FieldError::new(
+            "status",
+            "確認済み・取消済みの証跡にはファイルを追加できません。新しい証跡として登録してください。",
+            "A verified or revoked record is frozen; record a new one instead.",
+        )]));
+    }
+    store_files(&txn, viewer, id, checked, now).await?;
     let out = view(&txn, r, today).await?;
     txn.commit().await?;
     Ok(out)

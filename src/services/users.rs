@@ -186,6 +186,7 @@ async fn insert_user<C: ConnectionTrait>(
         email: Set(profile.email),
         password_hash: Set(password_hash),
         created_at: Set(now),
+        language: Set(None),
     };
     model
         .insert(db)
@@ -608,6 +609,30 @@ fn is_plausible_email(email: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// The web UI languages a user may choose.
+pub const LANGUAGES: [&str; 2] = ["ja", "en"];
+
+/// Stores the user's language for the web UI (`ja` or `en`).
+pub async fn set_language<C: ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    language: &str,
+) -> Result<(), ApiError> {
+    if !LANGUAGES.contains(&language) {
+        return Err(ApiError::invalid_field(
+            "language",
+            "表示言語は ja または en を指定してください。",
+            "The language is ja or en.",
+        ));
+    }
+    user::Entity::update_many()
+        .col_expr(user::Column::Language, Expr::value(language.to_owned()))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use serde_json::json;
 use entity::evidence_record;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::helpers::{spawn_app, Backend, Cast, TestApp, KOKUHOREN, PASSWORD};
+use crate::helpers::{spawn_app, Backend, Cast, TestApp, KOKUHOREN, MEGURO, PASSWORD};
 use crate::ui::thin_application_at_the_managers_step;
 
 /// A headless Chromium with a fresh profile, closed when the test ends.
@@ -82,6 +82,23 @@ impl Browser {
 
     async fn click(&self, css: &str) {
         self.element(css).await.click().await.unwrap();
+    }
+
+    /// Sets a date field's value (typing into one depends on the browser's locale).
+    async fn set_date(&self, css: &str, value: &str) {
+        let element = self.element(css).await;
+        self.client
+            .execute(
+                "arguments[0].value = arguments[1];",
+                vec![serde_json::to_value(&element).unwrap(), json!(value)],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Types into a field (for a file input: the path of the file to upload).
+    async fn type_into(&self, css: &str, text: &str) {
+        self.element(css).await.send_keys(text).await.unwrap();
     }
 
     async fn sign_in(&self, login: &str) {
@@ -183,5 +200,152 @@ async fn the_manager_sees_every_unmet_requirement_when_evidence_went_missing_bef
         assert!(refusal.contains(requirement), "{requirement} in {refusal}");
     }
     browser.screenshot("refusal").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_contractor_uploads_evidence_and_submits_an_application_and_the_officer_verifies_it() {
+    let app = spawn_app(Backend::Sqlite).await;
+    Cast::create(&app).await;
+    // A new subcontractor with every evidence but its structure chart.
+    app.create_organisation_of_kind("newco", "vendor", "株式会社新規")
+        .await;
+    let until = crate::helpers::day(2099, 3, 31);
+    for (kind, fields) in [
+        ("nda", json!({ "counterparty_organisation_id": KOKUHOREN })),
+        ("safeguards", json!({})),
+        ("iso27001", json!({ "covered_services": [] })),
+    ] {
+        app.insert_evidence("newco", kind, fields, until, true)
+            .await;
+    }
+    // Something of 東京都国保連's that expires soon, for the calendar.
+    let soon = app
+        .state
+        .clock
+        .today_jst()
+        .checked_add_days(chrono::Days::new(20))
+        .unwrap();
+    app.insert_evidence(KOKUHOREN, "privacy_mark", json!({}), soon, true)
+        .await;
+    let pdf_dir = tempfile::tempdir().unwrap();
+    let pdf = pdf_dir.path().join("structure-chart.pdf");
+    std::fs::write(&pdf, crate::ui_screens::PDF).unwrap();
+    let browser = Browser::open(&app).await;
+
+    // The contractor lands on its portal.
+    browser.sign_in("kokuhoren").await;
+    browser.text("#org-tokyo_kokuhoren").await;
+    browser.screenshot("portal").await;
+
+    // It files the application for the subcontractor as a draft.
+    browser.go("/portal").await;
+    browser.click("#new-application").await;
+    browser.click("#f-contractor_id option[value=newco]").await;
+    browser.click("#f-parent_node_ids-0").await;
+    for (field, value) in [
+        ("reason", "専門的な技術を有する事業者に委託するため"),
+        ("scope_of_work", "システムの運用・保守"),
+        ("data_scope", "被保険者の資格情報"),
+        ("capability", "同種業務の受託実績あり"),
+        (
+            "inspection_requirements",
+            "区の求めに応じ立入調査を受け入れる",
+        ),
+        ("structure_chart-tiers-0--organisation_name", "株式会社新規"),
+        ("structure_chart-tiers-0--responsible_person", "運用責任者"),
+        ("structure_chart-tiers-0--manager", "運用管理者"),
+        ("structure_chart-tiers-0--staff_count", "8"),
+        ("structure_chart-tiers-0--work_location", "東京都港区"),
+        ("supervision", "月次で作業報告を受ける"),
+        ("safeguards", "組織的・人的・物理的・技術的安全管理措置"),
+    ] {
+        browser.type_into(&format!("#f-{field}"), value).await;
+    }
+    browser.set_date("#f-period_start", "2020-04-01").await;
+    browser.set_date("#f-period_end", "2099-03-31").await;
+    browser.click("#f-nda_confirmed").await;
+    browser.screenshot("application-form").await;
+    browser.click("#save-draft").await;
+    assert!(!browser.text("#done").await.is_empty(), "saved");
+    // Its page without `?done=1`, so that the next notice is the submission's own.
+    let application = browser
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .to_owned();
+    // Then records the subcontractor's structure chart with its file, and submits.
+    browser.go("/organisations/newco/evidence").await;
+    browser.click("#new-evidence").await;
+    browser
+        .click("#kind-choice option[value=structure_chart]")
+        .await;
+    browser.click("#choose-kind").await;
+    for (field, value) in [
+        ("organisation_name", "株式会社新規"),
+        ("responsible_person", "運用責任者"),
+        ("manager", "運用管理者"),
+        ("staff_count", "8"),
+        ("work_location", "東京都港区"),
+        ("supervised_by", "東京都国民健康保険団体連合会"),
+    ] {
+        browser
+            .type_into(&format!("#f-tiers-0--{field}"), value)
+            .await;
+    }
+    browser.type_into("#f-file", pdf.to_str().unwrap()).await;
+    browser.screenshot("evidence-form").await;
+    browser.click("#save-evidence").await;
+    assert!(!browser.text("#done").await.is_empty());
+    let library = browser.text("main").await;
+    assert!(
+        library.contains("structure-chart.pdf") && library.contains("未確認"),
+        "{library}"
+    );
+    browser.screenshot("evidence-library").await;
+
+    browser.go(&application).await;
+    assert!(browser.client.find(Locator::Id("done")).await.is_err());
+    browser.click("#event-submit").await;
+    assert!(!browser.text("#done").await.is_empty(), "submitted");
+    browser.sign_out().await;
+
+    // The officer sees what is missing before a decision, and verifies the evidence.
+    browser.sign_in("meguro_officer").await;
+    browser.go("/inbox").await;
+    browser.click("#inbox tbody a").await;
+    let unmet = browser.text("ul.unmet").await;
+    assert!(unmet.contains("履行体制図"), "{unmet}");
+    browser.screenshot("missing-evidence").await;
+    browser
+        .click("table.checklist a[href='/organisations/newco/evidence']")
+        .await;
+    browser.click("button.verify").await;
+    assert!(!browser.text("#done").await.is_empty(), "verified");
+    browser.screenshot("evidence-verified").await;
+    browser.go("/inbox").await;
+    browser.click("#inbox tbody a").await;
+    browser.text("#event-approve").await;
+    let page = browser.text("main").await;
+    assert!(
+        !page.contains("現時点で満たされていない要件"),
+        "nothing missing: {page}"
+    );
+
+    // The overview's calendar marks what expires within 30 days in words.
+    browser.go("/evidence").await;
+    let calendar = browser.text("#calendar").await;
+    assert!(calendar.contains("30日以内"), "{calendar}");
+    browser.screenshot("evidence-overview").await;
+    browser.sign_out().await;
+
+    // The administrator reads the workflow definitions.
+    app.person("meguro_admin", &[(MEGURO, "admin")]).await;
+    browser.sign_in("meguro_admin").await;
+    browser.go("/admin/workflows").await;
+    browser.text("#wf-subcontract_permission-1").await;
+    browser.screenshot("admin-workflows").await;
     browser.close().await;
 }

@@ -20,4 +20,5 @@ mod shutdown;
 mod sqlite;
 mod tokens;
 mod ui;
+pub mod ui_screens;
 mod workflows;

@@ -21,7 +21,7 @@ impl Jar {
         jar
     }
 
-    fn set(&mut self, name: &str, value: &str) {
+    pub fn set(&mut self, name: &str, value: &str) {
         self.cookies.retain(|(n, _)| n != name);
         if !value.is_empty() {
             self.cookies.push((name.to_owned(), value.to_owned()));
@@ -78,6 +78,27 @@ impl Jar {
     }
 }
 
+impl Jar {
+    /// Posts a multipart form (uploads).
+    pub async fn post_multipart(
+        &mut self,
+        app: &TestApp,
+        path: &str,
+        form: reqwest::multipart::Form,
+    ) -> Response {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header(COOKIE, self.header())
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        self.take(&response);
+        response
+    }
+}
+
 /// The CSRF token a page's forms carry.
 pub fn csrf_of(html: &str) -> String {
     let marker = r#"name="csrf" value=""#;
@@ -85,7 +106,8 @@ pub fn csrf_of(html: &str) -> String {
     html[start..start + 64].to_owned()
 }
 
-pub(crate) async fn page(response: Response, status: u16) -> String {
+/// The body of an HTML page with the expected status, the CSP and the content type.
+pub async fn page(response: Response, status: u16) -> String {
     let got = response.status().as_u16();
     let csp = response
         .headers()
@@ -167,7 +189,13 @@ async fn signing_in_through_the_form_shows_the_inbox_with_organisation_and_role(
         )
         .await;
     assert_eq!(signed_in.status(), 303);
-    assert_eq!(signed_in.headers()[LOCATION], "/inbox");
+    assert_eq!(signed_in.headers()[LOCATION], "/");
+    let home = jar.get(&app, "/").await;
+    assert_eq!(
+        home.headers()[LOCATION],
+        "/inbox",
+        "an officer's home is the inbox"
+    );
     assert!(jar.get_value("itaku_token").is_some());
 
     let inbox = page(jar.get(&app, "/inbox").await, 200).await;

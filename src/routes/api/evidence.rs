@@ -89,41 +89,82 @@ pub async fn upload(
     id: web::Path<String>,
     mut payload: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = usize::try_from(state.settings.max_upload_mb)
-        .unwrap_or(usize::MAX)
-        .saturating_mul(1024 * 1024);
-    let mut uploads = Vec::new();
-    while let Some(field) = payload.next().await {
-        let mut field =
-            field.map_err(|e| ApiError::new(ErrorCode::BadRequest).with_cause(e.to_string()))?;
-        let filename = field
-            .content_disposition()
-            .and_then(|cd| cd.get_filename().map(str::to_owned))
-            .unwrap_or_default();
-        if field.name() != Some("file") {
-            // Drain and ignore other parts (a CSRF token from a form, say).
-            while let Some(chunk) = field.next().await {
-                chunk
-                    .map_err(|e| ApiError::new(ErrorCode::BadRequest).with_cause(e.to_string()))?;
-            }
-            continue;
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk
-                .map_err(|e| ApiError::new(ErrorCode::BadRequest).with_cause(e.to_string()))?;
-            if bytes.len() + chunk.len() > limit {
-                return Err(ApiError::new(ErrorCode::PayloadTooLarge).with_details(
-                    serde_json::json!({ "max_upload_mb": state.settings.max_upload_mb }),
-                ));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        uploads.push(Upload { filename, bytes });
+    let parts = read_multipart(&mut payload, upload_limit(&state)).await?;
+    if parts.too_large {
+        return Err(too_large(&state));
     }
+    let uploads = parts.files;
     let n = now(&state);
     let view = evidence::attach(&state.db, &viewer(&user), &id, uploads, n.at, n.today).await?;
     Ok(HttpResponse::Ok().json(view))
+}
+
+/// The largest accepted file, in bytes.
+pub(crate) fn upload_limit(state: &AppState) -> usize {
+    usize::try_from(state.settings.max_upload_mb)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1024 * 1024)
+}
+
+/// The error of a file over the limit.
+pub(crate) fn too_large(state: &AppState) -> ApiError {
+    ApiError::new(ErrorCode::PayloadTooLarge)
+        .with_details(serde_json::json!({ "max_upload_mb": state.settings.max_upload_mb }))
+}
+
+/// The largest text part of a multipart form (a field, not a file).
+const TEXT_PART_LIMIT: usize = 64 * 1024;
+
+/// What a multipart form held: its text fields in order, and its files (parts named `file`).
+#[derive(Debug, Default)]
+pub(crate) struct FormParts {
+    pub texts: Vec<(String, String)>,
+    pub files: Vec<Upload>,
+    /// A file was over the limit: reading stopped there (the parts before it are kept).
+    pub too_large: bool,
+}
+
+/// Reads a multipart form. A file part over `limit` bytes stops the reading with `too_large`
+/// set; a text part over 64 KiB, or one that is not UTF-8, is a bad request. A file input left
+/// empty by a browser (no name, no bytes) is skipped.
+pub(crate) async fn read_multipart(
+    payload: &mut Multipart,
+    limit: usize,
+) -> Result<FormParts, ApiError> {
+    let bad = |e: String| ApiError::new(ErrorCode::BadRequest).with_cause(e);
+    let mut parts = FormParts::default();
+    while let Some(field) = payload.next().await {
+        let mut field = field.map_err(|e| bad(e.to_string()))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        let filename = field
+            .content_disposition()
+            .and_then(|cd| cd.get_filename().map(str::to_owned));
+        let is_file = name == "file";
+        let cap = if is_file { limit } else { TEXT_PART_LIMIT };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| bad(e.to_string()))?;
+            if bytes.len() + chunk.len() > cap {
+                if is_file {
+                    parts.too_large = true;
+                    return Ok(parts);
+                }
+                return Err(bad(format!("the form field {name} is too long")));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if is_file {
+            let filename = filename.unwrap_or_default();
+            if filename.is_empty() && bytes.is_empty() {
+                continue;
+            }
+            parts.files.push(Upload { filename, bytes });
+        } else if filename.is_none() {
+            let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+            parts.texts.push((name, text));
+        }
+    }
+    Ok(parts)
 }
 
 /// Download a file: always as an attachment, never sniffed by the browser.

@@ -178,7 +178,7 @@ pub async fn detail(
 }
 
 /// What the last action did, shown above the application.
-enum Outcome {
+pub(super) enum Outcome {
     None,
     Done,
     /// The decision or action was refused: every unmet requirement.
@@ -189,7 +189,7 @@ enum Outcome {
     Error(String, Vec<Value>),
 }
 
-async fn render_detail(
+pub(super) async fn render_detail(
     state: &AppState,
     request: &HttpRequest,
     request_id: &RequestId,
@@ -244,13 +244,17 @@ async fn render_detail(
             "state_id": t.state,
             "version": t.version,
             "diagram_url": format!("/api/v1/instances/{}/diagram.svg?lang={}", t.instance_id, lang.code()),
-            "checklist": checklist_view(lang, &checklist, state).await.map_err(fail)?,
+            "checklist": checklist_view(lang, &checklist, state, &viewer).await.map_err(fail)?,
             "timeline": timeline,
             "actions": actions,
         }));
     }
 
     let fields = field_rows(lang, &app.fields);
+    let editable = app
+        .targets
+        .iter()
+        .any(|t| t.available_events.iter().any(|e| e == "edit"));
     let done = matches!(outcome, Outcome::Done);
     let outcome = match outcome {
         Outcome::None => Value::Null,
@@ -285,6 +289,7 @@ async fn render_detail(
             "targets": targets,
             "outcome": outcome,
             "done": done,
+            "edit_href": editable.then(|| format!("/applications/{}/edit", app.id)),
         }),
     );
     let body = view::render("application", &data).map_err(fail)?;
@@ -355,7 +360,12 @@ fn field_rows(lang: Lang, fields: &Value) -> Vec<Value> {
 
 /// The checklist as the template shows it: one row per tier and requirement, with the
 /// unmet reasons and warnings in the user's language.
-async fn checklist_view(lang: Lang, list: &Value, state: &AppState) -> Result<Value, ApiError> {
+async fn checklist_view(
+    lang: Lang,
+    list: &Value,
+    state: &AppState,
+    viewer: &crate::services::access::Viewer,
+) -> Result<Value, ApiError> {
     let entries = list
         .get("checklist")
         .and_then(Value::as_array)
@@ -372,6 +382,9 @@ async fn checklist_view(lang: Lang, list: &Value, state: &AppState) -> Result<Va
             .map(str::to_owned),
     )
     .await?;
+    // Whose evidence libraries the rows may link to.
+    let readable =
+        crate::services::evidence::readable(&state.db, viewer, names.keys().cloned()).await?;
     let msg = |v: &Value| view::text_of(lang, v.get("message"));
     let rows: Vec<Value> = entries
         .iter()
@@ -385,6 +398,7 @@ async fn checklist_view(lang: Lang, list: &Value, state: &AppState) -> Result<Va
             json!({
                 "tier": e.get("tier").cloned().unwrap_or(Value::Null),
                 "organisation": names.get(org).cloned().unwrap_or_else(|| org.to_owned()),
+                "library": readable.contains(org).then(|| format!("/organisations/{org}/evidence")),
                 "requirement": requirement,
                 "status_code": status,
                 "status": lang.text(&format!("status.{status}"), status),
@@ -467,8 +481,14 @@ pub async fn fire(
         Err(e) => app_error(e),
     };
     let status = error.code().spec().status;
+    let outcome = outcome_of(lang, error)?;
+    render_detail(&state, &request, &request_id, &user, &id, outcome, status).await
+}
+
+/// How the detail page shows a refused action; `NotFound` stays an error.
+pub(super) fn outcome_of(lang: Lang, error: ApiError) -> Result<Outcome, UiError> {
     let unmet = unmet_of(lang, &error);
-    let outcome = match error.code() {
+    Ok(match error.code() {
         ErrorCode::NotFound => return Err(UiError::api(error, lang)),
         ErrorCode::StaleVersion | ErrorCode::ConcurrentUpdate => Outcome::Conflict,
         ErrorCode::TransitionRejected | ErrorCode::TransitionForbidden => Outcome::Refused(unmet),
@@ -478,8 +498,7 @@ pub async fn fire(
             let spec = code.spec();
             Outcome::Error(lang.pick(spec.ja, spec.en).to_owned(), unmet)
         }
-    };
-    render_detail(&state, &request, &request_id, &user, &id, outcome, status).await
+    })
 }
 
 /// Every unmet requirement (or invalid field) of a refusal, in the user's language.

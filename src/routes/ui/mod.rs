@@ -5,8 +5,13 @@
 //! carries a CSRF token (double submit: a random cookie and the same value in the form), and
 //! every HTML response a strict Content-Security-Policy.
 
+mod admin;
+mod application_form;
 mod applications;
+mod evidence;
+mod form;
 mod items;
+mod portal;
 mod session;
 pub mod view;
 
@@ -34,6 +39,9 @@ pub const CSRF_COOKIE: &str = "itaku_csrf";
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The largest URL-encoded form a page may post.
+const FORM_LIMIT: usize = 512 * 1024;
+
 const SITE_CSS: &str = include_str!("../../../frontend/static/site.css");
 const PRINT_CSS: &str = include_str!("../../../frontend/static/print.css");
 
@@ -42,6 +50,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
             .wrap(from_fn(page_headers))
+            // The application form's long texts need more than the default 16 KiB.
+            .app_data(web::FormConfig::default().limit(FORM_LIMIT))
             .route("/", web::get().to(home))
             .route("/static/{file}", web::get().to(asset))
             .route("/language", web::post().to(session::language))
@@ -49,11 +59,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sign-in", web::post().to(session::sign_in))
             .route("/sign-out", web::post().to(session::sign_out))
             .route("/inbox", web::get().to(applications::inbox))
+            .route("/portal", web::get().to(portal::home))
+            .route("/admin/workflows", web::get().to(admin::workflows))
+            .route(
+                "/applications/new",
+                web::get().to(application_form::new_form),
+            )
+            .route("/applications", web::post().to(application_form::create))
             .route("/applications/{id}", web::get().to(applications::detail))
+            .route(
+                "/applications/{id}/edit",
+                web::get().to(application_form::edit_form),
+            )
+            .route(
+                "/applications/{id}/edit",
+                web::post().to(application_form::update),
+            )
             .route(
                 "/applications/{id}/events",
                 web::post().to(applications::fire),
             )
+            .route("/evidence", web::get().to(evidence::overview))
+            .route(
+                "/organisations/{id}/evidence",
+                web::get().to(evidence::library),
+            )
+            .route(
+                "/organisations/{id}/evidence",
+                web::post().to(evidence::create),
+            )
+            .route(
+                "/organisations/{id}/evidence/new",
+                web::get().to(evidence::new_form),
+            )
+            .route("/evidence/{id}/files", web::post().to(evidence::attach))
+            .route("/evidence/{id}/verify", web::post().to(evidence::verify))
+            .route("/evidence/{id}/revoke", web::post().to(evidence::revoke))
             .route("/items", web::get().to(items::list))
             .route("/items/{id}", web::get().to(items::chain)),
     );
@@ -77,8 +118,10 @@ async fn page_headers(
     Ok(response)
 }
 
-async fn home() -> HttpResponse {
-    see_other("/inbox")
+/// `/`: a contractor's home is its portal, everyone else's the inbox.
+async fn home(user: Option<UiUser>) -> HttpResponse {
+    let contractor = user.is_some_and(|u| u.0.grants.iter().any(|g| g.role == "contractor"));
+    see_other(if contractor { "/portal" } else { "/inbox" })
 }
 
 async fn asset(file: web::Path<String>) -> Result<HttpResponse, UiError> {

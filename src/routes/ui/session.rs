@@ -11,6 +11,7 @@ use super::view::{self, Lang, Page, UiLang, LANG_COOKIE};
 use super::{html, see_other, Csrf, UiError, UiUser};
 use crate::auth::session::{self as auth_session, Credentials};
 use crate::error::ErrorCode;
+use crate::services;
 use crate::startup::AppState;
 
 /// Query of the sign-in page.
@@ -77,9 +78,18 @@ pub async fn sign_in(
     let client_ip = request.peer_addr().map(|a| a.ip());
     match auth_session::sign_in(&state, credentials, client_ip).await {
         Ok(signed_in) => {
-            let mut response = see_other("/inbox");
+            // Home: the portal for a contractor, the inbox for anyone else.
+            let mut response = see_other("/");
             let cookie = auth_session::session_cookie(&signed_in.token, state.token_ttl);
             let _ = response.add_cookie(&cookie);
+            // The language the user chose follows them to any browser they sign in from.
+            let chosen = services::users::find_by_id(&state.db, &signed_in.user.id)
+                .await
+                .map_err(|e| UiError::api(e, lang))?
+                .and_then(|u| u.language);
+            if let Some(chosen) = chosen {
+                let _ = response.add_cookie(&lang_cookie(Lang::parse(&chosen)));
+            }
             Ok(response)
         }
         Err(e) => {
@@ -137,13 +147,31 @@ pub struct LanguageForm {
     back: String,
 }
 
-/// `POST /language`: remembers the language in a cookie and returns to the page.
+/// The cookie that remembers the language in this browser.
+fn lang_cookie(lang: Lang) -> Cookie<'static> {
+    Cookie::build(LANG_COOKIE, lang.code())
+        .path("/")
+        .secure(true)
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::days(365))
+        .finish()
+}
+
+/// `POST /language`: remembers the language in a cookie and, for a signed-in user, on the
+/// user; then returns to the page.
 pub async fn language(
+    state: web::Data<AppState>,
     request: HttpRequest,
+    user: Option<UiUser>,
     form: web::Form<LanguageForm>,
 ) -> Result<HttpResponse, UiError> {
     Csrf::check(&request, form.csrf.as_deref())?;
     let lang = Lang::parse(&form.lang);
+    if let Some(user) = user {
+        services::users::set_language(&state.db, &user.0.id, lang.code())
+            .await
+            .map_err(|e| UiError::api(e, lang))?;
+    }
     // Only a path of this site: never an open redirect.
     let back = if form.back.starts_with('/')
         && !form.back.starts_with("//")
@@ -154,12 +182,6 @@ pub async fn language(
         "/inbox"
     };
     let mut response = see_other(back);
-    let cookie = Cookie::build(LANG_COOKIE, lang.code())
-        .path("/")
-        .secure(true)
-        .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::days(365))
-        .finish();
-    let _ = response.add_cookie(&cookie);
+    let _ = response.add_cookie(&lang_cookie(lang));
     Ok(response)
 }

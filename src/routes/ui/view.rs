@@ -44,6 +44,46 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../frontend/templates/items.hbs"),
     ),
     ("item", include_str!("../../../frontend/templates/item.hbs")),
+    (
+        "form_field",
+        include_str!("../../../frontend/templates/form_field.hbs"),
+    ),
+    (
+        "form_sections",
+        include_str!("../../../frontend/templates/form_sections.hbs"),
+    ),
+    (
+        "form_summary",
+        include_str!("../../../frontend/templates/form_summary.hbs"),
+    ),
+    (
+        "expiry_calendar",
+        include_str!("../../../frontend/templates/expiry_calendar.hbs"),
+    ),
+    (
+        "evidence_library",
+        include_str!("../../../frontend/templates/evidence_library.hbs"),
+    ),
+    (
+        "evidence_form",
+        include_str!("../../../frontend/templates/evidence_form.hbs"),
+    ),
+    (
+        "application_form",
+        include_str!("../../../frontend/templates/application_form.hbs"),
+    ),
+    (
+        "portal",
+        include_str!("../../../frontend/templates/portal.hbs"),
+    ),
+    (
+        "admin_workflows",
+        include_str!("../../../frontend/templates/admin_workflows.hbs"),
+    ),
+    (
+        "evidence_overview",
+        include_str!("../../../frontend/templates/evidence_overview.hbs"),
+    ),
 ];
 
 /// The message catalogues, embedded in the binary.
@@ -217,7 +257,12 @@ impl Page {
             lang,
             csrf: csrf.to_owned(),
             path: path.to_owned(),
-            user: json!({ "display_name": user.display_name, "grants": grants }),
+            user: json!({
+                "display_name": user.display_name,
+                "grants": grants,
+                "is_contractor": user.grants.iter().any(|g| g.role == "contractor"),
+                "is_admin": user.has_role("admin"),
+            }),
         })
     }
 
