@@ -15,6 +15,7 @@ mod identity;
 mod instances;
 mod mail;
 mod migrations;
+mod obligations;
 mod shutdown;
 mod sqlite;
 mod tokens;
