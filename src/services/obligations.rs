@@ -54,7 +54,7 @@ use crate::workflow::Now;
 /// Rows written per statement while generating.
 const INSERT_CHUNK: usize = 500;
 /// Obligations claimed per transaction by a reminder pass.
-const REMIND_BATCH: u64 = 500;
+const REMIND_BATCH: u64 = 2_000;
 /// Statuses in which the owner still has to act (and is reminded).
 const OUTSTANDING: [&str; 2] = ["open", "returned"];
 
@@ -119,11 +119,10 @@ async fn insert_new(
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
         written += obligation::Entity::insert_many(chunk)
-            .on_conflict(
-                OnConflict::column(obligation::Column::GenerationKey)
-                    .do_nothing()
-                    .to_owned(),
-            )
+            // No conflict target: the id is derived from the key and the time, so two
+            // generators racing at the same moment collide on the primary key, at another
+            // moment on the key; either way the row exists and nothing is written.
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
             .exec_without_returning(conn)
             .await?;
     }
@@ -278,11 +277,7 @@ pub async fn remind_due(
         }
         if !mails.is_empty() {
             outbox_entity::Entity::insert_many(mails)
-                .on_conflict(
-                    OnConflict::column(outbox_entity::Column::IdempotencyKey)
-                        .do_nothing()
-                        .to_owned(),
-                )
+                .on_conflict(OnConflict::new().do_nothing().to_owned())
                 .exec_without_returning(&txn)
                 .await?;
         }
