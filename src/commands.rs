@@ -38,7 +38,7 @@ pub enum CommandError {
     Sweep(String),
     #[error("the workflow definitions cannot be loaded: {0}")]
     Workflows(String),
-    #[error("the timers could not be fired: {0}")]
+    #[error("the scheduler pass failed: {0}")]
     Remind(String),
 }
 
@@ -178,28 +178,56 @@ pub async fn sweep(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `remind [--at DATE]`: fires the workflow timers due on or before the day (default: today
-/// in Japan), once, printing them; their notifications wait in the outbox for a server's
-/// dispatcher. Safe beside running servers: each timer fires once.
+/// `remind [--at DATE]`: one scheduler pass for the day (default: today in Japan): fires the
+/// workflow timers due, writes the evidence-expiry reminders reached, generates the 年度's
+/// obligations and fires their due reminder stages, printing what it did; the mail waits in the
+/// outbox for a server's dispatcher. Safe beside running servers: everything is written once.
 pub async fn remind(
     settings: Settings,
     at: Option<chrono::NaiveDate>,
 ) -> Result<ExitCode, CommandError> {
+    let policy =
+        crate::schedule::load_obligation_policy(&settings).map_err(CommandError::Remind)?;
     let (connection, workflows, now) = deployed(&settings, at).await?;
     let today = now.today;
+    let scheduler = crate::schedule::Scheduler {
+        db: connection,
+        workflows: std::sync::Arc::new(workflows),
+        obligation_policy: std::sync::Arc::new(policy),
+        evidence_reminder_days: settings.evidence_reminder_days.clone(),
+    };
     let mut calendar = crate::schedule::calendar::BusinessCalendar::new();
-    let fired = crate::services::timers::fire_due(&connection, &workflows, &mut calendar, now)
+    let report = scheduler
+        .pass(&mut calendar, now)
         .await
         .map_err(|e| CommandError::Remind(e.to_string()))?;
     println!(
         "督促・エスカレーション / reminders and escalations due by {today}: {} fired",
-        fired.len()
+        report.timers.len()
     );
-    for t in fired {
+    for t in &report.timers {
         println!(
             "  {} {} {} (due {}) instance {}",
             t.id, t.timer, t.action, t.due, t.instance_id
         );
+    }
+    println!(
+        "証跡の期限通知 / evidence expiry reminders: {}",
+        report.evidence_reminders.len()
+    );
+    for r in &report.evidence_reminders {
+        println!(
+            "  {} {} of {} valid until {} ({} days)",
+            r.evidence_id, r.kind, r.organisation_id, r.valid_until, r.stage_days
+        );
+    }
+    println!(
+        "義務 / obligations: {} created, {} reminder stage(s) fired",
+        report.obligations_created,
+        report.obligation_reminders.len()
+    );
+    for o in &report.obligation_reminders {
+        println!("  {} {} (due {})", o.obligation_id, o.stage, o.due_on);
     }
     Ok(ExitCode::SUCCESS)
 }

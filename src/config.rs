@@ -66,6 +66,11 @@ pub struct Settings {
     pub mail: crate::notify::MailSettings,
     /// How often the server fires due workflow timers (reminders, escalations); 0 disables.
     pub timer_interval_seconds: u64,
+    /// Days before an evidence record's `valid_until` on which its owner and the root
+    /// municipality's officers are reminded (each stage once per record).
+    pub evidence_reminder_days: Vec<u32>,
+    /// A TOML file replacing the built-in obligation policy (`src/domain/obligation_policy.toml`).
+    pub obligation_policy: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -87,6 +92,8 @@ impl Default for Settings {
             evidence_sweep_interval_seconds: 3600,
             mail: crate::notify::MailSettings::default(),
             timer_interval_seconds: 900,
+            evidence_reminder_days: vec![90, 30, 7],
+            obligation_policy: None,
         }
     }
 }
@@ -143,6 +150,17 @@ impl Settings {
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return invalid("public_url", "must start with http:// or https://");
         }
+        if self.evidence_reminder_days.is_empty()
+            || self
+                .evidence_reminder_days
+                .iter()
+                .any(|d| !(1..=3650).contains(d))
+        {
+            return invalid(
+                "evidence_reminder_days",
+                "must list at least one number of days, each from 1 to 3650",
+            );
+        }
         if let Some((field, reason)) = self.mail.problem() {
             return invalid(field, &reason);
         }
@@ -192,6 +210,8 @@ impl fmt::Debug for Settings {
             )
             .field("mail", &self.mail)
             .field("timer_interval_seconds", &self.timer_interval_seconds)
+            .field("evidence_reminder_days", &self.evidence_reminder_days)
+            .field("obligation_policy", &self.obligation_policy)
             .finish()
     }
 }

@@ -26,6 +26,7 @@ use crate::auth::{password, JwtKeys};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, DbError};
+use crate::domain::obligations::ObligationPolicy;
 use crate::error;
 use crate::routes;
 use crate::services::{self, definitions};
@@ -56,6 +57,8 @@ pub struct AppState {
     pub workflows: Arc<WorkflowSet>,
     /// The context kinds this deployment knows.
     pub kinds: Arc<Kinds>,
+    /// Which obligations the chains generate and how they are reminded.
+    pub obligation_policy: Arc<ObligationPolicy>,
     /// Failed sign-ins per login and address (in memory, per replica).
     pub sign_in_limiter: FailureLimiter,
     /// Verified against when a login does not exist, so that both cases cost the same.
@@ -92,6 +95,8 @@ pub enum StartupError {
     PasswordHashing(String),
     #[error("cannot set up mail delivery")]
     Mail(#[from] crate::notify::dispatcher::MailSetupError),
+    #[error("the obligation policy is not valid: {0}")]
+    ObligationPolicy(String),
 }
 
 /// A built application, listening but not yet serving.
@@ -139,6 +144,8 @@ impl Application {
             .await
             .map_err(|e| StartupError::Workflows(e.to_string()))?;
         tracing::info!(definitions = workflows.len(), "workflow definitions loaded");
+        let obligation_policy = crate::schedule::load_obligation_policy(&settings)
+            .map_err(StartupError::ObligationPolicy)?;
 
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -165,6 +172,7 @@ impl Application {
             settings,
             workflows: Arc::new(workflows),
             kinds: Arc::new(kinds),
+            obligation_policy: Arc::new(obligation_policy),
         });
         let server = run(listener, state.clone())
             .map_err(|source| StartupError::Bind { address, source })?;
@@ -257,9 +265,13 @@ fn mail_and_timers(
     }
     match settings.timer_interval_seconds {
         0 => tracing::info!("workflow timers are disabled (timer_interval_seconds = 0)"),
-        seconds => tasks.push(tokio::spawn(crate::schedule::fire_timers_periodically(
-            state.db.clone(),
-            state.workflows.clone(),
+        seconds => tasks.push(tokio::spawn(crate::schedule::remind_periodically(
+            crate::schedule::Scheduler {
+                db: state.db.clone(),
+                workflows: state.workflows.clone(),
+                obligation_policy: state.obligation_policy.clone(),
+                evidence_reminder_days: settings.evidence_reminder_days.clone(),
+            },
             state.clock,
             StdDuration::from_secs(seconds),
             stop.clone(),

@@ -15,6 +15,8 @@ pub mod evidence_file;
 pub mod evidence_record;
 pub mod file;
 pub mod membership;
+pub mod obligation;
+pub mod obligation_event;
 pub mod organisation;
 pub mod outbox;
 pub mod pia_assessment;
@@ -41,6 +43,8 @@ pub mod prelude {
     pub use super::evidence_record::Entity as EvidenceRecord;
     pub use super::file::Entity as File;
     pub use super::membership::Entity as Membership;
+    pub use super::obligation::Entity as Obligation;
+    pub use super::obligation_event::Entity as ObligationEvent;
     pub use super::organisation::Entity as Organisation;
     pub use super::outbox::Entity as Outbox;
     pub use super::pia_assessment::Entity as PiaAssessment;

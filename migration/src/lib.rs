@@ -6,6 +6,7 @@ mod m20261122_000001_identity;
 mod m20261122_000002_workflow;
 mod m20261122_000003_chains;
 mod m20261124_000001_mail_delivery;
+mod m20261125_000001_obligations;
 mod m20261125_000001_user_language;
 mod m20261126_000001_documents;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_workflow::Migration),
             Box::new(m20261122_000003_chains::Migration),
             Box::new(m20261124_000001_mail_delivery::Migration),
+            Box::new(m20261125_000001_obligations::Migration),
             Box::new(m20261125_000001_user_language::Migration),
             Box::new(m20261126_000001_documents::Migration),
         ]

@@ -4,6 +4,7 @@ pub mod evidence;
 pub mod files;
 pub mod fiscal;
 pub mod numbers;
+pub mod obligations;
 pub mod policy;
 
 /// Roles a membership or deputyship can carry (see GLOSSARY.md).

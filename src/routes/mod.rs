@@ -17,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(api::chains::configure)
                 .configure(api::applications::configure)
                 .configure(api::evidence::configure)
+                .configure(api::obligations::configure)
                 .configure(api::documents::configure)
                 .configure(api::admin::configure)
                 .configure(api::openapi::configure),

@@ -69,6 +69,35 @@ impl BusinessCalendar {
         }
         day
     }
+
+    /// The `n`th business day before `start` (`start` itself never counts; `n = 0` is `start`).
+    pub fn sub_business_days(&mut self, start: NaiveDate, n: u32) -> NaiveDate {
+        let mut day = start;
+        let mut counted = 0;
+        while counted < n {
+            let Some(previous) = day.checked_sub_days(Days::new(1)) else {
+                return day;
+            };
+            day = previous;
+            if self.is_business_day(day) {
+                counted += 1;
+            }
+        }
+        day
+    }
+
+    /// `day` itself when it is a business day, otherwise the business day before it: where a
+    /// deadline on a closed day moves to.
+    pub fn on_or_before(&mut self, day: NaiveDate) -> NaiveDate {
+        let mut d = day;
+        while !self.is_business_day(d) {
+            let Some(previous) = d.checked_sub_days(Days::new(1)) else {
+                return d;
+            };
+            d = previous;
+        }
+        d
+    }
 }
 
 #[cfg(test)]
@@ -164,5 +193,19 @@ mod tests {
             calendar.add_business_days(d(2026, 11, 24), 0),
             d(2026, 11, 24)
         );
+    }
+
+    #[test]
+    fn deadlines_on_closed_days_move_back_and_counting_back_skips_them() {
+        let mut calendar = BusinessCalendar::new();
+        // 2027-03-31 is a Wednesday: it stays.
+        assert_eq!(calendar.on_or_before(d(2027, 3, 31)), d(2027, 3, 31));
+        // Sun 2026-05-03 (Golden Week): back over 5/2 (Sat) to Fri 5/1.
+        assert_eq!(calendar.on_or_before(d(2026, 5, 3)), d(2026, 5, 1));
+        // 2027-01-02 (year-end closure): back to Mon 12/28.
+        assert_eq!(calendar.on_or_before(d(2027, 1, 2)), d(2026, 12, 28));
+        // Thu 5/7 − 2 business days: Fri 5/1, Thu 4/30.
+        assert_eq!(calendar.sub_business_days(d(2026, 5, 7), 2), d(2026, 4, 30));
+        assert_eq!(calendar.sub_business_days(d(2026, 5, 7), 0), d(2026, 5, 7));
     }
 }

@@ -1224,9 +1224,9 @@ pub async fn fire_target(
         instances::fire_in(txn, workflows, instance_id, req, acting, Some(facts)).await?;
     let now = crate::services::db_time::to_db_precision(acting.now.at);
     set_node_state(txn, node_id, &view.state, req.comment, now).await?;
-    if view.state == "permitted" && fired.from != fired.to {
-        schedule_expiry_reminders(txn, workflows, instance_id, node_id, &view, acting.now).await?;
-    }
+    // Evidence that expires within the node's period is a warning on the decision screen; its
+    // owner and the root municipality are reminded before it expires by the staged reminders
+    // (`services::reminders`), which cover every verified record, not only those of a decision.
     let lapsed = matches!(view.state.as_str(), "suspended" | "revoked" | "terminated");
     if lapsed && fired.from != fired.to {
         let cause = Msg::new(
@@ -1247,44 +1247,6 @@ pub async fn fire_target(
         .await;
     }
     Ok(Vec::new())
-}
-
-/// On permission, evidence that expires before the end of the node's period (the decision
-/// screen's warnings) gets a reminder row in the outbox, in the same transaction; the
-/// notifications issue delivers them. Keyed by instance, audit seq and evidence, so a retried
-/// transaction never doubles one.
-async fn schedule_expiry_reminders(
-    txn: &impl ConnectionTrait,
-    workflows: &WorkflowSet,
-    instance_id: &str,
-    node_id: &str,
-    view: &InstanceView,
-    now: Now,
-) -> Result<(), AppError> {
-    let policy = policy_of(workflows, &view.workflow, view.workflow_version)?;
-    let facts = chain_facts(txn, node_id).await?;
-    let evaluation = policy::evaluate(&policy, &facts, now.today);
-    for (ix, w) in evaluation.warnings.iter().enumerate() {
-        let evidence = w
-            .detail
-            .get("evidence_id")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        crate::services::outbox::enqueue(
-            txn,
-            crate::services::outbox::OutboxRow {
-                idempotency_key: format!("{instance_id}:{}:expiry:{ix}:{evidence}", view.audit_seq),
-                instance_id: Some(instance_id.to_owned()),
-                effect: "notify".to_owned(),
-                template: Some("evidence_expiring".to_owned()),
-                recipients: json!(["applicant_org", "root_consignor"]),
-                payload: json!({ "warning": w, "node_id": node_id }),
-                now: crate::services::db_time::to_db_precision(now.at),
-            },
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// The node's permission state for a workflow state.

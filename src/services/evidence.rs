@@ -708,9 +708,10 @@ pub async fn revoke(
 }
 
 /// Finds verified records that expired before `now.today` and have not lapsed yet, and for
-/// each, in its own transaction, marks it lapsed and suspends the nodes that relied on it
-/// (with their descendants). Safe with many replicas: the mark is a conditional update, so
-/// exactly one of them handles each record. Returns the suspended nodes.
+/// each, in its own transaction, marks it lapsed, writes its `evidence_expired` notification and
+/// suspends the nodes that relied on it (with their descendants). Safe with many replicas: the
+/// mark is a conditional update, so exactly one of them handles each record. Returns the
+/// suspended nodes.
 pub async fn sweep(
     db: &DatabaseConnection,
     workflows: &WorkflowSet,
@@ -744,6 +745,7 @@ pub async fn sweep(
         if claimed.rows_affected != 1 {
             continue;
         }
+        crate::services::reminders::notify_expired(&txn, &r, now).await?;
         let until = r.valid_until.map(|d| d.to_string()).unwrap_or_default();
         let cause = Msg::new(
             format!("証跡({})の有効期限({until})が切れたため", r.kind),
@@ -819,22 +821,7 @@ async fn store_files(
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
     for (u, kind) in checked {
-        let sha = hex::encode(Sha256::digest(&u.bytes));
-        let size = i64::try_from(u.bytes.len()).unwrap_or(i64::MAX);
-        file::Entity::insert(file::ActiveModel {
-            sha256: Set(sha.clone()),
-            media_type: Set(kind.mime().to_owned()),
-            size: Set(size),
-            content: Set(u.bytes),
-            created_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::column(file::Column::Sha256)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
+        let sha = store_file(txn, u.bytes, kind, now).await?;
         evidence_file::Entity::insert(evidence_file::ActiveModel {
             evidence_id: Set(id.to_owned()),
             sha256: Set(sha),
@@ -918,6 +905,33 @@ pub async fn attach(
     let out = view(&txn, r, today).await?;
     txn.commit().await?;
     Ok(out)
+}
+
+/// Stores a checked file's content once per SHA-256 (a second upload of the same bytes writes
+/// nothing) and returns its hash.
+pub(crate) async fn store_file(
+    conn: &impl ConnectionTrait,
+    bytes: Vec<u8>,
+    kind: crate::domain::files::MediaType,
+    now: DateTime<Utc>,
+) -> Result<String, sea_orm::DbErr> {
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+    file::Entity::insert(file::ActiveModel {
+        sha256: Set(sha.clone()),
+        media_type: Set(kind.mime().to_owned()),
+        size: Set(size),
+        content: Set(bytes),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(file::Column::Sha256)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(sha)
 }
 
 /// A file's content and how to send it, if the viewer may see its record.

@@ -20,20 +20,22 @@ pub enum Insertion {
     AlreadyPresent,
 }
 
-/// Inserts `row` (whose primary key is `id`) unless a row with the same value in the UNIQUE
-/// column `key` exists, in which case nothing is written.
+/// Inserts `row` (whose primary key `id` is derived from its UNIQUE idempotency key) unless a
+/// row with the same key or id exists, in which case nothing is written.
 pub(crate) async fn insert_once<A>(
     conn: &impl ConnectionTrait,
     row: A,
-    key: <A::Entity as EntityTrait>::Column,
     id: String,
 ) -> Result<Insertion, DbErr>
 where
     A: ActiveModelTrait,
     <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
 {
+    // No conflict target: the id is derived from the key and the time, so two writers racing
+    // in the same millisecond collide on the primary key rather than on `key` (PostgreSQL
+    // would then raise a unique violation); either way the row exists.
     let inserted = <A::Entity as EntityTrait>::insert(row)
-        .on_conflict(OnConflict::column(key).do_nothing().to_owned())
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
         .exec_without_returning(conn)
         .await?;
     Ok(if inserted == 0 {

@@ -10,7 +10,9 @@
 //!   notification was written (kept in its payload), in that step's organisation;
 //! - `post_reviewers`: the absent approver who owes the 後閲, else the holders of the step's role;
 //! - `role_holders`: holders of the effect's `role` in the organisations the instance involves;
-//! - `{"user": id}` and `{"role": r, "org": o}`: that user; holders of `r` in `o`.
+//! - `{"user": id}` and `{"role": r, "org": o}`: that user; holders of `r` in `o`;
+//! - `{"organisation": o, "fallback_role": r}`: `o`'s notification addresses, or its holders of
+//!   `r` when it has none (reminders about evidence and obligations, which have no instance).
 //!
 //! Role holders are users with a membership in effect on the delivery day and an e-mail address.
 
@@ -221,6 +223,13 @@ async fn resolve(
             if let Some(user_id) = entry.get("user").and_then(Value::as_str) {
                 return user_addresses(db, [user_id.to_owned()]).await;
             }
+            if let Some(org) = entry.get("organisation").and_then(Value::as_str) {
+                let fallback = entry
+                    .get("fallback_role")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| unusable(format!("recipient {spec} names no fallback_role")))?;
+                return organisation_addresses(db, org, fallback, today).await;
+            }
             grant_addresses(db, spec, today).await
         }
         other => Err(unusable(format!("recipient {other} is not understood"))),
@@ -350,6 +359,12 @@ async fn template_data(
                     "root_consignor": organisation_name(db, &root).await?,
                 });
             }
+        }
+    }
+    // Notifications without an instance name their screen (e.g. obligations: the inbox).
+    if let Some(p) = payload.get("path").and_then(Value::as_str) {
+        if p.starts_with('/') {
+            path = p.to_owned();
         }
     }
     let step = step_label(subject, payload);

@@ -52,7 +52,7 @@ pub async fn enqueue(conn: &impl ConnectionTrait, row: OutboxRow) -> Result<Inse
         sent_at: Set(None),
         delivered_to: Set(None),
     };
-    insert_once(conn, model, outbox::Column::IdempotencyKey, id).await
+    insert_once(conn, model, id).await
 }
 
 /// The effect whose rows are mail; other effects (documents) are not the dispatcher's.

@@ -56,7 +56,7 @@ pub async fn start(conn: &impl ConnectionTrait, new: NewTimer) -> Result<Inserti
         cancelled_at: Set(None),
         fired_at: Set(None),
     };
-    insert_once(conn, model, timer::Column::IdempotencyKey, id).await
+    insert_once(conn, model, id).await
 }
 
 /// Cancels the instance's running timers of that name (neither cancelled nor fired) and returns

@@ -700,6 +700,59 @@ async fn the_remind_command_fires_due_timers_once_and_never_cancelled_ones(backe
         .all(|t| t.fired_at.is_none() && t.cancelled_at.is_some()));
 }
 
+/// An evidence-expiry stage written by `itaku remind` reaches the owner and the root
+/// municipality's officer through the real SMTP server, with the link to the evidence.
+async fn an_evidence_expiry_reminder_reaches_the_owner_and_the_officer(backend: Backend) {
+    use crate::helpers::{day, KOKUHOREN};
+    let sink = SmtpSink::get();
+    let app = spawn_app_with(backend, Clock::Fixed(jst(2026, 11, 25, 10)), |s| {
+        sink.configure(s);
+        s.mail.dispatch_interval_seconds = 1;
+        s.timer_interval_seconds = 0;
+        s.public_url = "https://itaku.example.lg.jp".to_owned();
+    })
+    .await;
+    let _cast = Cast::create(&app).await;
+    let evidence = app
+        .insert_evidence(
+            KOKUHOREN,
+            "privacy_mark",
+            json!({}),
+            day(2026, 12, 25),
+            true,
+        )
+        .await;
+    itaku::commands::remind(app.settings.clone(), Some(day(2026, 11, 25)))
+        .await
+        .expect("remind ran");
+    let row = outbox::Entity::find()
+        .filter(outbox::Column::IdempotencyKey.eq(format!("evidence:{evidence}:expiring:30")))
+        .one(&app.db)
+        .await
+        .expect("outbox read")
+        .expect("the 30-day reminder");
+    let mail = sink.wait_for(&row.id).await;
+    assert_eq!(
+        mail["rcpt_tos"],
+        json!(["kokuhoren@example.lg.jp", "meguro_officer@example.lg.jp"])
+    );
+    let subject = mail["subject"].as_str().expect("a subject");
+    assert_eq!(
+        subject,
+        "証跡の有効期限が近づいています: プライバシーマーク / Evidence expires soon: PrivacyMark"
+    );
+    let text = mail["text"].as_str().expect("a text part");
+    assert!(
+        text.starts_with("東京都国民健康保険団体連合会の証跡「プライバシーマーク」の有効期限は 2026-12-25 です。"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("https://itaku.example.lg.jp/evidence/{evidence}")),
+        "{text}"
+    );
+    assert_eq!(sink.received(&row.id).len(), 1, "sent once");
+}
+
 // Multi-threaded: the dispatchers and schedulers race for real.
 crate::on_both_backends!(
     multi_thread: a_submitted_application_is_mailed_to_the_officer_with_both_parts_and_the_link,
@@ -711,4 +764,5 @@ crate::on_both_backends!(
     two_dispatchers_racing_send_each_message_once,
     messages_written_while_the_server_is_down_arrive_once_when_it_is_back,
     a_message_claimed_by_a_dispatcher_that_died_is_sent_once_by_the_next,
+    an_evidence_expiry_reminder_reaches_the_owner_and_the_officer,
 );

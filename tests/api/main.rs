@@ -16,6 +16,7 @@ mod identity;
 mod instances;
 mod mail;
 mod migrations;
+mod obligations;
 mod shutdown;
 mod sqlite;
 mod tokens;

@@ -447,3 +447,48 @@ on_both_backends!(
     another_organisations_application_answers_404_and_a_lapsed_session_asks_to_sign_in,
     a_refused_decision_lists_every_unmet_requirement_and_a_stale_page_is_a_conflict,
 );
+
+/// The inbox's obligations: the user's own, earliest due first, overdue ones marked in words.
+mod obligations_inbox {
+    use super::*;
+    use crate::helpers::{day, spawn_app_with};
+    use itaku::clock::Clock;
+
+    async fn the_inbox_lists_open_obligations_by_due_date_and_marks_the_overdue_ones(
+        backend: Backend,
+    ) {
+        // Monday 2027-04-05: the 2026 年度's obligations (due 3/31) are overdue.
+        let at = chrono::DateTime::parse_from_rfc3339("2027-04-05T10:00:00+09:00")
+            .unwrap()
+            .to_utc();
+        let app = spawn_app_with(backend, Clock::Fixed(at), |s| s.timer_interval_seconds = 0).await;
+        let cast = Cast::create(&app).await;
+        for on in [day(2026, 11, 25), day(2027, 4, 5)] {
+            itaku::commands::remind(app.settings.clone(), Some(on))
+                .await
+                .unwrap();
+        }
+        let mut jar = Jar::with_session(&cast.kokuhoren.token);
+        let inbox = page(jar.get(&app, "/inbox").await, 200).await;
+        let table = &inbox[inbox
+            .find(r#"<table class="list" id="obligations""#)
+            .expect(&inbox)..];
+        assert_eq!(
+            table.matches("<tr class=\"overdue\">").count(),
+            2,
+            "{table}"
+        );
+        assert_eq!(table.matches("【期限超過】").count(), 2, "{table}");
+        assert_eq!(table.matches("研修の実施と受講記録の提出").count(), 2);
+        assert!(
+            !table.contains("公益社団法人国民健康保険中央会"),
+            "only its own"
+        );
+        let overdue = table.find("2027-03-31").unwrap();
+        let next = table.find("2028-03-31").unwrap();
+        assert!(overdue < next, "earliest due first");
+        assert!(!table[next..].contains("overdue"), "{table}");
+    }
+
+    on_both_backends!(the_inbox_lists_open_obligations_by_due_date_and_marks_the_overdue_ones);
+}

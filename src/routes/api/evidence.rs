@@ -30,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/evidence/{id}/revoke").route(web::post().to(revoke)));
 }
 
-fn now(state: &AppState) -> Now {
+/// "Now" by the application's clock.
+pub(crate) fn now(state: &AppState) -> Now {
     Now {
         at: state.clock.now(),
         today: state.clock.today_jst(),
@@ -177,11 +178,16 @@ pub async fn download(
 ) -> Result<HttpResponse, ApiError> {
     let (id, sha) = path.into_inner();
     let (content, filename) = evidence::download(&state.db, &viewer(&user), &id, &sha).await?;
-    Ok(HttpResponse::Ok()
+    Ok(attachment(content, &filename))
+}
+
+/// A stored file as a download: always an attachment, never sniffed or rendered by the browser.
+pub(crate) fn attachment(content: entity::file::Model, filename: &str) -> HttpResponse {
+    HttpResponse::Ok()
         .content_type(content.media_type)
         .insert_header((
             header::CONTENT_DISPOSITION,
-            crate::domain::files::content_disposition(&filename),
+            crate::domain::files::content_disposition(filename),
         ))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
@@ -189,7 +195,7 @@ pub async fn download(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; sandbox",
         ))
-        .body(content.content))
+        .body(content.content)
 }
 
 /// The body of verify and revoke.
@@ -243,4 +249,21 @@ pub async fn revoke(
     .await
     .map_err(app_error)?;
     Ok(HttpResponse::Ok().json(out))
+}
+
+/// The parts named `file` of a multipart body (other parts, such as a form's CSRF token, are
+/// read and ignored); a file over `max_upload_mb` stops the upload with `payload_too_large`.
+pub(crate) async fn file_parts(
+    mut payload: Multipart,
+    max_upload_mb: u32,
+) -> Result<Vec<Upload>, ApiError> {
+    let limit = usize::try_from(max_upload_mb)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1024 * 1024);
+    let parts = read_multipart(&mut payload, limit).await?;
+    if parts.too_large {
+        return Err(ApiError::new(ErrorCode::PayloadTooLarge)
+            .with_details(serde_json::json!({ "max_upload_mb": max_upload_mb })));
+    }
+    Ok(parts.files)
 }

@@ -7,5 +7,6 @@ pub mod chains;
 pub mod documents;
 pub mod evidence;
 pub mod instances;
+pub mod obligations;
 pub mod openapi;
 pub mod workflows;

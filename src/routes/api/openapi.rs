@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
-use super::{admin, applications, chains, documents, evidence};
+use super::{admin, applications, chains, documents, evidence, obligations};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +36,13 @@ use super::{admin, applications, chains, documents, evidence};
         evidence::download,
         evidence::verify,
         evidence::revoke,
+        obligations::list,
+        obligations::get,
+        obligations::upload,
+        obligations::download,
+        obligations::record,
+        obligations::accept,
+        obligations::return_record,
         documents::pia_section,
         documents::threshold_test,
         documents::list_pia_files,
@@ -52,6 +59,7 @@ use super::{admin, applications, chains, documents, evidence};
         (name = "items", description = "委託事項と委託の連鎖 / Consignment items and chains"),
         (name = "applications", description = "再委託申請 / Subcontract applications"),
         (name = "evidence", description = "証跡 / Evidence"),
+        (name = "obligations", description = "義務(研修・立入調査) / Obligations (training, inspections)"),
         (name = "documents", description = "提出書類 / Documents"),
         (name = "admin", description = "管理: メール送信キュー / Administration: the mail outbox"),
     )

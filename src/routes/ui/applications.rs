@@ -124,6 +124,7 @@ pub async fn inbox(
             }));
         }
     }
+    let obligations = obligation_rows(&state, &user, lang).await.map_err(fail)?;
     let csrf = Csrf::of(&request);
     let page = Page::for_user(&state, &user.0, lang, &csrf.token, "/inbox")
         .await
@@ -132,6 +133,7 @@ pub async fn inbox(
         &lang.text("inbox.title", ""),
         json!({
             "rows": rows,
+            "obligations": obligations,
             "counts": {
                 "total": rows.len(),
                 "submit": counts[0],
@@ -142,6 +144,29 @@ pub async fn inbox(
     );
     let body = view::render("inbox", &data).map_err(fail)?;
     Ok(csrf.apply(html(StatusCode::OK, body)))
+}
+
+/// The user's open, submitted and returned obligations, earliest due first; overdue ones
+/// flagged (the template marks them in red and in words).
+async fn obligation_rows(
+    state: &AppState,
+    user: &UiUser,
+    lang: Lang,
+) -> Result<Vec<Value>, crate::error::ApiError> {
+    let today = state.clock.today_jst();
+    let list = crate::services::obligations::inbox(&state.db, &viewer(&user.0), today, 200).await?;
+    Ok(list
+        .into_iter()
+        .map(|o| {
+            json!({
+                "title": view::text_of(lang, serde_json::to_value(&o.title).ok().as_ref()),
+                "owner": o.organisation_name,
+                "due": view::day_label(lang, o.due_on),
+                "status": lang.text(&format!("obligations.status_{}", o.status), &o.status),
+                "overdue": o.overdue,
+            })
+        })
+        .collect())
 }
 
 /// Query of the detail page.

@@ -1,0 +1,1108 @@
+//! Obligations (BRIEF 4, C8): generated from the chains in force, reminded on the business days
+//! the policy declares, and closed by a record.
+//!
+//! - **Generation** ([`generate`]): every permitted node owes its root municipality training
+//!   once per 年度 and on-site inspections at its tier's frequency (a cloud node classified
+//!   `no_access` is not a tier and owes none). Each row has a UNIQUE `generation_key`
+//!   (`training:<node>:<年度>`, `inspection:<node>:<period end>`) and an id derived from it, so
+//!   running it again, or on several replicas at once, creates nothing new.
+//! - **Reminders** ([`remind_due`]): an obligation that is open or returned carries the day of
+//!   its next stage (`next_reminder_on`, indexed), so a pass reads only what is due. It claims a
+//!   batch (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: by taking the write lock first), moves
+//!   each to its next stage with a compare-and-set on `reminder_stage` and writes the stage's
+//!   notification keyed `obligation:<id>:<stage>` in the same transaction: each stage fires
+//!   once, however many schedulers race.
+//! - **Closing**: the owner's contractors submit the attendance record (training) or the
+//!   corrective action (a follow-up) with its file; an officer of the root municipality accepts
+//!   it or returns it with a reason. The root municipality's officers record an inspection
+//!   report, which closes the inspection; each finding with a follow-up action becomes an
+//!   obligation of the contractor. Accepting an attendance record with absentees creates the
+//!   follow-up training. Each change writes its history row in the same transaction.
+//! - **Who sees what**: the owner's contractors see and act on their organisation's
+//!   obligations; the root municipality's staff see theirs (auditors read only); anyone else
+//!   gets 404.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::outbox as outbox_entity;
+use entity::{chain_node, consignment_item, file, obligation, obligation_event, organisation};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use validator::Validate;
+
+use crate::domain::fiscal::FiscalYear;
+use crate::domain::obligations::{
+    Addressee, ObligationPolicy, INSPECTION, INSPECTION_FOLLOWUP, TRAINING, TRAINING_FOLLOWUP,
+};
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::schedule::calendar::BusinessCalendar;
+use crate::services::access::Viewer;
+use crate::services::chains::{Page, Paged};
+use crate::services::db_time::to_db_precision;
+use crate::services::idempotency::keyed_uuid_v7;
+use crate::services::outbox::MAIL_EFFECT;
+use crate::validation;
+use crate::workflow::definition::Label;
+use crate::workflow::Now;
+
+/// Rows written per statement while generating.
+const INSERT_CHUNK: usize = 500;
+/// Obligations claimed per transaction by a reminder pass.
+const REMIND_BATCH: u64 = 2_000;
+/// Statuses in which the owner still has to act (and is reminded).
+const OUTSTANDING: [&str; 2] = ["open", "returned"];
+
+// --- Generation ------------------------------------------------------------------------------
+
+/// One obligation to create.
+struct NewObligation {
+    key: String,
+    kind: &'static str,
+    node: chain_node::Model,
+    municipality_id: String,
+    fiscal_year: FiscalYear,
+    due_on: NaiveDate,
+    parent_id: Option<String>,
+    detail: Value,
+}
+
+fn active(
+    policy: &ObligationPolicy,
+    calendar: &mut BusinessCalendar,
+    o: NewObligation,
+    now: DateTime<Utc>,
+) -> obligation::ActiveModel {
+    let at = to_db_precision(now);
+    let first = policy.stage_day(calendar, o.due_on, 0);
+    obligation::ActiveModel {
+        id: Set(keyed_uuid_v7("obligations", &o.key, at)),
+        generation_key: Set(o.key),
+        kind: Set(o.kind.to_owned()),
+        organisation_id: Set(o.node.contractor_id.clone()),
+        municipality_id: Set(o.municipality_id),
+        item_id: Set(o.node.item_id.clone()),
+        node_id: Set(o.node.id.clone()),
+        fiscal_year: Set(o.fiscal_year.year()),
+        due_on: Set(o.due_on),
+        status: Set("open".to_owned()),
+        parent_id: Set(o.parent_id),
+        detail: Set(o.detail.to_string()),
+        record: Set(None),
+        record_file: Set(None),
+        record_filename: Set(None),
+        submitted_by: Set(None),
+        submitted_at: Set(None),
+        decided_by: Set(None),
+        decided_at: Set(None),
+        return_reason: Set(None),
+        reminder_stage: Set(0),
+        next_reminder_on: Set(first),
+        created_at: Set(at),
+        updated_at: Set(at),
+        version: Set(1),
+    }
+}
+
+/// Inserts the rows whose generation key is new; returns how many were written.
+async fn insert_new(
+    conn: &impl ConnectionTrait,
+    rows: Vec<obligation::ActiveModel>,
+) -> Result<u64, DbErr> {
+    let mut written = 0;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+        written += obligation::Entity::insert_many(chunk)
+            // No conflict target: the id is derived from the key and the time, so two
+            // generators racing at the same moment collide on the primary key, at another
+            // moment on the key; either way the row exists and nothing is written.
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(written)
+}
+
+/// Creates the obligations of the 年度 of `now.today` for every node in force that day (each
+/// once, by its generation key); returns how many were new.
+pub async fn generate(
+    db: &impl ConnectionTrait,
+    policy: &ObligationPolicy,
+    calendar: &mut BusinessCalendar,
+    now: Now,
+) -> Result<u64, DbErr> {
+    let fy = FiscalYear::of(now.today);
+    let nodes = chain_node::Entity::find()
+        .filter(chain_node::Column::PermissionState.eq("permitted"))
+        .filter(chain_node::Column::PeriodStart.lte(fy.end()))
+        .filter(chain_node::Column::PeriodEnd.gte(fy.start()))
+        .order_by_asc(chain_node::Column::Id)
+        .all(db)
+        .await?;
+    let items: BTreeSet<String> = nodes.iter().map(|n| n.item_id.clone()).collect();
+    let municipality_of = municipalities_of_items(db, items).await?;
+    let training_due = policy.training_due(calendar, fy);
+    let mut rows = Vec::new();
+    for node in nodes {
+        let Some(municipality) = municipality_of.get(&node.item_id).cloned() else {
+            continue;
+        };
+        rows.push(active(
+            policy,
+            calendar,
+            NewObligation {
+                key: format!("{TRAINING}:{}:{}", node.id, fy.year()),
+                kind: TRAINING,
+                node: node.clone(),
+                municipality_id: municipality.clone(),
+                fiscal_year: fy,
+                due_on: training_due,
+                parent_id: None,
+                detail: json!({ "title": policy.training.label }),
+            },
+            now.at,
+        ));
+        if node.cloud_classification.as_deref() == Some("no_access") {
+            continue;
+        }
+        let months = policy.inspection_months(node.tier);
+        for end in ObligationPolicy::inspection_period_ends(months, fy) {
+            let due_on = calendar.on_or_before(end);
+            rows.push(active(
+                policy,
+                calendar,
+                NewObligation {
+                    key: format!("{INSPECTION}:{}:{end}", node.id),
+                    kind: INSPECTION,
+                    node: node.clone(),
+                    municipality_id: municipality.clone(),
+                    fiscal_year: fy,
+                    due_on,
+                    parent_id: None,
+                    detail: json!({ "title": policy.inspection.label, "every_months": months }),
+                },
+                now.at,
+            ));
+        }
+    }
+    insert_new(db, rows).await
+}
+
+/// The root municipality of each consignment item.
+pub(crate) async fn municipalities_of_items(
+    db: &impl ConnectionTrait,
+    items: BTreeSet<String>,
+) -> Result<BTreeMap<String, String>, DbErr> {
+    if items.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(consignment_item::Entity::find()
+        .filter(consignment_item::Column::Id.is_in(items))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|i| (i.id, i.municipality_id))
+        .collect())
+}
+
+// --- Reminders -------------------------------------------------------------------------------
+
+/// A reminder stage a pass fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FiredStage {
+    pub obligation_id: String,
+    pub stage: String,
+    pub due_on: NaiveDate,
+}
+
+/// Fires every reminder stage due on or before `now.today` (only the latest one reached per
+/// obligation); returns those this caller fired.
+pub async fn remind_due(
+    db: &DatabaseConnection,
+    policy: &ObligationPolicy,
+    calendar: &mut BusinessCalendar,
+    now: Now,
+) -> Result<Vec<FiredStage>, DbErr> {
+    let mut fired = Vec::new();
+    loop {
+        let txn = db.begin().await?;
+        let batch = claim_batch(&txn, now.today).await?;
+        if batch.is_empty() {
+            txn.rollback().await?;
+            return Ok(fired);
+        }
+        let names =
+            organisation_names(&txn, batch.iter().map(|o| o.organisation_id.clone())).await?;
+        // (old stage, new stage, next day) → ids, so a batch is a few updates.
+        let mut moves: BTreeMap<(i32, i32, Option<NaiveDate>), Vec<String>> = BTreeMap::new();
+        let mut mails = Vec::new();
+        let mut done = Vec::new();
+        for o in batch {
+            let from = usize::try_from(o.reminder_stage).unwrap_or(0);
+            let due_stage = policy.stage_due(calendar, o.due_on, from, now.today);
+            let next = due_stage.map_or(from, |ix| ix + 1);
+            let next_day = policy.stage_day(calendar, o.due_on, next);
+            let next_i32 = i32::try_from(next).unwrap_or(i32::MAX);
+            moves
+                .entry((o.reminder_stage, next_i32, next_day))
+                .or_default()
+                .push(o.id.clone());
+            let Some(stage) = due_stage.and_then(|ix| policy.reminders.get(ix)) else {
+                continue;
+            };
+            let owner = names.get(&o.organisation_id).cloned().unwrap_or_default();
+            mails.push(reminder_row(&o, stage, &owner, now.at));
+            done.push(FiredStage {
+                obligation_id: o.id,
+                stage: stage.stage.clone(),
+                due_on: o.due_on,
+            });
+        }
+        let at = to_db_precision(now.at);
+        for ((old, new, day), ids) in moves {
+            obligation::Entity::update_many()
+                .col_expr(obligation::Column::ReminderStage, Expr::value(new))
+                .col_expr(obligation::Column::NextReminderOn, Expr::value(day))
+                .col_expr(obligation::Column::UpdatedAt, Expr::value(at))
+                .filter(obligation::Column::Id.is_in(ids))
+                .filter(obligation::Column::ReminderStage.eq(old))
+                .exec(&txn)
+                .await?;
+        }
+        if !mails.is_empty() {
+            outbox_entity::Entity::insert_many(mails)
+                .on_conflict(OnConflict::new().do_nothing().to_owned())
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        fired.append(&mut done);
+    }
+}
+
+/// The next batch of outstanding obligations with a stage due, held for this transaction.
+async fn claim_batch(
+    txn: &impl ConnectionTrait,
+    today: NaiveDate,
+) -> Result<Vec<obligation::Model>, DbErr> {
+    match txn.get_database_backend() {
+        DbBackend::Postgres => {
+            let sql = format!(
+                "SELECT * FROM obligations WHERE next_reminder_on <= $1 \
+                 AND status IN ('open', 'returned') ORDER BY next_reminder_on, id \
+                 LIMIT {REMIND_BATCH} FOR UPDATE SKIP LOCKED"
+            );
+            obligation::Entity::find()
+                .from_raw_sql(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    sql,
+                    [today.into()],
+                ))
+                .all(txn)
+                .await
+        }
+        _ => {
+            // SQLite has no row locks: a write first takes the database's write lock, so the
+            // rows read next are current and no other scheduler changes them before commit.
+            txn.execute(Statement::from_string(
+                DbBackend::Sqlite,
+                "UPDATE obligations SET version = version WHERE 0",
+            ))
+            .await?;
+            obligation::Entity::find()
+                .filter(obligation::Column::NextReminderOn.lte(today))
+                .filter(obligation::Column::Status.is_in(OUTSTANDING))
+                .order_by_asc(obligation::Column::NextReminderOn)
+                .order_by_asc(obligation::Column::Id)
+                .limit(REMIND_BATCH)
+                .all(txn)
+                .await
+        }
+    }
+}
+
+/// The outbox row of one reminder stage.
+fn reminder_row(
+    o: &obligation::Model,
+    stage: &crate::domain::obligations::ReminderStage,
+    owner_name: &str,
+    now: DateTime<Utc>,
+) -> outbox_entity::ActiveModel {
+    let at = to_db_precision(now);
+    let key = format!("obligation:{}:{}", o.id, stage.stage);
+    let recipients: Vec<Value> = stage
+        .to
+        .iter()
+        .map(|a| match a {
+            Addressee::Group(g) if g == "owner" => {
+                json!({ "organisation": o.organisation_id, "fallback_role": "contractor" })
+            }
+            Addressee::Group(_) => json!({ "role": "officer", "org": o.municipality_id }),
+            Addressee::Role { role } => json!({ "role": role, "org": o.municipality_id }),
+        })
+        .collect();
+    let detail: Value = serde_json::from_str(&o.detail).unwrap_or(Value::Null);
+    outbox_entity::ActiveModel {
+        id: Set(keyed_uuid_v7("outbox", &key, at)),
+        idempotency_key: Set(key),
+        instance_id: Set(None),
+        effect: Set(MAIL_EFFECT.to_owned()),
+        template: Set(Some(stage.template.clone())),
+        recipients: Set(Value::Array(recipients).to_string()),
+        payload: Set(json!({
+            "path": "/inbox",
+            "obligation": {
+                "id": o.id,
+                "kind": o.kind,
+                "stage": stage.stage,
+                "title": detail.get("title").cloned().unwrap_or(Value::Null),
+                "organisation": owner_name,
+                "due": o.due_on.to_string(),
+            },
+        })
+        .to_string()),
+        status: Set(outbox_entity::OutboxStatus::Pending),
+        attempts: Set(0),
+        next_attempt_at: Set(at),
+        last_error: Set(None),
+        created_at: Set(at),
+        sent_at: Set(None),
+        delivered_to: Set(None),
+    }
+}
+
+async fn organisation_names(
+    conn: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<BTreeMap<String, String>, DbErr> {
+    let ids: BTreeSet<String> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(organisation::Entity::find()
+        .filter(organisation::Column::Id.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name_ja))
+        .collect())
+}
+
+// --- Reading ---------------------------------------------------------------------------------
+
+/// An obligation as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ObligationView {
+    pub id: String,
+    /// `training`, `training_followup`, `inspection`, `inspection_followup`.
+    pub kind: String,
+    pub title: Label,
+    pub organisation_id: String,
+    pub organisation_name: String,
+    pub municipality_id: String,
+    pub item_id: String,
+    pub node_id: String,
+    /// The 年度 (its starting year).
+    pub fiscal_year: i32,
+    pub due_on: NaiveDate,
+    /// `open`, `submitted`, `returned`, `closed`.
+    pub status: String,
+    /// Outstanding past its due day on the day asked.
+    pub overdue: bool,
+    pub parent_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    #[schema(value_type = Option<Object>)]
+    pub record: Option<Value>,
+    pub record_file: Option<String>,
+    pub record_filename: Option<String>,
+    pub submitted_by: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub return_reason: Option<String>,
+    pub version: i64,
+}
+
+/// `GET /obligations` filters.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ObligationFilter {
+    /// `open`, `submitted`, `returned`, `closed`, or `outstanding` (open or returned).
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub organisation: Option<String>,
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+}
+
+/// What the viewer may see: their contractor organisations' obligations and their
+/// municipalities' (municipal staff, auditors included).
+fn visible_to(viewer: &Viewer) -> Condition {
+    Condition::any()
+        .add(obligation::Column::OrganisationId.is_in(viewer.contractor.iter().cloned()))
+        .add(obligation::Column::MunicipalityId.is_in(viewer.municipal.iter().cloned()))
+}
+
+fn view(o: obligation::Model, owner_name: String, today: NaiveDate) -> ObligationView {
+    let detail: Value = serde_json::from_str(&o.detail).unwrap_or(Value::Null);
+    let title = serde_json::from_value(detail.get("title").cloned().unwrap_or(Value::Null))
+        .unwrap_or_default();
+    ObligationView {
+        overdue: OUTSTANDING.contains(&o.status.as_str()) && o.due_on < today,
+        id: o.id,
+        kind: o.kind,
+        title,
+        organisation_id: o.organisation_id,
+        organisation_name: owner_name,
+        municipality_id: o.municipality_id,
+        item_id: o.item_id,
+        node_id: o.node_id,
+        fiscal_year: o.fiscal_year,
+        due_on: o.due_on,
+        status: o.status,
+        parent_id: o.parent_id,
+        detail,
+        record: o.record.and_then(|r| serde_json::from_str(&r).ok()),
+        record_file: o.record_file,
+        record_filename: o.record_filename,
+        submitted_by: o.submitted_by,
+        submitted_at: o.submitted_at,
+        decided_by: o.decided_by,
+        decided_at: o.decided_at,
+        return_reason: o.return_reason,
+        version: o.version,
+    }
+}
+
+async fn views(
+    conn: &impl ConnectionTrait,
+    rows: Vec<obligation::Model>,
+    today: NaiveDate,
+) -> Result<Vec<ObligationView>, DbErr> {
+    let names = organisation_names(conn, rows.iter().map(|o| o.organisation_id.clone())).await?;
+    Ok(rows
+        .into_iter()
+        .map(|o| {
+            let name = names
+                .get(&o.organisation_id)
+                .cloned()
+                .unwrap_or_else(|| o.organisation_id.clone());
+            view(o, name, today)
+        })
+        .collect())
+}
+
+/// The obligations the viewer may see, earliest due first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    filter: &ObligationFilter,
+    today: NaiveDate,
+) -> Result<Paged<ObligationView>, ApiError> {
+    let mut query = obligation::Entity::find().filter(visible_to(viewer));
+    match filter.status.as_deref() {
+        None => {}
+        Some("outstanding") => query = query.filter(obligation::Column::Status.is_in(OUTSTANDING)),
+        Some(s @ ("open" | "submitted" | "returned" | "closed")) => {
+            query = query.filter(obligation::Column::Status.eq(s));
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "status",
+                "open・submitted・returned・closed・outstanding のいずれかを指定してください。",
+                "Use open, submitted, returned, closed or outstanding.",
+            ))
+        }
+    }
+    if let Some(k) = &filter.kind {
+        query = query.filter(obligation::Column::Kind.eq(k.as_str()));
+    }
+    if let Some(org) = &filter.organisation {
+        query = query.filter(obligation::Column::OrganisationId.eq(org.as_str()));
+    }
+    let page = Page {
+        page: filter.page,
+        per_page: filter.per_page,
+    };
+    let total = query.clone().count(db).await?;
+    let rows = query
+        .order_by_asc(obligation::Column::DueOn)
+        .order_by_asc(obligation::Column::Id)
+        .offset(page.offset())
+        .limit(page.limit())
+        .all(db)
+        .await?;
+    Ok(Paged::new(views(db, rows, today).await?, total, page))
+}
+
+/// The outstanding and submitted obligations the viewer may see, earliest due first (the inbox).
+pub async fn inbox(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    today: NaiveDate,
+    limit: u64,
+) -> Result<Vec<ObligationView>, DbErr> {
+    let rows = obligation::Entity::find()
+        .filter(visible_to(viewer))
+        .filter(obligation::Column::Status.ne("closed"))
+        .order_by_asc(obligation::Column::DueOn)
+        .order_by_asc(obligation::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    views(db, rows, today).await
+}
+
+async fn visible(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<obligation::Model, ApiError> {
+    obligation::Entity::find_by_id(id)
+        .filter(visible_to(viewer))
+        .one(db)
+        .await?
+        .ok_or_else(|| ErrorCode::NotFound.into())
+}
+
+/// One obligation, if the viewer may see it.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: &str,
+    today: NaiveDate,
+) -> Result<ObligationView, ApiError> {
+    let o = visible(db, viewer, id).await?;
+    Ok(views(db, vec![o], today).await?.remove(0))
+}
+
+// --- Closing ---------------------------------------------------------------------------------
+
+/// The record that closes an obligation.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClosingRecord {
+    /// 受講記録: closes training and its follow-up; its list file must be attached first.
+    Attendance(AttendanceRecord),
+    /// 立入調査報告: closes an inspection (recorded by the root municipality).
+    Inspection(InspectionReport),
+    /// 是正報告: closes an inspection finding's follow-up.
+    CorrectiveAction(CorrectiveAction),
+}
+
+/// 受講記録.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttendanceRecord {
+    pub date: NaiveDate,
+    #[validate(length(min = 1, max = 300), custom(function = "validation::not_blank"))]
+    pub topic: String,
+    #[validate(range(min = 1, max = 100_000))]
+    pub attendee_count: u32,
+    /// Staff who missed it; more than 0 creates a follow-up training when accepted.
+    #[validate(range(max = 100_000))]
+    #[serde(default)]
+    pub absent_count: u32,
+}
+
+/// 立入調査報告.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InspectionReport {
+    pub date: NaiveDate,
+    /// `on_site` or `remote` (video, photos: Q3-1-4).
+    #[validate(custom(function = "inspection_mode"))]
+    pub mode: String,
+    #[validate(length(min = 1, max = 20))]
+    pub inspectors: Vec<String>,
+    #[validate(length(max = 100), nested)]
+    pub findings: Vec<Finding>,
+}
+
+/// One finding of an inspection.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    #[validate(
+        length(min = 1, max = 2000),
+        custom(function = "validation::not_blank")
+    )]
+    pub description: String,
+    /// The follow-up action the contractor owes, if any; each becomes an obligation.
+    #[validate(length(max = 2000))]
+    pub follow_up: Option<String>,
+}
+
+/// 是正報告.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectiveAction {
+    pub date: NaiveDate,
+    #[validate(
+        length(min = 1, max = 2000),
+        custom(function = "validation::not_blank")
+    )]
+    pub description: String,
+}
+
+fn inspection_mode(mode: &str) -> Result<(), validator::ValidationError> {
+    match mode {
+        "on_site" | "remote" => Ok(()),
+        _ => Err(validation::invalid(
+            "inspection_mode",
+            "on_site(実地)か remote(遠隔)を指定してください。",
+            "Use on_site or remote.",
+        )),
+    }
+}
+
+/// `POST /obligations/{id}/record`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordInput {
+    pub record: ClosingRecord,
+    pub version: Option<i64>,
+}
+
+/// `POST /obligations/{id}/accept` and `/return`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionInput {
+    pub version: Option<i64>,
+    /// Required to return.
+    pub reason: Option<String>,
+}
+
+fn conflict(ja: &str, en: &str) -> ApiError {
+    ApiError::new(ErrorCode::Conflict).with_details(vec![FieldError::new("status", ja, en)])
+}
+
+fn check_version(o: &obligation::Model, expected: Option<i64>) -> Result<(), ApiError> {
+    match expected {
+        Some(v) if v != o.version => Err(ApiError::new(ErrorCode::StaleVersion)
+            .with_details(json!({ "expected": v, "current": o.version }))),
+        _ => Ok(()),
+    }
+}
+
+/// What one change writes besides the row's new columns.
+struct Change<'a> {
+    event: &'a str,
+    to_status: &'a str,
+    comment: Option<String>,
+    details: Value,
+}
+
+/// Updates the row under its version and appends the history record, in `txn`.
+async fn apply(
+    txn: &impl ConnectionTrait,
+    o: &obligation::Model,
+    viewer: &Viewer,
+    change: Change<'_>,
+    mut update: sea_orm::UpdateMany<obligation::Entity>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let at = to_db_precision(now);
+    update = update
+        .col_expr(obligation::Column::Status, Expr::value(change.to_status))
+        .col_expr(obligation::Column::UpdatedAt, Expr::value(at))
+        .col_expr(obligation::Column::Version, Expr::value(o.version + 1))
+        .filter(obligation::Column::Id.eq(o.id.as_str()))
+        .filter(obligation::Column::Version.eq(o.version));
+    if change.to_status == "closed" {
+        update = update.col_expr(
+            obligation::Column::NextReminderOn,
+            Expr::value(Option::<NaiveDate>::None),
+        );
+    }
+    if update.exec(txn).await?.rows_affected != 1 {
+        return Err(ErrorCode::StaleVersion.into());
+    }
+    obligation_event::Entity::insert(obligation_event::ActiveModel {
+        obligation_id: Set(o.id.clone()),
+        at: Set(at),
+        actor_id: Set(viewer.user_id.clone()),
+        event: Set(change.event.to_owned()),
+        from_status: Set(Some(o.status.clone())),
+        to_status: Set(change.to_status.to_owned()),
+        comment: Set(change.comment),
+        details: Set(change.details.to_string()),
+        ..Default::default()
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Attaches the record's file (PDF, PNG or JPEG by content) for the owner's contractors, while
+/// the obligation waits for them; stored once per SHA-256 in `files`.
+pub async fn attach(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: &str,
+    filename: &str,
+    bytes: Vec<u8>,
+    max_bytes: usize,
+    now: Now,
+) -> Result<ObligationView, ApiError> {
+    let kind = crate::domain::files::inspect(&bytes, max_bytes).map_err(|refusal| {
+        let code = match refusal {
+            crate::domain::files::FileRefusal::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            _ => ErrorCode::UnsupportedFileType,
+        };
+        ApiError::new(code).with_details(vec![refusal.field_error("file")])
+    })?;
+    let txn = db.begin().await?;
+    let o = visible(&txn, viewer, id).await?;
+    owner_may_act(viewer, &o)?;
+    let sha =
+        crate::services::evidence::store_file(&txn, bytes, kind, to_db_precision(now.at)).await?;
+    let shown = crate::domain::files::safe_display_filename(filename, kind);
+    let update = obligation::Entity::update_many()
+        .col_expr(obligation::Column::RecordFile, Expr::value(sha.clone()))
+        .col_expr(
+            obligation::Column::RecordFilename,
+            Expr::value(shown.clone()),
+        );
+    let change = Change {
+        event: "attach_file",
+        to_status: &o.status,
+        comment: None,
+        details: json!({ "sha256": sha, "filename": shown }),
+    };
+    apply(&txn, &o, viewer, change, update, now.at).await?;
+    let out = get(&txn, viewer, id, now.today).await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// A file of an obligation the viewer may see.
+pub async fn download(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<(file::Model, String), ApiError> {
+    let o = visible(db, viewer, id).await?;
+    let (Some(sha), Some(name)) = (o.record_file, o.record_filename) else {
+        return Err(ErrorCode::NotFound.into());
+    };
+    let content = file::Entity::find_by_id(sha)
+        .one(db)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    Ok((content, name))
+}
+
+/// The owner's contractors act on training and follow-ups while they are open or returned.
+fn owner_may_act(viewer: &Viewer, o: &obligation::Model) -> Result<(), ApiError> {
+    if o.kind == INSPECTION || !viewer.is_contractor(&o.organisation_id) {
+        return Err(ErrorCode::Forbidden.into());
+    }
+    if !OUTSTANDING.contains(&o.status.as_str()) {
+        return Err(conflict(
+            "この義務は提出済みか完了しています。",
+            "This obligation is already submitted or closed.",
+        ));
+    }
+    Ok(())
+}
+
+/// Records the closing record: the owner submits an attendance record or a corrective action
+/// (then an officer accepts it); the root municipality's staff record an inspection report,
+/// which closes the inspection and turns each finding with a follow-up into an obligation.
+pub async fn record(
+    db: &DatabaseConnection,
+    policy: &ObligationPolicy,
+    calendar: &mut BusinessCalendar,
+    viewer: &Viewer,
+    id: &str,
+    input: RecordInput,
+    now: Now,
+) -> Result<ObligationView, ApiError> {
+    let mut errors = validation::no_individual_numbers(&input);
+    let wanted = match &input.record {
+        ClosingRecord::Attendance(r) => {
+            errors.extend(prefixed(validation::errors_of(r)));
+            TRAINING
+        }
+        ClosingRecord::Inspection(r) => {
+            errors.extend(prefixed(validation::errors_of(r)));
+            if r.inspectors.iter().any(|i| i.trim().is_empty()) {
+                errors.push(FieldError::new(
+                    "record.inspectors",
+                    "調査員の氏名を入力してください。",
+                    "Name every inspector.",
+                ));
+            }
+            INSPECTION
+        }
+        ClosingRecord::CorrectiveAction(r) => {
+            errors.extend(prefixed(validation::errors_of(r)));
+            INSPECTION_FOLLOWUP
+        }
+    };
+    let record_date = match &input.record {
+        ClosingRecord::Attendance(r) => r.date,
+        ClosingRecord::Inspection(r) => r.date,
+        ClosingRecord::CorrectiveAction(r) => r.date,
+    };
+    if record_date > now.today {
+        errors.push(FieldError::new(
+            "record.date",
+            "未来の日付は指定できません。",
+            "The date cannot be in the future.",
+        ));
+    }
+    let txn = db.begin().await?;
+    let o = visible(&txn, viewer, id).await?;
+    let fits = o.kind == wanted || (o.kind == TRAINING_FOLLOWUP && wanted == TRAINING);
+    if !fits {
+        errors.push(FieldError::new(
+            "record.kind",
+            "この義務の種類には使えない記録です。",
+            "This kind of record does not close this kind of obligation.",
+        ));
+    }
+    validation::finish(errors)?;
+    let record = serde_json::to_value(&input.record).unwrap_or(Value::Null);
+    let at = to_db_precision(now.at);
+    if o.kind == INSPECTION {
+        if !viewer.writes_for(&o.municipality_id) {
+            return Err(ErrorCode::Forbidden.into());
+        }
+        if o.status == "closed" {
+            return Err(conflict(
+                "この立入調査は報告済みです。",
+                "This inspection is already reported.",
+            ));
+        }
+        check_version(&o, input.version)?;
+        let update = obligation::Entity::update_many()
+            .col_expr(obligation::Column::Record, Expr::value(record.to_string()))
+            .col_expr(
+                obligation::Column::SubmittedBy,
+                Expr::value(viewer.user_id.clone()),
+            )
+            .col_expr(obligation::Column::SubmittedAt, Expr::value(at))
+            .col_expr(
+                obligation::Column::DecidedBy,
+                Expr::value(viewer.user_id.clone()),
+            )
+            .col_expr(obligation::Column::DecidedAt, Expr::value(at));
+        let change = Change {
+            event: "report_inspection",
+            to_status: "closed",
+            comment: None,
+            details: record.clone(),
+        };
+        apply(&txn, &o, viewer, change, update, now.at).await?;
+        if let ClosingRecord::Inspection(report) = &input.record {
+            let node = node_of(&txn, &o).await?;
+            let due =
+                calendar.add_business_days(now.today, policy.inspection.followup_business_days);
+            let rows = report
+                .findings
+                .iter()
+                .enumerate()
+                .filter_map(|(ix, f)| f.follow_up.as_ref().map(|action| (ix, f, action)))
+                .filter(|(_, _, action)| !action.trim().is_empty())
+                .map(|(ix, f, action)| {
+                    active(
+                        policy,
+                        calendar,
+                        NewObligation {
+                            key: format!("{INSPECTION_FOLLOWUP}:{}:{ix}", o.id),
+                            kind: INSPECTION_FOLLOWUP,
+                            node: node.clone(),
+                            municipality_id: o.municipality_id.clone(),
+                            fiscal_year: FiscalYear::of(due),
+                            due_on: due,
+                            parent_id: Some(o.id.clone()),
+                            detail: json!({
+                                "title": policy.inspection.followup_label,
+                                "finding": f.description,
+                                "follow_up": action,
+                            }),
+                        },
+                        now.at,
+                    )
+                })
+                .collect();
+            insert_new(&txn, rows).await?;
+        }
+    } else {
+        owner_may_act(viewer, &o)?;
+        check_version(&o, input.version)?;
+        if matches!(input.record, ClosingRecord::Attendance(_)) && o.record_file.is_none() {
+            return Err(ApiError::invalid_field(
+                "file",
+                "受講者名簿のファイルを先に登録してください。",
+                "Attach the attendance list file first.",
+            ));
+        }
+        let update = obligation::Entity::update_many()
+            .col_expr(obligation::Column::Record, Expr::value(record.to_string()))
+            .col_expr(
+                obligation::Column::SubmittedBy,
+                Expr::value(viewer.user_id.clone()),
+            )
+            .col_expr(obligation::Column::SubmittedAt, Expr::value(at));
+        let change = Change {
+            event: "submit_record",
+            to_status: "submitted",
+            comment: None,
+            details: record,
+        };
+        apply(&txn, &o, viewer, change, update, now.at).await?;
+    }
+    let out = get(&txn, viewer, id, now.today).await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+fn prefixed(errors: Vec<FieldError>) -> Vec<FieldError> {
+    errors
+        .into_iter()
+        .map(|mut e| {
+            e.field = format!("record.{}", e.field);
+            e
+        })
+        .collect()
+}
+
+async fn node_of(
+    conn: &impl ConnectionTrait,
+    o: &obligation::Model,
+) -> Result<chain_node::Model, ApiError> {
+    chain_node::Entity::find_by_id(o.node_id.as_str())
+        .one(conn)
+        .await?
+        .ok_or_else(|| ApiError::from(ErrorCode::NotFound))
+}
+
+/// An officer of the root municipality accepts a submitted record: the obligation is closed;
+/// an attendance record with absentees gives the follow-up training.
+pub async fn accept(
+    db: &DatabaseConnection,
+    policy: &ObligationPolicy,
+    calendar: &mut BusinessCalendar,
+    viewer: &Viewer,
+    id: &str,
+    input: DecisionInput,
+    now: Now,
+) -> Result<ObligationView, ApiError> {
+    let txn = db.begin().await?;
+    let o = decidable(&txn, viewer, id, input.version).await?;
+    let at = to_db_precision(now.at);
+    let update = obligation::Entity::update_many()
+        .col_expr(
+            obligation::Column::DecidedBy,
+            Expr::value(viewer.user_id.clone()),
+        )
+        .col_expr(obligation::Column::DecidedAt, Expr::value(at));
+    let change = Change {
+        event: "accept",
+        to_status: "closed",
+        comment: None,
+        details: Value::Null,
+    };
+    apply(&txn, &o, viewer, change, update, now.at).await?;
+    let record: Value = o
+        .record
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(Value::Null);
+    let absent = record
+        .get("absent_count")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if o.kind == TRAINING && absent > 0 {
+        let node = node_of(&txn, &o).await?;
+        let due = calendar.add_business_days(now.today, policy.training.followup_business_days);
+        let row = active(
+            policy,
+            calendar,
+            NewObligation {
+                key: format!("{TRAINING_FOLLOWUP}:{}", o.id),
+                kind: TRAINING_FOLLOWUP,
+                node,
+                municipality_id: o.municipality_id.clone(),
+                fiscal_year: FiscalYear::new(o.fiscal_year),
+                due_on: due,
+                parent_id: Some(o.id.clone()),
+                detail: json!({ "title": policy.training.followup_label, "absent_count": absent }),
+            },
+            now.at,
+        );
+        insert_new(&txn, vec![row]).await?;
+    }
+    let out = get(&txn, viewer, id, now.today).await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// An officer of the root municipality returns a submitted record with a reason; the owner
+/// corrects and submits again (reminders continue meanwhile).
+pub async fn return_record(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: &str,
+    input: DecisionInput,
+    now: Now,
+) -> Result<ObligationView, ApiError> {
+    let reason = input.reason.clone().unwrap_or_default();
+    let mut errors = validation::no_individual_numbers(&input);
+    if reason.trim().is_empty() || reason.chars().count() > 2000 {
+        errors.push(FieldError::new(
+            "reason",
+            "差戻しの理由を2000文字以内で入力してください。",
+            "Give the reason for returning it (at most 2,000 characters).",
+        ));
+    }
+    validation::finish(errors)?;
+    let txn = db.begin().await?;
+    let o = decidable(&txn, viewer, id, input.version).await?;
+    let update = obligation::Entity::update_many().col_expr(
+        obligation::Column::ReturnReason,
+        Expr::value(reason.clone()),
+    );
+    let change = Change {
+        event: "return",
+        to_status: "returned",
+        comment: Some(reason),
+        details: Value::Null,
+    };
+    apply(&txn, &o, viewer, change, update, now.at).await?;
+    let out = get(&txn, viewer, id, now.today).await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// The obligation, when the viewer may decide it now: a submitted record, an officer (chief,
+/// manager) of its root municipality.
+async fn decidable(
+    txn: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: &str,
+    version: Option<i64>,
+) -> Result<obligation::Model, ApiError> {
+    let o = visible(txn, viewer, id).await?;
+    if !viewer.writes_for(&o.municipality_id) {
+        return Err(ErrorCode::Forbidden.into());
+    }
+    if o.status != "submitted" {
+        return Err(conflict(
+            "提出された記録がありません。",
+            "There is no submitted record to decide.",
+        ));
+    }
+    check_version(&o, version)?;
+    Ok(o)
+}
