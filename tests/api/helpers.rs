@@ -639,7 +639,13 @@ impl TestApp {
     /// A new vendor organisation with every evidence a non-cloud node needs, its NDA naming
     /// `parent`.
     pub async fn new_vendor(&self, parent: &str) -> String {
-        let id = format!("vendor-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        // Letters only: twelve random hex digits are all decimal now and then, and twelve
+        // digits in a row are refused as a possible individual number.
+        let letters: String = Uuid::new_v4().as_bytes()[..12]
+            .iter()
+            .map(|b| char::from(b'a' + b % 26))
+            .collect();
+        let id = format!("vendor-{letters}");
         self.create_organisation_of_kind(&id, "vendor", "株式会社テスト")
             .await;
         self.give_evidence(&id, parent, None).await;
