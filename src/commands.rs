@@ -238,6 +238,22 @@ pub async fn demo(settings: Settings) -> Result<ExitCode, CommandError> {
     let application = Application::build(settings).await?;
     let state = application.state();
     let logins = crate::demo::seed(&state).await?;
+    // The scheduler's first pass ran at start, before the seeding: run one over the demo data,
+    // so that its obligations and reminders are there from the first screen.
+    let scheduler = crate::schedule::Scheduler {
+        db: state.db.clone(),
+        workflows: state.workflows.clone(),
+        obligation_policy: state.obligation_policy.clone(),
+        evidence_reminder_days: state.settings.evidence_reminder_days.clone(),
+    };
+    let now = crate::workflow::Now {
+        at: state.clock.now(),
+        today: state.clock.today_jst(),
+    };
+    scheduler
+        .pass(&mut crate::schedule::calendar::BusinessCalendar::new(), now)
+        .await
+        .map_err(|e| CommandError::Remind(e.to_string()))?;
     let url = format!("http://{}:{}", state.settings.host, application.port());
     let mut lines = vec![
         String::new(),
