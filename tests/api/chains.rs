@@ -715,6 +715,39 @@ async fn an_individual_number_is_refused_in_any_text_field(backend: Backend) {
     );
 }
 
+/// A subcontract instance fired through the generic instance API takes the domain path: its
+/// guards get the chain's facts (without them `submit` would be refused), and the application
+/// and its node follow.
+async fn a_subcontract_instance_fired_through_the_instance_api_takes_the_domain_path(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let vendor = app.new_vendor(KOKUHOREN).await;
+    let filed = app
+        .file_application(&cast.kokuhoren.token, &vendor, &[&cast.tier1])
+        .await;
+    let instance = filed["targets"][0]["instance_id"].as_str().unwrap();
+    let fired = app
+        .fire_ok(
+            &cast.kokuhoren.token,
+            instance,
+            json!({ "event": "submit", "version": 1 }),
+        )
+        .await;
+    assert_ne!(fired["state"], "draft", "{fired}");
+    assert!(
+        fired["context"].get("facts").is_none(),
+        "the facts are never shown"
+    );
+    let id = filed["id"].as_str().unwrap();
+    let read = app
+        .get_json(&format!("/api/v1/applications/{id}"), &cast.kokuhoren.token)
+        .await;
+    assert_eq!(read["targets"][0]["state"], fired["state"], "{read}");
+    assert_eq!(app.footprint(instance).await.audit_records, 2);
+}
+
 async fn each_role_reaches_only_what_it_may(backend: Backend) {
     let app = spawn_app(backend).await;
     let cast = Cast::create(&app).await;
@@ -1018,6 +1051,7 @@ mod races {
 }
 
 crate::on_both_backends!(
+    a_subcontract_instance_fired_through_the_instance_api_takes_the_domain_path,
     a_three_tier_chain_is_built_and_permitted_in_order,
     a_tier_three_application_is_refused_while_tier_two_is_not_permitted,
     a_refused_permission_lists_every_missing_and_expired_requirement,
