@@ -224,7 +224,7 @@ async fn measure(
             workflows.clone(),
             &settings.mail,
             &settings.mail_dir,
-            &settings.public_url,
+            &settings.public_url(),
         )
         .map_err(|e| e.to_string())?;
         runners.push(d);

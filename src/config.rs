@@ -54,8 +54,9 @@ pub struct Settings {
     pub shutdown_timeout_seconds: u64,
     /// Where outgoing mail is written when no SMTP server is configured.
     pub mail_dir: PathBuf,
-    /// The externally visible base URL, used in links (mail, redirects).
-    pub public_url: String,
+    /// The externally visible base URL, used in links (mail, redirects); unset, the address the
+    /// server listens on (see [`Settings::public_url`]).
+    pub public_url: Option<String>,
     /// How often the server anchors the audit chain heads; 0 disables anchoring.
     pub audit_anchor_interval_seconds: u64,
     /// Largest accepted evidence file, in MiB.
@@ -86,7 +87,7 @@ impl Default for Settings {
             log_format: LogFormat::Pretty,
             shutdown_timeout_seconds: 10,
             mail_dir: PathBuf::from("./data/mail"),
-            public_url: "http://127.0.0.1:8080".to_owned(),
+            public_url: None,
             audit_anchor_interval_seconds: 300,
             max_upload_mb: 20,
             evidence_sweep_interval_seconds: 3600,
@@ -147,8 +148,10 @@ impl Settings {
                 return invalid("jwt_secret", "must be at least 32 bytes long");
             }
         }
-        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            return invalid("public_url", "must start with http:// or https://");
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return invalid("public_url", "must start with http:// or https://");
+            }
         }
         if self.evidence_reminder_days.is_empty()
             || self
@@ -174,6 +177,21 @@ impl Settings {
     }
 
     /// The pool size to use: the setting, or the backend's default (`None`: the driver's own).
+    /// The base URL of links: the configured `public_url`, else the address the server
+    /// listens on (`http://host:port`; a wildcard host as `127.0.0.1`).
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None => {
+                let host = match self.host.as_str() {
+                    "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+                    host => host,
+                };
+                format!("http://{host}:{}", self.port)
+            }
+        }
+    }
+
     pub fn effective_max_connections(&self) -> Option<u32> {
         match self.database_max_connections {
             Some(n) => Some(n),
@@ -272,7 +290,8 @@ mod tests {
             assert_eq!(settings.log_format, LogFormat::Pretty);
             assert_eq!(settings.shutdown_timeout_seconds, 10);
             assert_eq!(settings.mail_dir, PathBuf::from("./data/mail"));
-            assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+            assert_eq!(settings.public_url, None);
+            assert_eq!(settings.public_url(), "http://127.0.0.1:8080");
             assert_eq!(settings.audit_anchor_interval_seconds, 300);
             Ok(())
         });

@@ -159,6 +159,17 @@ impl Application {
                 source,
             })?
             .port();
+        // Links point at the server itself unless an external address is configured.
+        let mut settings = settings;
+        if settings.public_url.is_none() {
+            settings.public_url = Some(
+                Settings {
+                    port,
+                    ..settings.clone()
+                }
+                .public_url(),
+            );
+        }
 
         let state = web::Data::new(AppState {
             jwt: JwtKeys::from_secret(jwt_secret(&settings).expose_secret().as_bytes()),
@@ -249,7 +260,7 @@ fn mail_and_timers(
         state.workflows.clone(),
         &settings.mail,
         &settings.mail_dir,
-        &settings.public_url,
+        &settings.public_url(),
     )?;
     match settings.mail.dispatch_interval_seconds {
         0 => tracing::info!("mail dispatch is disabled (mail.dispatch_interval_seconds = 0)"),

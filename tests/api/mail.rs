@@ -109,7 +109,7 @@ fn dispatcher(app: &TestApp, adjust: impl FnOnce(&mut Settings)) -> Dispatcher {
         app.state.workflows.clone(),
         &settings.mail,
         &settings.mail_dir,
-        &settings.public_url,
+        &settings.public_url(),
     )
     .expect("a dispatcher")
 }
@@ -136,7 +136,7 @@ async fn a_submitted_application_is_mailed_to_the_officer_with_both_parts_and_th
     let app = spawn_app_with(backend, Clock::System, |s| {
         sink.configure(s);
         s.mail.dispatch_interval_seconds = 1;
-        s.public_url = "https://itaku.example.lg.jp".to_owned();
+        s.public_url = Some("https://itaku.example.lg.jp".to_owned());
     })
     .await;
     let cast = Cast::create(&app).await;
@@ -471,7 +471,7 @@ async fn two_dispatchers_racing_send_each_message_once(backend: Backend) {
         app.state.workflows.clone(),
         &settings.mail,
         &settings.mail_dir,
-        &settings.public_url,
+        &settings.public_url(),
     )
     .expect("a dispatcher");
     let clock = Clock::Fixed(now + chrono::Duration::seconds(1));
@@ -561,7 +561,7 @@ async fn prepare_row(
         &app.state.workflows,
         row,
         day,
-        &app.settings.public_url,
+        &app.settings.public_url(),
     )
     .await
     .expect("prepared")
@@ -709,7 +709,7 @@ async fn an_evidence_expiry_reminder_reaches_the_owner_and_the_officer(backend: 
         sink.configure(s);
         s.mail.dispatch_interval_seconds = 1;
         s.timer_interval_seconds = 0;
-        s.public_url = "https://itaku.example.lg.jp".to_owned();
+        s.public_url = Some("https://itaku.example.lg.jp".to_owned());
     })
     .await;
     let _cast = Cast::create(&app).await;
