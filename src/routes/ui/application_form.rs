@@ -417,6 +417,43 @@ fn merge(errors: &mut Errors, refusal: &[FieldError], unparsed: &[String]) {
     errors.extend(&kept, form_field);
 }
 
+/// The form again with its errors (422).
+async fn form_again(
+    state: &AppState,
+    request: &HttpRequest,
+    user: &UiUser,
+    target: Target<'_>,
+    values: &Values,
+    errors: &Errors,
+) -> Result<HttpResponse, UiError> {
+    form_page(
+        state,
+        request,
+        user,
+        target,
+        values,
+        errors,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
+/// After a save: submits when the form asked to, else the detail page.
+async fn saved(
+    state: &AppState,
+    request: &HttpRequest,
+    request_id: &RequestId,
+    user: &UiUser,
+    values: &Values,
+    id: &str,
+) -> Result<HttpResponse, UiError> {
+    if values.get("action") == "submit" {
+        submit(state, request, request_id, user, id).await
+    } else {
+        Ok(see_other(&format!("/applications/{id}?done=1")))
+    }
+}
+
 /// Submits every target the applicant may submit; a refusal is shown on the detail page.
 async fn submit(
     state: &AppState,
@@ -481,16 +518,7 @@ pub async fn create(
             &applications::field_errors(&input, &input.fields),
             &unparsed,
         );
-        return form_page(
-            &state,
-            &request,
-            &user,
-            Target::New,
-            &values,
-            &errors,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        return form_again(&state, &request, &user, Target::New, &values, &errors).await;
     }
     let rid = request_id.to_string();
     let created = applications::create(
@@ -503,22 +531,10 @@ pub async fn create(
     .await
     .map_err(app_error);
     match created {
-        Ok(app) if values.get("action") == "submit" => {
-            submit(&state, &request, &request_id, &user, &app.id).await
-        }
-        Ok(app) => Ok(see_other(&format!("/applications/{}?done=1", app.id))),
+        Ok(app) => saved(&state, &request, &request_id, &user, &values, &app.id).await,
         Err(e) if e.code() == ErrorCode::ValidationFailed => {
             merge(&mut errors, &form::field_errors_of(&e), &unparsed);
-            form_page(
-                &state,
-                &request,
-                &user,
-                Target::New,
-                &values,
-                &errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            form_again(&state, &request, &user, Target::New, &values, &errors).await
         }
         Err(e) => Err(fail(e)),
     }
@@ -604,14 +620,13 @@ pub async fn update(
             &applications::field_errors(&input, &input.fields),
             &unparsed,
         );
-        return form_page(
+        return form_again(
             &state,
             &request,
             &user,
             Target::Edit(&app),
             &values,
             &errors,
-            StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
     }
@@ -627,20 +642,16 @@ pub async fn update(
     .await
     .map_err(app_error);
     match updated {
-        Ok(_) if values.get("action") == "submit" => {
-            submit(&state, &request, &request_id, &user, &id).await
-        }
-        Ok(_) => Ok(see_other(&format!("/applications/{id}?done=1"))),
+        Ok(_) => saved(&state, &request, &request_id, &user, &values, &id).await,
         Err(e) if e.code() == ErrorCode::ValidationFailed => {
             merge(&mut errors, &form::field_errors_of(&e), &unparsed);
-            form_page(
+            form_again(
                 &state,
                 &request,
                 &user,
                 Target::Edit(&app),
                 &values,
                 &errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await
         }
