@@ -24,23 +24,22 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{workflow_definition, workflow_instance};
-use itaku::config::Settings;
 use itaku::services::audit::{
     anchor, append, render, verify, ChainHead, NewAuditRecord, GENESIS_HASH,
 };
-use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
     TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::json;
 
-type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+mod scratch;
+
+use scratch::{on_scratch_database, Backend, BenchResult};
 
 const DEFAULT_N: u64 = 10_000;
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Records per instance before the first anchor.
 const RECORDS_PER_INSTANCE: i64 = 5;
 /// Every `CHANGED_EVERY`-th instance gets one more record after the first anchor (1 %).
@@ -48,21 +47,6 @@ const CHANGED_EVERY: usize = 100;
 /// Instances seeded per transaction.
 const SEED_CHUNK: usize = 500;
 const WORKFLOW_ID: &str = "bench";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-        }
-    }
-}
 
 /// What one backend measured.
 struct Figures {
@@ -75,19 +59,11 @@ struct Figures {
 }
 
 fn main() -> ExitCode {
-    let n = match env_n() {
-        Ok(n) => n,
+    let (n, backends) = match scratch::env_n(DEFAULT_N).and_then(|n| Ok((n, Backend::from_env()?)))
+    {
+        Ok(found) => found,
         Err(e) => {
             eprintln!("audit_scale: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let backends = match std::env::var("BENCH_DB").ok().as_deref() {
-        None | Some("") => vec![Backend::Sqlite, Backend::Postgres],
-        Some("sqlite") => vec![Backend::Sqlite],
-        Some("postgres") => vec![Backend::Postgres],
-        Some(other) => {
-            eprintln!("audit_scale: BENCH_DB must be sqlite or postgres, not {other:?}");
             return ExitCode::FAILURE;
         }
     };
@@ -121,17 +97,6 @@ fn main() -> ExitCode {
         }
     }
     status
-}
-
-/// `BENCH_N`, or the default when unset.
-fn env_n() -> BenchResult<u64> {
-    match std::env::var("BENCH_N") {
-        Err(_) => Ok(DEFAULT_N),
-        Ok(text) => match text.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("BENCH_N must be a positive integer, not {text:?}").into()),
-        },
-    }
 }
 
 /// One output line; fields serialise in declaration order.
@@ -169,70 +134,9 @@ fn json_line(backend: Backend, f: &Figures) -> Result<String, serde_json::Error>
     })
 }
 
-/// Creates the backend's database, measures, and removes the database whatever happened.
+/// Measures on a fresh database of the backend, removed afterwards.
 async fn run_backend(backend: Backend, n: u64) -> BenchResult<Figures> {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir()?;
-            let path = dir.path().join("itaku-bench.db");
-            let conn = connect(&format!("sqlite://{}?mode=rwc", path.display())).await?;
-            let figures = measure(&conn, n).await;
-            conn.close().await?;
-            figures
-        }
-        Backend::Postgres => {
-            let server = std::env::var("ITAKU_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-            let name = format!("itaku_bench_{}", uuid::Uuid::new_v4().simple());
-            let admin = Database::connect(server.as_str())
-                .await
-                .map_err(|e| format!("PostgreSQL is unreachable at {server}: {e}"))?;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await?;
-            let figures = match connect(&database_url(&server, &name)).await {
-                Ok(conn) => {
-                    let figures = measure(&conn, n).await;
-                    let closed = conn.close().await;
-                    figures.and_then(|f| closed.map(|()| f).map_err(Into::into))
-                }
-                Err(e) => Err(e),
-            };
-            let dropped = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
-            admin.close().await?;
-            if let Err(e) = dropped {
-                eprintln!("audit_scale: cannot drop the database {name}: {e}");
-                return Err(e.into());
-            }
-            figures
-        }
-    }
-}
-
-/// The product's own connection setup (WAL, `synchronous=FULL`, foreign keys on SQLite).
-async fn connect(url: &str) -> BenchResult<DatabaseConnection> {
-    let settings = Settings {
-        database_url: url.to_owned(),
-        ..Settings::default()
-    };
-    let conn = itaku::db::connect(&settings).await?;
-    Migrator::up(&conn, None).await?;
-    Ok(conn)
-}
-
-/// `server` with its database name replaced by `name`.
-fn database_url(server: &str, name: &str) -> String {
-    let (base, query) = match server.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (server, None),
-    };
-    let base = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
+    on_scratch_database(backend, |conn| async move { measure(&conn, n).await }).await
 }
 
 /// Seeds, then times the anchors and the verify, checking each result.

@@ -28,41 +28,25 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{chain_node, consignment_item, obligation, outbox};
-use itaku::config::Settings;
 use itaku::domain::obligations::ObligationPolicy;
 use itaku::schedule::calendar::BusinessCalendar;
 use itaku::services::obligations;
 use itaku::services::users::{self, NewOrganisation};
 use itaku::workflow::Now;
-use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, Set, TransactionTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 use serde::Serialize;
 
-type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+mod scratch;
+
+use scratch::{on_scratch_database, Backend, BenchResult};
 
 const DEFAULT_N: u64 = 1_000_000;
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const NODES: usize = 1_000;
 const CHUNK: usize = 1_000;
 const MUNICIPALITY: &str = "bench-city";
-
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-        }
-    }
-}
 
 #[derive(Serialize)]
 struct Line {
@@ -79,22 +63,11 @@ struct Line {
 }
 
 fn main() -> ExitCode {
-    let n = match std::env::var("BENCH_N") {
-        Err(_) => DEFAULT_N,
-        Ok(text) => match text.trim().parse::<u64>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                eprintln!("obligations: BENCH_N must be a positive integer, not {text:?}");
-                return ExitCode::FAILURE;
-            }
-        },
-    };
-    let backends = match std::env::var("BENCH_DB").ok().as_deref() {
-        None | Some("") => vec![Backend::Sqlite, Backend::Postgres],
-        Some("sqlite") => vec![Backend::Sqlite],
-        Some("postgres") => vec![Backend::Postgres],
-        Some(other) => {
-            eprintln!("obligations: BENCH_DB must be sqlite or postgres, not {other:?}");
+    let (n, backends) = match scratch::env_n(DEFAULT_N).and_then(|n| Ok((n, Backend::from_env()?)))
+    {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("obligations: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -127,64 +100,13 @@ fn main() -> ExitCode {
     status
 }
 
+/// Measures on a fresh database of the backend, removed afterwards.
 async fn run_backend(backend: Backend, n: u64) -> BenchResult<Line> {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir()?;
-            let path = dir.path().join("itaku-bench.db");
-            let conn = connect(&format!("sqlite://{}?mode=rwc", path.display())).await?;
-            let line = measure(backend, &conn, n).await;
-            conn.close().await?;
-            line
-        }
-        Backend::Postgres => {
-            let server = std::env::var("ITAKU_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-            let name = format!("itaku_bench_{}", uuid::Uuid::new_v4().simple());
-            let admin = Database::connect(server.as_str())
-                .await
-                .map_err(|e| format!("PostgreSQL is unreachable at {server}: {e}"))?;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await?;
-            let line = match connect(&database_url(&server, &name)).await {
-                Ok(conn) => {
-                    let line = measure(backend, &conn, n).await;
-                    let closed = conn.close().await;
-                    line.and_then(|l| closed.map(|()| l).map_err(Into::into))
-                }
-                Err(e) => Err(e),
-            };
-            let dropped = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
-            admin.close().await?;
-            dropped?;
-            line
-        }
-    }
-}
-
-async fn connect(url: &str) -> BenchResult<DatabaseConnection> {
-    let settings = Settings {
-        database_url: url.to_owned(),
-        ..Settings::default()
-    };
-    let conn = itaku::db::connect(&settings).await?;
-    Migrator::up(&conn, None).await?;
-    Ok(conn)
-}
-
-fn database_url(server: &str, name: &str) -> String {
-    let (base, query) = match server.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (server, None),
-    };
-    let base = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
+    on_scratch_database(
+        backend,
+        |conn| async move { measure(backend, &conn, n).await },
+    )
+    .await
 }
 
 fn day(y: i32, m: u32, d: u32) -> BenchResult<NaiveDate> {
