@@ -274,7 +274,7 @@ impl Scratch {
                     .map_err(|e| format!("creating database {name}: {e}"))?;
                 let _ = admin.close().await;
                 Ok(Self {
-                    url: database_url(&admin_url, &name),
+                    url: itaku::db::database_url(&admin_url, &name),
                     postgres: Some((admin_url, name)),
                     dir,
                 })
@@ -295,19 +295,6 @@ impl Scratch {
                 eprintln!("note: could not drop the scratch database {name}: {e}");
             }
         }
-    }
-}
-
-/// `admin_url` with its database (the last path segment) replaced by `name`; a query string
-/// (`?sslmode=disable`) is kept.
-fn database_url(admin_url: &str, name: &str) -> String {
-    let (path, query) = admin_url
-        .split_once('?')
-        .map_or((admin_url, None), |(p, q)| (p, Some(q)));
-    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
     }
 }
 

@@ -169,9 +169,35 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// A PostgreSQL URL naming database `name` on the same server as `server` (its last path
+/// segment replaced, its query kept): where tests and benchmarks create scratch databases.
+pub fn database_url(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (server, None),
+    };
+    let base = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_name_replaces_the_last_path_segment() {
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            database_url("postgres://u@h/postgres?sslmode=disable", "t1"),
+            "postgres://u@h/t1?sslmode=disable"
+        );
+    }
 
     #[test]
     fn the_folder_of_a_sqlite_file_is_created() {

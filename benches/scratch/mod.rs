@@ -76,7 +76,7 @@ where
             admin
                 .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                 .await?;
-            let result = match connect(&database_url(&server, &name)).await {
+            let result = match connect(&itaku::db::database_url(&server, &name)).await {
                 Ok(conn) => {
                     let result = measure(conn.clone()).await;
                     let closed = conn.close().await;
@@ -107,17 +107,4 @@ async fn connect(url: &str) -> BenchResult<DatabaseConnection> {
     let conn = itaku::db::connect(&settings).await?;
     Migrator::up(&conn, None).await?;
     Ok(conn)
-}
-
-/// `server` with its database name replaced by `name`.
-fn database_url(server: &str, name: &str) -> String {
-    let (base, query) = match server.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (server, None),
-    };
-    let base = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
 }

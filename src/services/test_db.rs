@@ -75,7 +75,7 @@ impl TestDb {
                     .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                     .await?;
                 admin.close().await?;
-                let conn = connect(&database_url(&server, &name)).await?;
+                let conn = connect(&crate::db::database_url(&server, &name)).await?;
                 Migrator::up(&conn, None).await?;
                 Ok(Self {
                     conn,
@@ -110,19 +110,6 @@ async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
     Database::connect(options).await
-}
-
-/// `server` with its database name replaced by `name`.
-fn database_url(server: &str, name: &str) -> String {
-    let (base, query) = match server.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (server, None),
-    };
-    let base = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
 }
 
 /// Inserts an instance of workflow `test` version 1 (created if absent) with no audit record:
@@ -199,18 +186,6 @@ pub(crate) use backend_tests;
 mod tests {
     use super::*;
     use sea_orm::{EntityTrait, PaginatorTrait};
-
-    #[test]
-    fn the_database_name_replaces_the_last_path_segment() {
-        assert_eq!(
-            database_url("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
-            "postgres://postgres@127.0.0.1:5432/t1"
-        );
-        assert_eq!(
-            database_url("postgres://u@h/postgres?sslmode=disable", "t1"),
-            "postgres://u@h/t1?sslmode=disable"
-        );
-    }
 
     async fn migrating_down_and_up_again_leaves_an_empty_working_schema(
         backend: Backend,
