@@ -109,12 +109,30 @@ pub fn item(
     }
 }
 
+/// What precedes the items: whose section it is and how many items follow (委託の有無).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PiaHead {
+    pub municipality: String,
+    pub pia_file: String,
+    pub count: usize,
+}
+
+impl PiaSection {
+    pub fn head(&self) -> PiaHead {
+        PiaHead {
+            municipality: self.municipality.clone(),
+            pia_file: self.pia_file.clone(),
+            count: self.items.len(),
+        }
+    }
+}
+
 /// 委託の有無 as the form prints it.
-pub fn consignment_summary(section: &PiaSection) -> String {
-    if section.items.is_empty() {
+pub fn consignment_summary(count: usize) -> String {
+    if count == 0 {
         "[委託しない]".to_owned()
     } else {
-        format!("[委託する] ({}) 件", section.items.len())
+        format!("[委託する] ({count}) 件")
     }
 }
 
@@ -126,29 +144,40 @@ fn yes_no(subcontracts: bool) -> &'static str {
     }
 }
 
+const SECTION_TITLE: &str = "4. 特定個人情報ファイルの取扱いの委託";
+
+/// The section's first rows as (heading, value) pairs: its title and 委託の有無.
+pub fn head_rows(head: &PiaHead) -> Vec<(String, String)> {
+    vec![
+        (SECTION_TITLE.to_owned(), String::new()),
+        ("委託の有無".to_owned(), consignment_summary(head.count)),
+    ]
+}
+
+/// One item's rows as (heading, value) pairs, in the form's order.
+pub fn item_rows(i: &PiaItem) -> Vec<(String, String)> {
+    vec![
+        (format!("委託事項{}", i.number), i.title.clone()),
+        ("①委託内容".to_owned(), i.content.clone()),
+        (
+            "②委託先における取扱者数".to_owned(),
+            format!("[{}]", i.handlers),
+        ),
+        ("③委託先名".to_owned(), i.contractor.clone()),
+        (
+            "④再委託の有無".to_owned(),
+            yes_no(i.subcontracts).to_owned(),
+        ),
+        ("⑤再委託の許諾方法".to_owned(), i.permission_method.clone()),
+        ("⑥再委託事項".to_owned(), i.subcontracted_work.clone()),
+    ]
+}
+
 /// The rows of the section as (heading, value) pairs, in the form's order; CSV, XLSX and HTML all
 /// render these, so they cannot disagree.
 pub fn rows(section: &PiaSection) -> Vec<(String, String)> {
-    let mut out = vec![(
-        "4. 特定個人情報ファイルの取扱いの委託".to_owned(),
-        String::new(),
-    )];
-    out.push(("委託の有無".to_owned(), consignment_summary(section)));
-    for i in &section.items {
-        out.push((format!("委託事項{}", i.number), i.title.clone()));
-        out.push(("①委託内容".to_owned(), i.content.clone()));
-        out.push((
-            "②委託先における取扱者数".to_owned(),
-            format!("[{}]", i.handlers),
-        ));
-        out.push(("③委託先名".to_owned(), i.contractor.clone()));
-        out.push((
-            "④再委託の有無".to_owned(),
-            yes_no(i.subcontracts).to_owned(),
-        ));
-        out.push(("⑤再委託の許諾方法".to_owned(), i.permission_method.clone()));
-        out.push(("⑥再委託事項".to_owned(), i.subcontracted_work.clone()));
-    }
+    let mut out = head_rows(&section.head());
+    out.extend(section.items.iter().flat_map(item_rows));
     out
 }
 
@@ -157,45 +186,13 @@ fn csv_field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// CSV as Excel opens it: UTF-8 with a BOM, CRLF line ends, every field quoted.
-pub fn to_csv(section: &PiaSection) -> Vec<u8> {
-    let mut out = String::from("\u{feff}");
-    out.push_str(&csv_field("項目"));
-    out.push(',');
-    out.push_str(&csv_field("記載内容"));
-    out.push_str("\r\n");
-    for (k, v) in rows(section) {
+fn csv_rows(out: &mut String, rows: Vec<(String, String)>) {
+    for (k, v) in rows {
         out.push_str(&csv_field(&k));
         out.push(',');
         out.push_str(&csv_field(&v.replace("\r\n", "\n").replace('\n', "\r\n")));
         out.push_str("\r\n");
     }
-    out.into_bytes()
-}
-
-/// XLSX for pasting into the official form: one sheet, headings in A, text in B (wrapped). The
-/// document properties carry a fixed date so the same data gives the same bytes.
-pub fn to_xlsx(section: &PiaSection) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, FormatAlign, Workbook};
-    let mut workbook = Workbook::new();
-    let fixed = ExcelDateTime::from_ymd(2000, 1, 1)?;
-    workbook.set_properties(
-        &DocProperties::new()
-            .set_title(format!("{} {}", section.municipality, section.pia_file))
-            .set_creation_datetime(&fixed),
-    );
-    let heading = Format::new().set_bold().set_align(FormatAlign::Top);
-    let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
-    let sheet = workbook.add_worksheet();
-    sheet.set_name("委託")?;
-    sheet.set_column_width(0, 28)?;
-    sheet.set_column_width(1, 90)?;
-    for (r, (k, v)) in rows(section).iter().enumerate() {
-        let r = u32::try_from(r).unwrap_or(u32::MAX);
-        sheet.write_string_with_format(r, 0, k, &heading)?;
-        sheet.write_string_with_format(r, 1, v, &wrap)?;
-    }
-    workbook.save_to_buffer()
 }
 
 /// Escapes text for the print views (a newline becomes `<br>`).
@@ -215,34 +212,191 @@ pub(crate) fn esc(s: &str) -> String {
     out
 }
 
-/// A standalone print view (A4, no script, no external resources), everything escaped.
-pub fn to_html(section: &PiaSection) -> String {
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>{} {}</title>\
-         <style>@page{{size:A4;margin:15mm}}body{{font-family:sans-serif;font-size:10.5pt}}\
-         table{{border-collapse:collapse;width:100%}}th,td{{border:1px solid #000;padding:4px;\
-         vertical-align:top;text-align:left}}th{{width:28%;background:#eee}}\
-         tr{{break-inside:avoid}}</style></head><body><h1>{}</h1><p>{}</p><table>",
-        esc(&section.municipality),
-        esc(&section.pia_file),
-        esc("4. 特定個人情報ファイルの取扱いの委託"),
-        esc(&format!(
-            "{} 特定個人情報ファイル: {}",
-            section.municipality, section.pia_file
-        )),
-    );
-    for (k, v) in rows(section).into_iter().skip(1) {
+fn html_rows(out: &mut String, rows: impl IntoIterator<Item = (String, String)>) {
+    for (k, v) in rows {
         let _ = write!(out, "<tr><th>{}</th><td>{}</td></tr>", esc(&k), esc(&v));
     }
-    out.push_str("</table></body></html>\n");
-    out
+}
+
+fn json_string(s: &str) -> Result<String, serde_json::Error> {
+    serde_json::to_string(s)
+}
+
+/// The output formats of the section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PiaFormat {
+    Json,
+    /// UTF-8 with a BOM, CRLF line ends, every field quoted: as Excel opens it.
+    Csv,
+    /// A standalone print view (A4, no script, no external resources), everything escaped.
+    Html,
+    /// One sheet for pasting into the official form: headings in A, text in B (wrapped).
+    Xlsx,
+}
+
+/// Renders the section piece by piece — the head, then each item as it is read, then the end —
+/// so that an export never holds more than one item's text (XLSX keeps its rows in a temporary
+/// file, `constant_memory`, until `finish` zips them).
+pub struct PiaRenderer {
+    kind: Kind,
+}
+
+enum Kind {
+    Json { first: bool },
+    Csv,
+    Html,
+    Xlsx(Box<XlsxSheet>),
+}
+
+struct XlsxSheet {
+    workbook: rust_xlsxwriter::Workbook,
+    heading: rust_xlsxwriter::Format,
+    wrap: rust_xlsxwriter::Format,
+    next_row: u32,
+}
+
+impl XlsxSheet {
+    fn new() -> Self {
+        use rust_xlsxwriter::{Format, FormatAlign, Workbook};
+        Self {
+            workbook: Workbook::new(),
+            heading: Format::new().set_bold().set_align(FormatAlign::Top),
+            wrap: Format::new().set_text_wrap().set_align(FormatAlign::Top),
+            next_row: 0,
+        }
+    }
+
+    /// Sets the document properties (a fixed date, so the same data gives the same bytes) and
+    /// adds the one sheet.
+    fn start(&mut self, head: &PiaHead) -> Result<(), PiaRenderError> {
+        use rust_xlsxwriter::{DocProperties, ExcelDateTime};
+        let fixed = ExcelDateTime::from_ymd(2000, 1, 1)?;
+        self.workbook.set_properties(
+            &DocProperties::new()
+                .set_title(format!("{} {}", head.municipality, head.pia_file))
+                .set_creation_datetime(&fixed),
+        );
+        let sheet = self.workbook.add_worksheet_with_constant_memory();
+        sheet.set_name("委託")?;
+        sheet.set_column_width(0, 28)?;
+        sheet.set_column_width(1, 90)?;
+        self.rows(head_rows(head))
+    }
+
+    fn rows(&mut self, rows: Vec<(String, String)>) -> Result<(), PiaRenderError> {
+        let sheet = self.workbook.worksheet_from_index(0)?;
+        for (k, v) in rows {
+            sheet.write_string_with_format(self.next_row, 0, k, &self.heading)?;
+            sheet.write_string_with_format(self.next_row, 1, v, &self.wrap)?;
+            self.next_row = self.next_row.saturating_add(1);
+        }
+        Ok(())
+    }
+}
+
+/// Rendering failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PiaRenderError {
+    #[error("XLSX: {0}")]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl PiaRenderer {
+    pub fn new(format: PiaFormat) -> Self {
+        let kind = match format {
+            PiaFormat::Json => Kind::Json { first: true },
+            PiaFormat::Csv => Kind::Csv,
+            PiaFormat::Html => Kind::Html,
+            PiaFormat::Xlsx => Kind::Xlsx(Box::new(XlsxSheet::new())),
+        };
+        Self { kind }
+    }
+
+    /// What comes before the items.
+    pub fn head(&mut self, head: &PiaHead) -> Result<Vec<u8>, PiaRenderError> {
+        let mut out = String::new();
+        match &mut self.kind {
+            Kind::Json { .. } => {
+                let _ = write!(
+                    out,
+                    "{{\"municipality\":{},\"pia_file\":{},\"items\":[",
+                    json_string(&head.municipality)?,
+                    json_string(&head.pia_file)?
+                );
+            }
+            Kind::Csv => {
+                out.push('\u{feff}');
+                csv_rows(&mut out, vec![("項目".to_owned(), "記載内容".to_owned())]);
+                csv_rows(&mut out, head_rows(head));
+            }
+            Kind::Html => {
+                let _ = write!(
+                    out,
+                    "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>{} {}</title>\
+                     <style>@page{{size:A4;margin:15mm}}body{{font-family:sans-serif;font-size:10.5pt}}\
+                     table{{border-collapse:collapse;width:100%}}th,td{{border:1px solid #000;padding:4px;\
+                     vertical-align:top;text-align:left}}th{{width:28%;background:#eee}}\
+                     tr{{break-inside:avoid}}</style></head><body><h1>{}</h1><p>{}</p><table>",
+                    esc(&head.municipality),
+                    esc(&head.pia_file),
+                    esc(SECTION_TITLE),
+                    esc(&format!(
+                        "{} 特定個人情報ファイル: {}",
+                        head.municipality, head.pia_file
+                    )),
+                );
+                html_rows(&mut out, head_rows(head).into_iter().skip(1));
+            }
+            Kind::Xlsx(sheet) => sheet.start(head)?,
+        }
+        Ok(out.into_bytes())
+    }
+
+    /// One item.
+    pub fn item(&mut self, item: &PiaItem) -> Result<Vec<u8>, PiaRenderError> {
+        let mut out = String::new();
+        match &mut self.kind {
+            Kind::Json { first } => {
+                if !std::mem::take(first) {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(item)?);
+            }
+            Kind::Csv => csv_rows(&mut out, item_rows(item)),
+            Kind::Html => html_rows(&mut out, item_rows(item)),
+            Kind::Xlsx(sheet) => sheet.rows(item_rows(item))?,
+        }
+        Ok(out.into_bytes())
+    }
+
+    /// What comes after the items (for XLSX, the whole file).
+    pub fn finish(self) -> Result<Vec<u8>, PiaRenderError> {
+        Ok(match self.kind {
+            Kind::Json { .. } => b"]}".to_vec(),
+            Kind::Csv => Vec::new(),
+            Kind::Html => b"</table></body></html>\n".to_vec(),
+            Kind::Xlsx(mut sheet) => sheet.workbook.save_to_buffer()?,
+        })
+    }
+}
+
+/// The whole section in one format, from a section in memory (tests and small sections).
+pub fn render(section: &PiaSection, format: PiaFormat) -> Result<Vec<u8>, PiaRenderError> {
+    let mut renderer = PiaRenderer::new(format);
+    let mut out = renderer.head(&section.head())?;
+    for item in &section.items {
+        out.extend(renderer.item(item)?);
+    }
+    out.extend(renderer.finish()?);
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn section() -> PiaSection {
         let below = vec![
@@ -310,28 +464,32 @@ mod tests {
             (none.subcontracts, none.permission_method.as_str()),
             (false, "")
         );
-        assert_eq!(consignment_summary(&s), "[委託する] (2) 件");
+        assert_eq!(consignment_summary(s.items.len()), "[委託する] (2) 件");
     }
 
     #[test]
     fn the_csv_opens_in_excel_with_bom_crlf_and_quoted_commas_and_newlines() {
-        let csv = String::from_utf8(to_csv(&section())).unwrap();
+        let csv = String::from_utf8(render(&section(), PiaFormat::Csv).unwrap()).unwrap();
         assert!(csv.starts_with('\u{feff}'));
         assert!(
             !csv.replace("\r\n", "").contains('\n'),
             "every newline is CRLF"
         );
         assert!(csv.contains("\"⑥再委託事項\",\"システムの運用, \"\"一部\"\"\r\n保守"));
-        assert_eq!(to_csv(&section()), to_csv(&section()), "reproducible");
+        assert_eq!(
+            render(&section(), PiaFormat::Csv).unwrap(),
+            render(&section(), PiaFormat::Csv).unwrap(),
+            "reproducible"
+        );
     }
 
     #[test]
     fn the_xlsx_reads_back_cell_by_cell_and_is_reproducible() {
         use calamine::{Data, Reader, Xlsx};
-        let bytes = to_xlsx(&section()).unwrap();
+        let bytes = render(&section(), PiaFormat::Xlsx).unwrap();
         assert_eq!(
             bytes,
-            to_xlsx(&section()).unwrap(),
+            render(&section(), PiaFormat::Xlsx).unwrap(),
             "the same bytes each time"
         );
         let mut book: Xlsx<_> =
@@ -356,8 +514,33 @@ mod tests {
     fn the_print_view_escapes_everything() {
         let mut s = section();
         s.items[1].contractor = "<script>alert(1)</script>".into();
-        let html = to_html(&s);
+        let html = String::from_utf8(render(&s, PiaFormat::Html).unwrap()).unwrap();
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<script>"));
+    }
+
+    #[test]
+    fn the_json_rendered_piece_by_piece_is_the_section_serialised() {
+        let s = section();
+        let pieces: Value = serde_json::from_slice(&render(&s, PiaFormat::Json).unwrap()).unwrap();
+        assert_eq!(pieces, serde_json::to_value(&s).unwrap());
+        let empty = PiaSection {
+            items: Vec::new(),
+            ..section()
+        };
+        let pieces: Value =
+            serde_json::from_slice(&render(&empty, PiaFormat::Json).unwrap()).unwrap();
+        assert_eq!(pieces, serde_json::to_value(&empty).unwrap());
+    }
+
+    #[test]
+    fn the_head_counts_the_items_and_a_section_without_any_says_so() {
+        let mut s = section();
+        let csv = String::from_utf8(render(&s, PiaFormat::Csv).unwrap()).unwrap();
+        assert!(csv.contains("\"委託の有無\",\"[委託する] (2) 件\"\r\n"));
+        s.items.clear();
+        let html = String::from_utf8(render(&s, PiaFormat::Html).unwrap()).unwrap();
+        assert!(html.contains("<th>委託の有無</th><td>[委託しない]</td>"));
+        assert!(html.ends_with("</table></body></html>\n"));
     }
 }

@@ -8,14 +8,15 @@ use entity::{
 };
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    AccessMode, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use validator::Validate;
 
-use crate::documents::pia::{self, PermittedNode, PiaSection};
+use crate::documents::pia::{self, PermittedNode, PiaFormat, PiaHead, PiaItem, PiaRenderer};
 use crate::documents::significant::{self, ChangeFacts, ChangeItem};
 use crate::documents::threshold::{
     self, Contribution, PeopleBracket, ThresholdInputs, ThresholdTest,
@@ -48,32 +49,158 @@ async fn names_of(
     .await
 }
 
-/// The consignment section of one PIA file of `municipality`, for its own staff only.
-pub async fn pia_section(
-    db: &impl ConnectionTrait,
+/// Items read per page of a PIA export: bounds what is held in memory and keeps each
+/// `IN (…)` list far below the databases' limits on bound parameters.
+const EXPORT_PAGE: u64 = 500;
+
+/// Chunks of an export in flight between the reading task and the response.
+const EXPORT_CHANNEL: usize = 8;
+
+/// A PIA section export under way: the names for its file name, and its bytes as they are
+/// rendered (an error ends it early; the response is then cut off).
+pub struct PiaExport {
+    pub municipality: String,
+    pub pia_file: String,
+    pub body: tokio::sync::mpsc::Receiver<Result<Vec<u8>, ApiError>>,
+}
+
+/// Opens a read-only transaction whose reads all see one snapshot: on PostgreSQL `REPEATABLE
+/// READ`; a SQLite transaction holds the snapshot of its first read anyway (WAL).
+async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await
+        }
+        _ => db.begin().await,
+    }
+}
+
+fn items_of_file(municipality: &str, pia_file: &str) -> Select<consignment_item::Entity> {
+    consignment_item::Entity::find()
+        .filter(consignment_item::Column::MunicipalityId.eq(municipality))
+        .filter(consignment_item::Column::PiaFile.eq(pia_file))
+}
+
+/// The consignment section of one PIA file of `municipality` (its own staff only), rendered in
+/// `format` while it is read: the items a page at a time, in registration order, from one
+/// snapshot, by a task that stops when the receiver is dropped.
+pub async fn export_pia(
+    db: &DatabaseConnection,
     viewer: &Viewer,
     municipality: &str,
     pia_file: &str,
-) -> Result<PiaSection, ApiError> {
+    format: PiaFormat,
+) -> Result<PiaExport, ApiError> {
     if !viewer.is_municipal(municipality) {
         return Err(ErrorCode::NotFound.into());
     }
-    let items = consignment_item::Entity::find()
-        .filter(consignment_item::Column::MunicipalityId.eq(municipality))
-        .filter(consignment_item::Column::PiaFile.eq(pia_file))
-        .order_by_asc(consignment_item::Column::CreatedAt)
-        .order_by_asc(consignment_item::Column::Id)
-        .all(db)
-        .await?;
+    let txn = begin_snapshot(db).await?;
+    let municipality_name = names(&txn, [municipality.to_owned()])
+        .await?
+        .remove(municipality)
+        .unwrap_or_else(|| municipality.to_owned());
+    let count = items_of_file(municipality, pia_file).count(&txn).await?;
+    let head = PiaHead {
+        municipality: municipality_name.clone(),
+        pia_file: pia_file.to_owned(),
+        count: usize::try_from(count).unwrap_or(usize::MAX),
+    };
+    let mut renderer = PiaRenderer::new(format);
+    let first = renderer.head(&head).map_err(ApiError::internal)?;
+    let (tx, body) = tokio::sync::mpsc::channel(EXPORT_CHANNEL);
+    let (municipality, file) = (municipality.to_owned(), pia_file.to_owned());
+    tokio::spawn(async move {
+        if tx.send(Ok(first)).await.is_err() {
+            return;
+        }
+        if let Err(error) = export_items(&txn, &municipality, &file, renderer, &tx).await {
+            tracing::error!(%error, "the PIA export failed");
+            let _ = tx.send(Err(error)).await;
+        }
+    });
+    Ok(PiaExport {
+        municipality: municipality_name,
+        pia_file: pia_file.to_owned(),
+        body,
+    })
+}
+
+/// Renders the items page by page into `tx`; stops quietly when the receiver is gone.
+async fn export_items(
+    txn: &DatabaseTransaction,
+    municipality: &str,
+    pia_file: &str,
+    mut renderer: PiaRenderer,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, ApiError>>,
+) -> Result<(), ApiError> {
+    let mut after: Option<(DateTime<Utc>, String)> = None;
+    let mut number = 0;
+    loop {
+        let mut page = items_of_file(municipality, pia_file);
+        if let Some((at, id)) = &after {
+            page = page.filter(
+                Expr::tuple([
+                    Expr::col(consignment_item::Column::CreatedAt).into(),
+                    Expr::col(consignment_item::Column::Id).into(),
+                ])
+                .gt(Expr::tuple([Expr::value(*at), Expr::value(id.clone())])),
+            );
+        }
+        let items = page
+            .order_by_asc(consignment_item::Column::CreatedAt)
+            .order_by_asc(consignment_item::Column::Id)
+            .limit(EXPORT_PAGE)
+            .all(txn)
+            .await?;
+        let Some(last) = items.last() else {
+            break;
+        };
+        after = Some((last.created_at, last.id.clone()));
+        for item in pia_items(txn, municipality, &items, number).await? {
+            number += 1;
+            let chunk = renderer.item(&item).map_err(ApiError::internal)?;
+            if !chunk.is_empty() && tx.send(Ok(chunk)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    // XLSX zips its rows at the end; that is CPU work, kept off the runtime's threads.
+    let last = tokio::task::spawn_blocking(move || renderer.finish())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let _ = tx.send(Ok(last)).await;
+    Ok(())
+}
+
+/// The section's items for a page of consignment items, numbered after `numbered_before`.
+async fn pia_items(
+    db: &impl ConnectionTrait,
+    municipality: &str,
+    items: &[consignment_item::Model],
+    numbered_before: usize,
+) -> Result<Vec<PiaItem>, ApiError> {
     let nodes = chain_node::Entity::find()
         .filter(chain_node::Column::ItemId.is_in(items.iter().map(|i| i.id.clone())))
         .all(db)
         .await?;
-    let org_names = names_of(db, &nodes, municipality).await?;
+    let org_names = names(
+        db,
+        nodes
+            .iter()
+            .map(|n| n.contractor_id.clone())
+            .chain(items.iter().map(|i| i.contractor_id.clone()))
+            .chain([municipality.to_owned()]),
+    )
+    .await?;
     let name = |id: &str| org_names.get(id).cloned().unwrap_or_else(|| id.to_owned());
     let by_id: HashMap<&str, &chain_node::Model> =
         nodes.iter().map(|n| (n.id.as_str(), n)).collect();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(items.len());
     for (ix, item) in items.iter().enumerate() {
         let of_item = nodes.iter().filter(|n| n.item_id == item.id);
         let tier1 = of_item
@@ -98,7 +225,7 @@ pub async fn pia_section(
             })
             .collect();
         out.push(pia::item(
-            ix + 1,
+            numbered_before + ix + 1,
             &item.title,
             &item.content,
             HandlerBracket::parse(&item.handler_bracket).map_or("", HandlerBracket::label_ja),
@@ -107,11 +234,7 @@ pub async fn pia_section(
             below,
         ));
     }
-    Ok(PiaSection {
-        municipality: name(municipality),
-        pia_file: pia_file.to_owned(),
-        items: out,
-    })
+    Ok(out)
 }
 
 // --- The threshold test (しきい値判断) -------------------------------------------------------
@@ -855,4 +978,150 @@ pub async fn list_assessments(
         .into_iter()
         .map(AssessmentView::from)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::services::test_db::{backend_tests, Backend, TestDb, TestResult};
+    use crate::services::users::{self, NewOrganisation};
+
+    const CITY: &str = "city";
+    const FILE: &str = "国民健康保険関係情報ファイル";
+
+    fn officer_of(org: &str) -> Viewer {
+        Viewer {
+            user_id: "officer".to_owned(),
+            municipal: [org.to_owned()].into(),
+            municipal_writer: [org.to_owned()].into(),
+            contractor: Default::default(),
+            member: [org.to_owned()].into(),
+        }
+    }
+
+    async fn read_to_end(mut export: PiaExport) -> Result<Vec<u8>, ApiError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = export.body.recv().await {
+            out.extend(chunk?);
+        }
+        Ok(out)
+    }
+
+    /// More items than two pages, registered in threes at the same instant (so a page boundary
+    /// falls between items that only their ids order), every third with a permitted tier 2.
+    async fn an_export_longer_than_a_page_keeps_registration_order(backend: Backend) -> TestResult {
+        let db = TestDb::fresh(backend).await?;
+        let now = crate::services::db_time::to_db_precision(
+            DateTime::from_timestamp(1_792_000_000, 0).ok_or("a time")?,
+        );
+        for (id, kind, name) in [
+            (CITY, "municipality", "目黒区"),
+            ("t1", "vendor", "東京都国保連"),
+            ("t2", "vendor", "国保中央会"),
+        ] {
+            let org = NewOrganisation {
+                id: id.to_owned(),
+                kind: kind.to_owned(),
+                name_ja: name.to_owned(),
+                name_en: None,
+            };
+            users::create_organisation(&db.conn, org, now).await?;
+        }
+        let n: usize = 2 * usize::try_from(EXPORT_PAGE)? + 3;
+        let day = NaiveDate::from_ymd_opt(2026, 4, 1).ok_or("a day")?;
+        let mut items = Vec::new();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            // Items 498–500 share an instant across the first page's end: the id orders them.
+            let id = format!("item-{:05}-{}", i / 3, i % 3);
+            let at = now + Duration::seconds(i64::try_from(i / 3)?);
+            items.push(consignment_item::ActiveModel {
+                id: Set(id.clone()),
+                municipality_id: Set(CITY.to_owned()),
+                owning_section: Set(None),
+                title: Set(format!("事務{i}")),
+                content: Set("内容".to_owned()),
+                handler_bracket: Set("from_10_to_49".to_owned()),
+                data_items: Set("[]".to_owned()),
+                pia_file: Set(FILE.to_owned()),
+                recording_medium: Set("電子".to_owned()),
+                period_start: Set(day),
+                period_end: Set(day),
+                contractor_id: Set("t1".to_owned()),
+                subcontract_policy: Set("書面により許諾する。".to_owned()),
+                created_at: Set(at),
+                updated_at: Set(at),
+                version: Set(1),
+            });
+            if i % 3 == 0 {
+                nodes.push(chain_node::ActiveModel {
+                    id: Set(format!("{id}-t2")),
+                    item_id: Set(id),
+                    parent_id: Set(None),
+                    tier: Set(2),
+                    contractor_id: Set("t2".to_owned()),
+                    scope_of_work: Set("運用".to_owned()),
+                    data_scope: Set("資格情報".to_owned()),
+                    reason: Set("運用".to_owned()),
+                    capability: Set("実績".to_owned()),
+                    inspection_requirements: Set("受け入れる".to_owned()),
+                    planned_amount: Set(None),
+                    structure_chart: Set("{}".to_owned()),
+                    supervision: Set("月次".to_owned()),
+                    period_start: Set(day),
+                    period_end: Set(day),
+                    hosts_environment: Set(false),
+                    cloud_classification: Set(None),
+                    handler_bracket: Set(None),
+                    service_name: Set(None),
+                    advance_permission: Set(None),
+                    permission_state: Set("permitted".to_owned()),
+                    state_changed_at: Set(at),
+                    state_reason: Set(None),
+                    created_at: Set(at),
+                    updated_at: Set(at),
+                    version: Set(1),
+                });
+            }
+        }
+        for chunk in items.chunks(200) {
+            consignment_item::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&db.conn)
+                .await?;
+        }
+        chain_node::Entity::insert_many(nodes)
+            .exec_without_returning(&db.conn)
+            .await?;
+
+        let officer = officer_of(CITY);
+        let export = export_pia(&db.conn, &officer, CITY, FILE, PiaFormat::Json).await?;
+        assert_eq!(export.municipality, "目黒区");
+        let json: Value = serde_json::from_slice(&read_to_end(export).await?)?;
+        let listed = json["items"].as_array().ok_or("items")?;
+        assert_eq!(listed.len(), n, "every item once, across the pages");
+        for (i, item) in listed.iter().enumerate() {
+            assert_eq!(item["number"], i + 1);
+            assert_eq!(item["title"], format!("事務{i}"), "registration order");
+            assert_eq!(item["subcontracts"], i % 3 == 0, "item {i}'s own nodes");
+        }
+        let csv =
+            read_to_end(export_pia(&db.conn, &officer, CITY, FILE, PiaFormat::Csv).await?).await?;
+        let csv = String::from_utf8(csv)?;
+        assert!(csv.contains(&format!("\"[委託する] ({n}) 件\"")));
+        assert!(csv.contains(&format!("\"委託事項{n}\",\"事務{}\"", n - 1)));
+
+        for stranger in [officer_of("elsewhere"), Viewer::new("nobody", &[])] {
+            let refused = export_pia(&db.conn, &stranger, CITY, FILE, PiaFormat::Csv).await;
+            assert!(
+                matches!(&refused, Err(e) if e.code() == ErrorCode::NotFound),
+                "another municipality's officer and a contractor get 404"
+            );
+        }
+        db.close().await
+    }
+
+    backend_tests!(an_export_longer_than_a_page_keeps_registration_order);
 }

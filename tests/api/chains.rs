@@ -1099,6 +1099,18 @@ mod documents {
             .await;
         assert_eq!(xlsx.status(), 200);
         assert!(xlsx.bytes().await.unwrap().starts_with(b"PK"));
+        // The print view, streamed like the others, standalone and without script.
+        let html = app
+            .get_with_token(&format!("{path}&format=html"), &cast.officer.token)
+            .await;
+        assert_eq!(html.status(), 200);
+        assert_eq!(
+            html.headers()["content-security-policy"],
+            "default-src 'none'; style-src 'unsafe-inline'"
+        );
+        let html = html.text().await.unwrap();
+        assert!(html.contains("<th>④再委託の有無</th><td>[再委託する]</td>"));
+        assert!(html.ends_with("</table></body></html>\n"));
         for token in [&cast.outsider.token, &cast.kokuhoren.token] {
             let hidden = app.get_with_token(path, token).await;
             assert_eq!(hidden.status(), 404);

@@ -2,13 +2,15 @@
 //! threshold test (しきい値判断) of a PIA file as JSON or a print view, and its inputs.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, HttpResponseBuilder};
+use futures_util::TryStreamExt;
 use serde::Deserialize;
 
 use super::chains::viewer;
 use super::instances::acting;
 use crate::auth::AuthUser;
-use crate::documents::{pia, threshold};
+use crate::documents::pia::{self, PiaFormat};
+use crate::documents::threshold;
 use crate::error::ApiError;
 use crate::services::documents;
 use crate::startup::AppState;
@@ -37,14 +39,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A print view's headers: standalone, no script, inline style only.
-fn print_view(body: String) -> HttpResponse {
-    HttpResponse::Ok()
+fn print_view_headers() -> HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response
         .content_type("text/html; charset=utf-8")
         .insert_header((
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; style-src 'unsafe-inline'",
-        ))
-        .body(body)
+        ));
+    response
+}
+
+/// A print view.
+fn print_view(body: String) -> HttpResponse {
+    print_view_headers().body(body)
 }
 
 /// The output format.
@@ -82,32 +90,49 @@ pub async fn pia_section(
     user: AuthUser,
     q: web::Query<PiaQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let section = crate::services::documents::pia_section(
-        &state.db,
+    let format = match q.format {
+        Format::Json => PiaFormat::Json,
+        Format::Csv => PiaFormat::Csv,
+        Format::Xlsx => PiaFormat::Xlsx,
+        Format::Html => PiaFormat::Html,
+    };
+    let export = crate::services::documents::export_pia(
+        &state.reader,
         &viewer(&user),
         &q.municipality,
         &q.pia_file,
+        format,
     )
     .await?;
-    let stem = format!("PIA_委託_{}_{}", section.municipality, section.pia_file);
-    Ok(match q.format {
-        Format::Json => HttpResponse::Ok().json(section),
-        Format::Csv => HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
+    let stem = format!("PIA_委託_{}_{}", export.municipality, export.pia_file);
+    let mut body = export.body;
+    let body = futures_util::stream::poll_fn(move |cx| body.poll_recv(cx)).map_ok(web::Bytes::from);
+    let mut response = match q.format {
+        Format::Json => {
+            let mut r = HttpResponse::Ok();
+            r.content_type("application/json");
+            r
+        }
+        Format::Csv => {
+            let mut r = HttpResponse::Ok();
+            r.content_type("text/csv; charset=utf-8").insert_header((
                 header::CONTENT_DISPOSITION,
                 attachment(&format!("{stem}.csv")),
-            ))
-            .body(pia::to_csv(&section)),
-        Format::Xlsx => HttpResponse::Ok()
-            .content_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                attachment(&format!("{stem}.xlsx")),
-            ))
-            .body(pia::to_xlsx(&section).map_err(ApiError::internal)?),
-        Format::Html => print_view(pia::to_html(&section)),
-    })
+            ));
+            r
+        }
+        Format::Xlsx => {
+            let mut r = HttpResponse::Ok();
+            r.content_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+                .insert_header((
+                    header::CONTENT_DISPOSITION,
+                    attachment(&format!("{stem}.xlsx")),
+                ));
+            r
+        }
+        Format::Html => print_view_headers(),
+    };
+    Ok(response.streaming(body))
 }
 
 /// The output format of a view-only document.
