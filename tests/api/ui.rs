@@ -475,10 +475,11 @@ mod obligations_inbox {
             .expect(&inbox)..];
         assert_eq!(
             table.matches("<tr class=\"overdue\">").count(),
-            2,
+            3,
             "{table}"
         );
-        assert_eq!(table.matches("【期限超過】").count(), 2, "{table}");
+        assert_eq!(table.matches("【期限超過】").count(), 3, "{table}");
+        assert_eq!(table.matches("遵守状況報告の提出").count(), 2);
         assert_eq!(table.matches("研修の実施と受講記録の提出").count(), 2);
         assert!(
             !table.contains("公益社団法人国民健康保険中央会"),
