@@ -229,6 +229,10 @@ pub async fn remind(
     for o in &report.obligation_reminders {
         println!("  {} {} (due {})", o.obligation_id, o.stage, o.due_on);
     }
+    println!("まとめメール / daily digests: {}", report.digests.len());
+    for d in &report.digests {
+        println!("  user {} on {}: {} message(s)", d.user_id, d.day, d.items);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,6 +14,7 @@ pub mod document_setting;
 pub mod evidence_file;
 pub mod evidence_record;
 pub mod file;
+pub mod mail_digest_item;
 pub mod membership;
 pub mod obligation;
 pub mod obligation_event;
@@ -42,6 +43,7 @@ pub mod prelude {
     pub use super::evidence_file::Entity as EvidenceFile;
     pub use super::evidence_record::Entity as EvidenceRecord;
     pub use super::file::Entity as File;
+    pub use super::mail_digest_item::Entity as MailDigestItem;
     pub use super::membership::Entity as Membership;
     pub use super::obligation::Entity as Obligation;
     pub use super::obligation_event::Entity as ObligationEvent;

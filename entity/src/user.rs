@@ -21,6 +21,9 @@ pub struct Model {
     /// The web UI's language the user chose (`ja` or `en`); none means Japanese.
     #[sea_orm(column_type = "Text", nullable)]
     pub language: Option<String>,
+    /// `immediate` (each mail as it comes) or `daily_digest` (one mail a day listing them).
+    #[sea_orm(column_type = "Text")]
+    pub mail_preference: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

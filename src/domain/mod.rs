@@ -39,6 +39,9 @@ pub const MAIL_TEMPLATES: &[&str] = &[
     "obligation_due",
     "obligation_overdue",
     "obligation_escalated",
+    "obligation_submitted",
+    "obligation_accepted",
+    "obligation_returned",
     "daily_digest",
 ];
 

@@ -19,6 +19,8 @@ pub const TRAINING: &str = "training";
 pub const TRAINING_FOLLOWUP: &str = "training_followup";
 pub const INSPECTION: &str = "inspection";
 pub const INSPECTION_FOLLOWUP: &str = "inspection_followup";
+pub const RENEWAL: &str = "contract_renewal";
+pub const COMPLIANCE_REPORT: &str = "compliance_report";
 
 /// The whole policy.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -26,7 +28,31 @@ pub const INSPECTION_FOLLOWUP: &str = "inspection_followup";
 pub struct ObligationPolicy {
     pub training: TrainingPolicy,
     pub inspection: InspectionPolicy,
+    /// Contract renewal before the end of the 年度; none generated when absent.
+    #[serde(default)]
+    pub renewal: Option<RenewalPolicy>,
+    /// Compliance reports on a cycle; none generated when absent.
+    #[serde(default)]
+    pub compliance_report: Option<CompliancePolicy>,
     pub reminders: Vec<ReminderStage>,
+}
+
+/// Contract renewal of the nodes whose period ends with the 年度.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalPolicy {
+    pub label: Label,
+    /// Due this many business days before the period's last day.
+    pub business_days_before_end: u32,
+}
+
+/// Compliance reports (遵守状況報告) per tier or kind of node.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompliancePolicy {
+    pub label: Label,
+    /// Months between reports by tier (`"1"`, `"2"`, …), `cloud` and `default`; 0 means none.
+    pub every_months: BTreeMap<String, u32>,
 }
 
 /// Training once per 年度.
@@ -110,18 +136,23 @@ impl ObligationPolicy {
                 policy.training.due
             ));
         }
-        if !policy.inspection.every_months.contains_key("default") {
-            problems.push("inspection.every_months: `default` is missing".to_owned());
+        check_every_months(
+            "inspection.every_months",
+            &policy.inspection.every_months,
+            &mut problems,
+        );
+        if let Some(c) = &policy.compliance_report {
+            check_every_months(
+                "compliance_report.every_months",
+                &c.every_months,
+                &mut problems,
+            );
         }
-        for (tier, months) in &policy.inspection.every_months {
-            if tier != "default" && tier.parse::<u32>().map_or(true, |t| t == 0) {
+        if let Some(r) = &policy.renewal {
+            if r.business_days_before_end > 250 {
                 problems.push(format!(
-                    "inspection.every_months: `{tier}` is neither a tier number nor `default`"
-                ));
-            }
-            if *months > 120 {
-                problems.push(format!(
-                    "inspection.every_months.{tier}: {months} months is more than ten years"
+                    "renewal.business_days_before_end: {} is more than a year of business days",
+                    r.business_days_before_end
                 ));
             }
         }
@@ -171,19 +202,37 @@ impl ObligationPolicy {
         calendar.on_or_before(date)
     }
 
-    /// Months between inspections of a node at `tier` (0: none).
-    pub fn inspection_months(&self, tier: i32) -> u32 {
-        self.inspection
-            .every_months
-            .get(&tier.to_string())
-            .or_else(|| self.inspection.every_months.get("default"))
-            .copied()
-            .unwrap_or(0)
+    /// Months between inspections of a node at `tier`, hosting the environment or not (0:
+    /// none).
+    pub fn inspection_months(&self, tier: i32, cloud: bool) -> u32 {
+        months_for(&self.inspection.every_months, tier, cloud)
     }
 
-    /// The last days of the inspection periods of `months` months (counted from 1 April 2000)
-    /// that end within the 年度; each is an inspection's due day before moving to a business day.
-    pub fn inspection_period_ends(months: u32, fy: FiscalYear) -> Vec<NaiveDate> {
+    /// Months between compliance reports of a node at `tier`, hosting the environment or not
+    /// (0: none, also when the policy has no compliance reports).
+    pub fn compliance_months(&self, tier: i32, cloud: bool) -> u32 {
+        self.compliance_report
+            .as_ref()
+            .map_or(0, |c| months_for(&c.every_months, tier, cloud))
+    }
+
+    /// The renewal due day of a node whose period ends on `period_end`, if renewals are
+    /// generated: the business days before it, counted from the last business day on or
+    /// before it.
+    pub fn renewal_due(
+        &self,
+        calendar: &mut BusinessCalendar,
+        period_end: NaiveDate,
+    ) -> Option<NaiveDate> {
+        let r = self.renewal.as_ref()?;
+        let last = calendar.on_or_before(period_end);
+        Some(calendar.sub_business_days(last, r.business_days_before_end))
+    }
+
+    /// The last days of the periods of `months` months (counted from 1 April 2000) that end
+    /// within the 年度; each is an inspection's or a compliance report's due day before moving
+    /// to a business day.
+    pub fn period_ends(months: u32, fy: FiscalYear) -> Vec<NaiveDate> {
         let Some(origin) = NaiveDate::from_ymd_opt(2000, 4, 1) else {
             return Vec::new();
         };
@@ -242,6 +291,37 @@ impl ObligationPolicy {
     }
 }
 
+/// `cloud` (for a node hosting the environment), then the tier, then `default`.
+fn months_for(every: &BTreeMap<String, u32>, tier: i32, cloud: bool) -> u32 {
+    cloud
+        .then(|| every.get("cloud"))
+        .flatten()
+        .or_else(|| every.get(&tier.to_string()))
+        .or_else(|| every.get("default"))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The keys of an `every_months` table: tier numbers, `cloud` and `default` (required).
+fn check_every_months(at: &str, every: &BTreeMap<String, u32>, problems: &mut Vec<String>) {
+    if !every.contains_key("default") {
+        problems.push(format!("{at}: `default` is missing"));
+    }
+    for (tier, months) in every {
+        let named = tier == "default" || tier == "cloud";
+        if !named && tier.parse::<u32>().map_or(true, |t| t == 0) {
+            problems.push(format!(
+                "{at}: `{tier}` is neither a tier number, `cloud` nor `default`"
+            ));
+        }
+        if *months > 120 {
+            problems.push(format!(
+                "{at}.{tier}: {months} months is more than ten years"
+            ));
+        }
+    }
+}
+
 fn parse_month_day(text: &str) -> Option<(u32, u32)> {
     let (m, d) = text.split_once('-')?;
     let (m, d) = (m.parse().ok()?, d.parse().ok()?);
@@ -262,8 +342,9 @@ mod tests {
         let p = ObligationPolicy::default_policy().unwrap();
         let stages: Vec<&str> = p.reminders.iter().map(|r| r.stage.as_str()).collect();
         assert_eq!(stages, ["due", "overdue", "escalated"]);
-        assert_eq!(p.inspection_months(1), 12);
-        assert_eq!(p.inspection_months(7), 12);
+        assert_eq!(p.inspection_months(1, false), 12);
+        assert_eq!(p.inspection_months(7, true), 12);
+        assert_eq!(p.compliance_months(2, true), 12);
     }
 
     #[test]
@@ -276,6 +357,62 @@ mod tests {
         assert!(e.contains("training.due: `02-30`"), "{e}");
         assert!(e.contains("unknown template `nope`"), "{e}");
         assert!(e.contains("unknown addressee `everyone`"), "{e}");
+    }
+
+    #[test]
+    fn renewal_and_compliance_reports_follow_the_policy() {
+        let mut cal = BusinessCalendar::new();
+        let p = ObligationPolicy::default_policy().unwrap();
+        // 30 business days before Wed 2027-03-31, without the substitute holiday 3/22 and
+        // 天皇誕生日 2/23: Mon 2027-02-15.
+        let due = p.renewal_due(&mut cal, d(2027, 3, 31)).unwrap();
+        assert_eq!(due, d(2027, 2, 15));
+        assert_eq!(cal.add_business_days(due, 30), d(2027, 3, 31));
+        // A period ending on a Saturday counts from the Friday.
+        assert_eq!(
+            p.renewal_due(&mut cal, d(2029, 3, 31)),
+            Some(cal.sub_business_days(d(2029, 3, 30), 30))
+        );
+        let custom = DEFAULT_OBLIGATION_POLICY.replace(
+            "every_months = { default = 12 }\n\n# The reminder",
+            "every_months = { default = 12, \"3\" = 0, cloud = 6 }\n\n# The reminder",
+        );
+        let c = ObligationPolicy::parse(&custom).unwrap();
+        assert_eq!(c.compliance_months(3, true), 6, "cloud is looked at first");
+        assert_eq!(c.compliance_months(3, false), 0);
+        assert_eq!(c.compliance_months(1, false), 12);
+        // Without the sections, nothing of the kind.
+        let without: String = DEFAULT_OBLIGATION_POLICY
+            .split("[renewal]")
+            .next()
+            .unwrap()
+            .to_owned()
+            + "[[reminders]]"
+            + DEFAULT_OBLIGATION_POLICY
+                .split("[[reminders]]")
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join("[[reminders]]")
+                .as_str();
+        let none = ObligationPolicy::parse(&without).unwrap();
+        assert_eq!(none.renewal_due(&mut cal, d(2027, 3, 31)), None);
+        assert_eq!(none.compliance_months(1, false), 0);
+        let bad = DEFAULT_OBLIGATION_POLICY
+            .replace(
+                "business_days_before_end = 30",
+                "business_days_before_end = 400",
+            )
+            .replace(
+                "every_months = { default = 12 }\n\n# The reminder",
+                "every_months = { dflt = 12 }\n\n# The reminder",
+            );
+        let e = ObligationPolicy::parse(&bad).unwrap_err();
+        assert!(e.contains("renewal.business_days_before_end: 400"), "{e}");
+        assert!(
+            e.contains("compliance_report.every_months: `default` is missing"),
+            "{e}"
+        );
+        assert!(e.contains("`dflt` is neither"), "{e}");
     }
 
     #[test]
@@ -297,21 +434,18 @@ mod tests {
     #[test]
     fn inspection_periods_follow_the_frequency() {
         let fy = FiscalYear::new(2026);
+        assert_eq!(ObligationPolicy::period_ends(12, fy), [d(2027, 3, 31)]);
         assert_eq!(
-            ObligationPolicy::inspection_period_ends(12, fy),
-            [d(2027, 3, 31)]
-        );
-        assert_eq!(
-            ObligationPolicy::inspection_period_ends(6, fy),
+            ObligationPolicy::period_ends(6, fy),
             [d(2026, 9, 30), d(2027, 3, 31)]
         );
         // Every two years: periods 2000-04..2002-03, …, 2026-04..2028-03.
-        assert!(ObligationPolicy::inspection_period_ends(24, fy).is_empty());
+        assert!(ObligationPolicy::period_ends(24, fy).is_empty());
         assert_eq!(
-            ObligationPolicy::inspection_period_ends(24, FiscalYear::new(2027)),
+            ObligationPolicy::period_ends(24, FiscalYear::new(2027)),
             [d(2028, 3, 31)]
         );
-        assert!(ObligationPolicy::inspection_period_ends(0, fy).is_empty());
+        assert!(ObligationPolicy::period_ends(0, fy).is_empty());
     }
 
     #[test]

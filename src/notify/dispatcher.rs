@@ -1,5 +1,6 @@
 //! Drains the outbox: claims each due notification, renders it, sends it, records the outcome.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -14,6 +15,7 @@ use super::settings::MailSettings;
 use super::templates::{MailTemplates, RenderedMail, TemplateError};
 use super::transport::MailTransport;
 use crate::clock::{jst_date, Clock};
+use crate::services::digests::{self, DIGEST_TEMPLATE};
 use crate::services::notifications::{self, PrepareError};
 use crate::services::outbox::{self, Attempt, Recorded, RetryPolicy};
 use crate::workflow::WorkflowSet;
@@ -157,8 +159,33 @@ impl Dispatcher {
             Err(PrepareError::Db(e)) => return Err(e),
             Err(PrepareError::Unusable(error)) => return Ok(permanent(error)),
         };
+        let rendered = match self.templates.render(&prepared.template, &prepared.data) {
+            Ok(r) => r,
+            Err(e) => return Ok(permanent(e.to_string())),
+        };
+        // Users who take a daily digest get this message in tomorrow's digest instead.
+        let held = if prepared.template == DIGEST_TEMPLATE {
+            Vec::new()
+        } else {
+            digests::digest_users(conn, &prepared.addresses).await?
+        };
+        let link = prepared.data["link"].as_str().unwrap_or_default();
+        digests::hold(
+            conn,
+            &row.id,
+            &held,
+            &rendered.subject,
+            link,
+            jst_date(now),
+            now,
+        )
+        .await?;
+        let held_addresses: BTreeSet<&str> = held.iter().map(|(_, a)| a.as_str()).collect();
         let mut addresses = Vec::new();
         for text in &prepared.addresses {
+            if held_addresses.contains(text.as_str()) {
+                continue;
+            }
             match text.parse::<Address>() {
                 Ok(a) => addresses.push(a),
                 Err(e) => {
@@ -166,15 +193,17 @@ impl Dispatcher {
                 }
             }
         }
+        if addresses.is_empty() && !held.is_empty() {
+            // Everyone takes the digest: nothing to send now.
+            return Ok(Attempt::Accepted {
+                addresses: Vec::new(),
+            });
+        }
         if addresses.is_empty() {
             return Ok(permanent(
                 "no recipient has a usable e-mail address (users.email or the organisation's contacts)",
             ));
         }
-        let rendered = match self.templates.render(&prepared.template, &prepared.data) {
-            Ok(r) => r,
-            Err(e) => return Ok(permanent(e.to_string())),
-        };
         let message = match self.message(&row.id, &addresses, &rendered, now) {
             Ok(m) => m,
             Err(e) => return Ok(permanent(e)),

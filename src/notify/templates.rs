@@ -40,6 +40,9 @@ const TEMPLATES: &[(&str, &str, &str)] = embedded!(
     "obligation_due",
     "obligation_overdue",
     "obligation_escalated",
+    "obligation_submitted",
+    "obligation_accepted",
+    "obligation_returned",
     "daily_digest",
 );
 

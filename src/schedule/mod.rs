@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::obligations::ObligationPolicy;
-use crate::services::{obligations, reminders, timers};
+use crate::services::{digests, obligations, reminders, timers};
 use crate::workflow::{Now, WorkflowSet};
 
 /// The obligation policy of these settings: the file named by `obligation_policy`, else the
@@ -44,6 +44,8 @@ pub struct PassReport {
     pub evidence_reminders: Vec<reminders::EvidenceReminder>,
     pub obligations_created: u64,
     pub obligation_reminders: Vec<obligations::FiredStage>,
+    /// The daily digests written for users who take one.
+    pub digests: Vec<digests::WrittenDigest>,
 }
 
 impl PassReport {
@@ -53,12 +55,14 @@ impl PassReport {
             && self.evidence_reminders.is_empty()
             && self.obligations_created == 0
             && self.obligation_reminders.is_empty()
+            && self.digests.is_empty()
     }
 }
 
 impl Scheduler {
     /// One pass on `now.today`: fires the due workflow timers, writes the evidence-expiry
-    /// reminders reached, generates the 年度's obligations and fires their due reminder stages.
+    /// reminders reached, generates the 年度's obligations and fires their due reminder stages,
+    /// and writes the daily digests of the messages held before that day.
     /// Safe with many replicas and beside `itaku remind`: everything is written once.
     pub async fn pass(
         &self,
@@ -73,11 +77,13 @@ impl Scheduler {
             obligations::generate(&self.db, &self.obligation_policy, calendar, now).await?;
         let obligation_reminders =
             obligations::remind_due(&self.db, &self.obligation_policy, calendar, now).await?;
+        let digests = digests::write_due(&self.db, now.today, now.at).await?;
         Ok(PassReport {
             timers,
             evidence_reminders,
             obligations_created,
             obligation_reminders,
+            digests,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod chains;
 pub mod db_time;
 pub mod definitions;
+pub mod digests;
 pub mod documents;
 pub mod evidence;
 pub mod group_commit;

@@ -26,7 +26,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::outbox as outbox_entity;
-use entity::{chain_node, consignment_item, file, obligation, obligation_event, organisation};
+use entity::{
+    application_target, chain_node, consignment_item, file, obligation, obligation_event,
+    organisation,
+};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
@@ -38,7 +41,8 @@ use validator::Validate;
 
 use crate::domain::fiscal::FiscalYear;
 use crate::domain::obligations::{
-    Addressee, ObligationPolicy, INSPECTION, INSPECTION_FOLLOWUP, TRAINING, TRAINING_FOLLOWUP,
+    Addressee, ObligationPolicy, COMPLIANCE_REPORT, INSPECTION, INSPECTION_FOLLOWUP, RENEWAL,
+    TRAINING, TRAINING_FOLLOWUP,
 };
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::schedule::calendar::BusinessCalendar;
@@ -46,10 +50,11 @@ use crate::services::access::Viewer;
 use crate::services::chains::{Page, Paged};
 use crate::services::db_time::to_db_precision;
 use crate::services::idempotency::keyed_uuid_v7;
+use crate::services::instances::{append_note, Acting, InstanceError};
 use crate::services::outbox::MAIL_EFFECT;
 use crate::validation;
 use crate::workflow::definition::Label;
-use crate::workflow::Now;
+use crate::workflow::{Actor, Now};
 
 /// Rows written per statement while generating.
 const INSERT_CHUNK: usize = 500;
@@ -168,11 +173,55 @@ pub async fn generate(
             },
             now.at,
         ));
+        if node.period_end == fy.end() {
+            if let (Some(r), Some(due_on)) = (
+                &policy.renewal,
+                policy.renewal_due(calendar, node.period_end),
+            ) {
+                rows.push(active(
+                    policy,
+                    calendar,
+                    NewObligation {
+                        key: format!("{RENEWAL}:{}:{}", node.id, node.period_end),
+                        kind: RENEWAL,
+                        node: node.clone(),
+                        municipality_id: municipality.clone(),
+                        fiscal_year: fy,
+                        due_on,
+                        parent_id: None,
+                        detail: json!({ "title": r.label, "period_end": node.period_end }),
+                    },
+                    now.at,
+                ));
+            }
+        }
         if node.cloud_classification.as_deref() == Some("no_access") {
             continue;
         }
-        let months = policy.inspection_months(node.tier);
-        for end in ObligationPolicy::inspection_period_ends(months, fy) {
+        let cloud = node.hosts_environment;
+        if let Some(c) = &policy.compliance_report {
+            let months = policy.compliance_months(node.tier, cloud);
+            for end in ObligationPolicy::period_ends(months, fy) {
+                let due_on = calendar.on_or_before(end);
+                rows.push(active(
+                    policy,
+                    calendar,
+                    NewObligation {
+                        key: format!("{COMPLIANCE_REPORT}:{}:{end}", node.id),
+                        kind: COMPLIANCE_REPORT,
+                        node: node.clone(),
+                        municipality_id: municipality.clone(),
+                        fiscal_year: fy,
+                        due_on,
+                        parent_id: None,
+                        detail: json!({ "title": c.label, "every_months": months, "period_end": end }),
+                    },
+                    now.at,
+                ));
+            }
+        }
+        let months = policy.inspection_months(node.tier, cloud);
+        for end in ObligationPolicy::period_ends(months, fy) {
             let due_on = calendar.on_or_before(end);
             rows.push(active(
                 policy,
@@ -308,13 +357,7 @@ async fn claim_batch(
                 .await
         }
         _ => {
-            // SQLite has no row locks: a write first takes the database's write lock, so the
-            // rows read next are current and no other scheduler changes them before commit.
-            txn.execute(Statement::from_string(
-                DbBackend::Sqlite,
-                "UPDATE obligations SET version = version WHERE 0",
-            ))
-            .await?;
+            take_sqlite_write_lock(txn, "obligations").await?;
             obligation::Entity::find()
                 .filter(obligation::Column::NextReminderOn.lte(today))
                 .filter(obligation::Column::Status.is_in(OUTSTANDING))
@@ -327,6 +370,21 @@ async fn claim_batch(
     }
 }
 
+/// SQLite has no row locks: a write first takes the database's write lock, so the rows a
+/// transaction reads next are current and no other scheduler changes them before it commits.
+/// The statement changes nothing (`table`, a constant of the caller, has an `id` column).
+pub(crate) async fn take_sqlite_write_lock(
+    txn: &impl ConnectionTrait,
+    table: &str,
+) -> Result<(), DbErr> {
+    txn.execute(Statement::from_string(
+        DbBackend::Sqlite,
+        format!("UPDATE {table} SET id = id WHERE 0"),
+    ))
+    .await?;
+    Ok(())
+}
+
 /// The outbox row of one reminder stage.
 fn reminder_row(
     o: &obligation::Model,
@@ -334,35 +392,68 @@ fn reminder_row(
     owner_name: &str,
     now: DateTime<Utc>,
 ) -> outbox_entity::ActiveModel {
-    let at = to_db_precision(now);
-    let key = format!("obligation:{}:{}", o.id, stage.stage);
     let recipients: Vec<Value> = stage
         .to
         .iter()
         .map(|a| match a {
-            Addressee::Group(g) if g == "owner" => {
-                json!({ "organisation": o.organisation_id, "fallback_role": "contractor" })
-            }
+            Addressee::Group(g) if g == "owner" => owner_recipient(o),
             Addressee::Group(_) => json!({ "role": "officer", "org": o.municipality_id }),
             Addressee::Role { role } => json!({ "role": role, "org": o.municipality_id }),
         })
         .collect();
+    mail_row(
+        o,
+        MailRow {
+            key: format!("obligation:{}:{}", o.id, stage.stage),
+            template: &stage.template,
+            recipients,
+            stage: &stage.stage,
+            owner_name,
+            comment: None,
+        },
+        now,
+    )
+}
+
+/// The owner's notification addresses, else its contractors.
+fn owner_recipient(o: &obligation::Model) -> Value {
+    json!({ "organisation": o.organisation_id, "fallback_role": "contractor" })
+}
+
+/// What a mail about an obligation says besides the obligation itself.
+struct MailRow<'a> {
+    key: String,
+    template: &'a str,
+    recipients: Vec<Value>,
+    stage: &'a str,
+    owner_name: &'a str,
+    comment: Option<String>,
+}
+
+/// An outbox row about an obligation, linking to the inbox where the recipient acts on it.
+fn mail_row(
+    o: &obligation::Model,
+    m: MailRow<'_>,
+    now: DateTime<Utc>,
+) -> outbox_entity::ActiveModel {
+    let at = to_db_precision(now);
     let detail: Value = serde_json::from_str(&o.detail).unwrap_or(Value::Null);
     outbox_entity::ActiveModel {
-        id: Set(keyed_uuid_v7("outbox", &key, at)),
-        idempotency_key: Set(key),
+        id: Set(keyed_uuid_v7("outbox", &m.key, at)),
+        idempotency_key: Set(m.key),
         instance_id: Set(None),
         effect: Set(MAIL_EFFECT.to_owned()),
-        template: Set(Some(stage.template.clone())),
-        recipients: Set(Value::Array(recipients).to_string()),
+        template: Set(Some(m.template.to_owned())),
+        recipients: Set(Value::Array(m.recipients).to_string()),
         payload: Set(json!({
             "path": "/inbox",
+            "event": { "comment": m.comment },
             "obligation": {
                 "id": o.id,
                 "kind": o.kind,
-                "stage": stage.stage,
+                "stage": m.stage,
                 "title": detail.get("title").cloned().unwrap_or(Value::Null),
-                "organisation": owner_name,
+                "organisation": m.owner_name,
                 "due": o.due_on.to_string(),
             },
         })
@@ -375,6 +466,128 @@ fn reminder_row(
         sent_at: Set(None),
         delivered_to: Set(None),
     }
+}
+
+/// A change of an obligation someone is told of by mail.
+enum Notice {
+    /// The owner submitted its record: the root municipality's officers decide it.
+    Submitted,
+    /// An officer accepted it: the owner learns it is closed.
+    Accepted,
+    /// An officer returned it: the owner corrects it.
+    Returned { reason: String },
+}
+
+/// Writes the change's mail in the change's transaction, keyed by the obligation and the
+/// version the change gave it, so each change is told once.
+async fn notify(
+    txn: &impl ConnectionTrait,
+    o: &obligation::Model,
+    notice: Notice,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let (event, template, recipients, comment) = match notice {
+        Notice::Submitted => (
+            "submitted",
+            "obligation_submitted",
+            vec![json!({ "role": "officer", "org": o.municipality_id })],
+            None,
+        ),
+        Notice::Accepted => (
+            "accepted",
+            "obligation_accepted",
+            vec![owner_recipient(o)],
+            None,
+        ),
+        Notice::Returned { reason } => (
+            "returned",
+            "obligation_returned",
+            vec![owner_recipient(o)],
+            Some(reason),
+        ),
+    };
+    let names = organisation_names(txn, [o.organisation_id.clone()]).await?;
+    let owner = names.get(&o.organisation_id).cloned().unwrap_or_default();
+    let row = mail_row(
+        o,
+        MailRow {
+            key: format!("obligation:{}:{event}:{}", o.id, o.version + 1),
+            template,
+            recipients,
+            stage: event,
+            owner_name: &owner,
+            comment,
+        },
+        now,
+    );
+    outbox_entity::Entity::insert(row)
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Writes the renewal on the node under the version read, and a `record_renewal` entry in
+/// the audit chain of the permission instance that decided the node (a tier-1 node has none:
+/// the obligation's history records it). Returns where it was audited.
+async fn renew_node(
+    txn: &impl ConnectionTrait,
+    viewer: &Viewer,
+    node: &chain_node::Model,
+    r: &RenewalRecord,
+    now: Now,
+) -> Result<Value, ApiError> {
+    if r.node_version.is_some_and(|v| v != node.version) {
+        return Err(ApiError::new(ErrorCode::StaleVersion)
+            .with_details(json!({ "expected": r.node_version, "current": node.version })));
+    }
+    let at = to_db_precision(now.at);
+    let updated = chain_node::Entity::update_many()
+        .col_expr(chain_node::Column::PeriodEnd, Expr::value(r.new_period_end))
+        .col_expr(chain_node::Column::UpdatedAt, Expr::value(at))
+        .col_expr(chain_node::Column::Version, Expr::value(node.version + 1))
+        .filter(chain_node::Column::Id.eq(node.id.as_str()))
+        .filter(chain_node::Column::Version.eq(node.version))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(ErrorCode::StaleVersion.into());
+    }
+    let Some(target) = application_target::Entity::find()
+        .filter(application_target::Column::NodeId.eq(node.id.as_str()))
+        .one(txn)
+        .await?
+    else {
+        return Ok(Value::Null);
+    };
+    let acting = Acting {
+        actor: Actor {
+            id: &viewer.user_id,
+            grants: &[],
+            deputy_for: &[],
+        },
+        request_id: None,
+        now,
+    };
+    let seq = append_note(
+        txn,
+        &target.instance_id,
+        "record_renewal",
+        r.note.as_deref(),
+        json!({
+            "node_id": node.id,
+            "period_end_before": node.period_end,
+            "period_end_after": r.new_period_end,
+            "signed_on": r.signed_on,
+        }),
+        &acting,
+    )
+    .await
+    .map_err(|e| match e {
+        InstanceError::Concurrent => ApiError::new(ErrorCode::ConcurrentUpdate),
+        other => ApiError::internal(other.to_string()),
+    })?;
+    Ok(json!({ "instance_id": target.instance_id, "seq": seq }))
 }
 
 async fn organisation_names(
@@ -595,6 +808,39 @@ pub enum ClosingRecord {
     Inspection(InspectionReport),
     /// 是正報告: closes an inspection finding's follow-up.
     CorrectiveAction(CorrectiveAction),
+    /// 契約更新: closes a contract renewal (recorded by the root municipality); the new period
+    /// end is written on the node under its version.
+    Renewal(RenewalRecord),
+    /// 遵守状況報告: closes a compliance report; its file must be attached first.
+    ComplianceReport(ComplianceReportRecord),
+}
+
+/// 契約更新の記録.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalRecord {
+    /// The day the renewed contract was signed.
+    pub signed_on: NaiveDate,
+    /// The renewed contract's last day; later than the node's current period end.
+    pub new_period_end: NaiveDate,
+    /// The node's version as read (guards against a lost update of the node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_version: Option<i64>,
+    #[validate(length(max = 2000))]
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// 遵守状況報告.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceReportRecord {
+    pub date: NaiveDate,
+    #[validate(
+        length(min = 1, max = 2000),
+        custom(function = "validation::not_blank")
+    )]
+    pub summary: String,
 }
 
 /// 受講記録.
@@ -802,7 +1048,8 @@ pub async fn download(
 
 /// The owner's contractors act on training and follow-ups while they are open or returned.
 fn owner_may_act(viewer: &Viewer, o: &obligation::Model) -> Result<(), ApiError> {
-    if o.kind == INSPECTION || !viewer.is_contractor(&o.organisation_id) {
+    let municipality_records = o.kind == INSPECTION || o.kind == RENEWAL;
+    if municipality_records || !viewer.is_contractor(&o.organisation_id) {
         return Err(ErrorCode::Forbidden.into());
     }
     if !OUTSTANDING.contains(&o.status.as_str()) {
@@ -847,15 +1094,29 @@ pub async fn record(
             errors.extend(prefixed(validation::errors_of(r)));
             INSPECTION_FOLLOWUP
         }
+        ClosingRecord::Renewal(r) => {
+            errors.extend(prefixed(validation::errors_of(r)));
+            RENEWAL
+        }
+        ClosingRecord::ComplianceReport(r) => {
+            errors.extend(prefixed(validation::errors_of(r)));
+            COMPLIANCE_REPORT
+        }
     };
     let record_date = match &input.record {
         ClosingRecord::Attendance(r) => r.date,
         ClosingRecord::Inspection(r) => r.date,
         ClosingRecord::CorrectiveAction(r) => r.date,
+        ClosingRecord::Renewal(r) => r.signed_on,
+        ClosingRecord::ComplianceReport(r) => r.date,
     };
     if record_date > now.today {
+        let field = match &input.record {
+            ClosingRecord::Renewal(_) => "record.signed_on",
+            _ => "record.date",
+        };
         errors.push(FieldError::new(
-            "record.date",
+            field,
             "未来の日付は指定できません。",
             "The date cannot be in the future.",
         ));
@@ -870,32 +1131,67 @@ pub async fn record(
             "This kind of record does not close this kind of obligation.",
         ));
     }
-    validation::finish(errors)?;
-    let record = serde_json::to_value(&input.record).unwrap_or(Value::Null);
-    let at = to_db_precision(now.at);
-    if o.kind == INSPECTION {
-        if !viewer.writes_for(&o.municipality_id) {
-            return Err(ErrorCode::Forbidden.into());
+    let renewal = match (&input.record, fits) {
+        (ClosingRecord::Renewal(r), true) => {
+            let node = node_of(&txn, &o).await?;
+            if r.new_period_end <= node.period_end {
+                errors.push(FieldError::new(
+                    "record.new_period_end",
+                    format!(
+                        "更新後の期間の末日は現在の末日({})より後の日付にしてください。",
+                        node.period_end
+                    ),
+                    format!(
+                        "The new period end must be after the current one ({}).",
+                        node.period_end
+                    ),
+                ));
+            }
+            Some((r.clone(), node))
         }
-        if o.status == "closed" {
-            return Err(conflict(
+        _ => None,
+    };
+    validation::finish(errors)?;
+    let mut record = serde_json::to_value(&input.record).unwrap_or(Value::Null);
+    let at = to_db_precision(now.at);
+    if o.kind == RENEWAL {
+        municipality_may_record(
+            viewer,
+            &o,
+            input.version,
+            (
+                "この契約更新は記録済みです。",
+                "This renewal is already recorded.",
+            ),
+        )?;
+        let Some((r, node)) = renewal else {
+            return Err(ErrorCode::Internal.into());
+        };
+        let audit = renew_node(&txn, viewer, &node, &r, now).await?;
+        if let Some(object) = record.as_object_mut() {
+            object.insert("period_end_before".to_owned(), json!(node.period_end));
+            object.insert("node_version".to_owned(), json!(node.version + 1));
+            object.insert("audit".to_owned(), audit);
+        }
+        let update = recorded_and_decided(&record, viewer, at);
+        let change = Change {
+            event: "record_renewal",
+            to_status: "closed",
+            comment: r.note.clone(),
+            details: record.clone(),
+        };
+        apply(&txn, &o, viewer, change, update, now.at).await?;
+    } else if o.kind == INSPECTION {
+        municipality_may_record(
+            viewer,
+            &o,
+            input.version,
+            (
                 "この立入調査は報告済みです。",
                 "This inspection is already reported.",
-            ));
-        }
-        check_version(&o, input.version)?;
-        let update = obligation::Entity::update_many()
-            .col_expr(obligation::Column::Record, Expr::value(record.to_string()))
-            .col_expr(
-                obligation::Column::SubmittedBy,
-                Expr::value(viewer.user_id.clone()),
-            )
-            .col_expr(obligation::Column::SubmittedAt, Expr::value(at))
-            .col_expr(
-                obligation::Column::DecidedBy,
-                Expr::value(viewer.user_id.clone()),
-            )
-            .col_expr(obligation::Column::DecidedAt, Expr::value(at));
+            ),
+        )?;
+        let update = recorded_and_decided(&record, viewer, at);
         let change = Change {
             event: "report_inspection",
             to_status: "closed",
@@ -947,6 +1243,13 @@ pub async fn record(
                 "Attach the attendance list file first.",
             ));
         }
+        if matches!(input.record, ClosingRecord::ComplianceReport(_)) && o.record_file.is_none() {
+            return Err(ApiError::invalid_field(
+                "file",
+                "遵守状況報告書のファイルを先に登録してください。",
+                "Attach the compliance report file first.",
+            ));
+        }
         let update = obligation::Entity::update_many()
             .col_expr(obligation::Column::Record, Expr::value(record.to_string()))
             .col_expr(
@@ -961,10 +1264,49 @@ pub async fn record(
             details: record,
         };
         apply(&txn, &o, viewer, change, update, now.at).await?;
+        notify(&txn, &o, Notice::Submitted, now.at).await?;
     }
     let out = get(&txn, viewer, id, now.today).await?;
     txn.commit().await?;
     Ok(out)
+}
+
+/// The root municipality's officers (chiefs, managers) record what closes an inspection or a
+/// renewal, once, at the version they read.
+fn municipality_may_record(
+    viewer: &Viewer,
+    o: &obligation::Model,
+    version: Option<i64>,
+    (ja, en): (&str, &str),
+) -> Result<(), ApiError> {
+    if !viewer.writes_for(&o.municipality_id) {
+        return Err(ErrorCode::Forbidden.into());
+    }
+    if o.status == "closed" {
+        return Err(conflict(ja, en));
+    }
+    check_version(o, version)
+}
+
+/// The update of a record the root municipality makes, which closes the obligation at once
+/// (an inspection report, a renewal): recorded and decided by the same person.
+fn recorded_and_decided(
+    record: &Value,
+    viewer: &Viewer,
+    at: DateTime<Utc>,
+) -> sea_orm::UpdateMany<obligation::Entity> {
+    obligation::Entity::update_many()
+        .col_expr(obligation::Column::Record, Expr::value(record.to_string()))
+        .col_expr(
+            obligation::Column::SubmittedBy,
+            Expr::value(viewer.user_id.clone()),
+        )
+        .col_expr(obligation::Column::SubmittedAt, Expr::value(at))
+        .col_expr(
+            obligation::Column::DecidedBy,
+            Expr::value(viewer.user_id.clone()),
+        )
+        .col_expr(obligation::Column::DecidedAt, Expr::value(at))
 }
 
 fn prefixed(errors: Vec<FieldError>) -> Vec<FieldError> {
@@ -1043,6 +1385,7 @@ pub async fn accept(
         );
         insert_new(&txn, vec![row]).await?;
     }
+    notify(&txn, &o, Notice::Accepted, now.at).await?;
     let out = get(&txn, viewer, id, now.today).await?;
     txn.commit().await?;
     Ok(out)
@@ -1076,10 +1419,11 @@ pub async fn return_record(
     let change = Change {
         event: "return",
         to_status: "returned",
-        comment: Some(reason),
+        comment: Some(reason.clone()),
         details: Value::Null,
     };
     apply(&txn, &o, viewer, change, update, now.at).await?;
+    notify(&txn, &o, Notice::Returned { reason }, now.at).await?;
     let out = get(&txn, viewer, id, now.today).await?;
     txn.commit().await?;
     Ok(out)

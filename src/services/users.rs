@@ -10,6 +10,7 @@ use sea_orm::{
     JoinType, QueryFilter, QuerySelect, RelationTrait, Set, SqlErr,
 };
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 
 use super::new_id;
 use crate::auth::{password, Deputyship, Grant};
@@ -187,6 +188,7 @@ async fn insert_user<C: ConnectionTrait>(
         password_hash: Set(password_hash),
         created_at: Set(now),
         language: Set(None),
+        mail_preference: Set(MAIL_IMMEDIATE.to_owned()),
     };
     model
         .insert(db)
@@ -633,6 +635,58 @@ pub async fn set_language<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Mail as it comes.
+pub const MAIL_IMMEDIATE: &str = "immediate";
+/// One mail a day listing what the user would have received.
+pub const MAIL_DAILY_DIGEST: &str = "daily_digest";
+
+/// The user's mail preference, as the API shows and takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailPreference {
+    /// `immediate` or `daily_digest`.
+    pub mail: String,
+}
+
+/// The user's mail preference.
+pub async fn mail_preference<C: ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+) -> Result<MailPreference, ApiError> {
+    let u = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    Ok(MailPreference {
+        mail: u.mail_preference,
+    })
+}
+
+/// Stores the user's mail preference (`immediate` or `daily_digest`); anything else is refused
+/// and changes nothing.
+pub async fn set_mail_preference<C: ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    input: &MailPreference,
+) -> Result<MailPreference, ApiError> {
+    if input.mail != MAIL_IMMEDIATE && input.mail != MAIL_DAILY_DIGEST {
+        return Err(ApiError::invalid_field(
+            "mail",
+            "メールの受け取り方は immediate(都度)か daily_digest(1日1通のまとめ)を指定してください。",
+            "Mail is immediate or daily_digest.",
+        ));
+    }
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::MailPreference,
+            Expr::value(input.mail.clone()),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    mail_preference(db, user_id).await
 }
 
 #[cfg(test)]

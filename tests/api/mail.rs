@@ -753,6 +753,252 @@ async fn an_evidence_expiry_reminder_reaches_the_owner_and_the_officer(backend: 
     assert_eq!(sink.received(&row.id).len(), 1, "sent once");
 }
 
+/// The mail about one change of an obligation (`obligation:<id>:<event>:<version>`).
+async fn obligation_mail(app: &TestApp, id: &str, event: &str) -> outbox::Model {
+    outbox::Entity::find()
+        .filter(outbox::Column::IdempotencyKey.starts_with(format!("obligation:{id}:{event}:")))
+        .one(&app.db)
+        .await
+        .expect("outbox read")
+        .unwrap_or_else(|| panic!("no {event} mail for obligation {id}"))
+}
+
+/// A submitted record reaches the root municipality's officer and its return the contractor,
+/// through the real SMTP server, Japanese first, with a link that opens the inbox listing it.
+async fn obligation_records_submitted_and_returned_are_mailed_to_who_acts_next(backend: Backend) {
+    use crate::helpers::day;
+    let sink = SmtpSink::get();
+    let app = spawn_app_with(backend, Clock::Fixed(jst(2026, 11, 25, 10)), |s| {
+        sink.configure(s);
+        s.mail.dispatch_interval_seconds = 0;
+        s.timer_interval_seconds = 0;
+    })
+    .await;
+    let cast = Cast::create(&app).await;
+    itaku::commands::remind(app.settings.clone(), Some(day(2026, 11, 25)))
+        .await
+        .expect("remind ran");
+    // An inspection finding gives 東京都国保連 a follow-up, closed by a corrective action.
+    let inspections = app
+        .get_json("/api/v1/obligations?kind=inspection", &cast.kokuhoren.token)
+        .await;
+    let inspection = inspections["items"][0]["id"]
+        .as_str()
+        .expect("an inspection");
+    let reported = app
+        .post_json_with_token(
+            &format!("/api/v1/obligations/{inspection}/record"),
+            &cast.officer.token,
+            &json!({ "record": { "kind": "inspection", "date": "2026-11-20", "mode": "remote",
+                "inspectors": ["目黒 太郎"], "findings": [{ "description": "鍵の管理簿に記載漏れ",
+                "follow_up": "管理簿の運用を改め報告する" }] } }),
+        )
+        .await;
+    assert_eq!(reported.status(), 200);
+    let followups = app
+        .get_json(
+            "/api/v1/obligations?kind=inspection_followup",
+            &cast.kokuhoren.token,
+        )
+        .await;
+    let id = followups["items"][0]["id"]
+        .as_str()
+        .expect("a follow-up")
+        .to_owned();
+    let submitted = app
+        .post_json_with_token(
+            &format!("/api/v1/obligations/{id}/record"),
+            &cast.kokuhoren.token,
+            &json!({ "record": { "kind": "corrective_action", "date": "2026-11-24",
+                "description": "管理簿を毎日確認する手順にした" } }),
+        )
+        .await;
+    assert_eq!(submitted.status(), 200);
+    let returned = app
+        .post_json_with_token(
+            &format!("/api/v1/obligations/{id}/return"),
+            &cast.officer.token,
+            &json!({ "reason": "確認者の氏名を記載してください。" }),
+        )
+        .await;
+    assert_eq!(returned.status(), 200);
+
+    let d = dispatcher(&app, |s| s.public_url = Some(app.address.clone()));
+    drain(&d, app.now()).await;
+    let link = format!("{}/inbox", app.address);
+
+    let row = obligation_mail(&app, &id, "submitted").await;
+    let mail = sink.wait_for(&row.id).await;
+    assert_eq!(mail["rcpt_tos"], json!(["meguro_officer@example.lg.jp"]));
+    let subject = mail["subject"].as_str().expect("a subject");
+    assert_eq!(
+        subject,
+        "記録が提出されました: 立入調査の指摘事項への対応(東京都国民健康保険団体連合会) / Record submitted: Follow-up of an inspection finding"
+    );
+    let text = mail["text"].as_str().expect("a text part");
+    assert!(
+        text.starts_with("東京都国民健康保険団体連合会から「立入調査の指摘事項への対応」"),
+        "{text}"
+    );
+    assert!(text.contains(&link), "{text}");
+    let html = mail["html"].as_str().expect("an HTML part");
+    assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+
+    let row = obligation_mail(&app, &id, "returned").await;
+    let mail = sink.wait_for(&row.id).await;
+    assert_eq!(mail["rcpt_tos"], json!(["kokuhoren@example.lg.jp"]));
+    assert!(
+        mail["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("記録が差し戻されました: 立入調査の指摘事項への対応 / ")),
+        "{mail}"
+    );
+    let text = mail["text"].as_str().expect("a text part");
+    assert!(text.contains("確認者の氏名を記載してください。"), "{text}");
+    assert!(
+        text.find("差し戻されました") < text.find("was returned"),
+        "{text}"
+    );
+    assert_eq!(sink.received(&row.id).len(), 1, "sent once");
+    // The link opens the contractor's inbox, which lists the returned follow-up.
+    let inbox = app
+        .client
+        .get(&link)
+        .header("Cookie", format!("itaku_token={}", cast.kokuhoren.token))
+        .send()
+        .await
+        .expect("the inbox");
+    assert_eq!(inbox.status(), 200);
+    let page = inbox.text().await.expect("a page");
+    assert!(page.contains("立入調査の指摘事項への対応"), "{page}");
+}
+
+/// A user who takes the daily digest (set through the API) gets the day's messages in one
+/// `daily_digest` mail the next day, once however many schedulers race; a colleague who takes
+/// mail as it comes gets each message at once.
+async fn a_digest_user_gets_one_daily_digest_listing_what_they_would_have_received(
+    backend: Backend,
+) {
+    use crate::helpers::day;
+    use itaku::services::digests;
+    let sink = SmtpSink::get();
+    let at = jst(2026, 11, 25, 10);
+    let app = spawn_app_with(backend, Clock::Fixed(at), |s| {
+        sink.configure(s);
+        s.mail.dispatch_interval_seconds = 0;
+        s.timer_interval_seconds = 0;
+    })
+    .await;
+    let cast = Cast::create(&app).await;
+    let _colleague = app.person("meguro_officer2", &[(MEGURO, "officer")]).await;
+    let preference = "/api/v1/me/mail-preference";
+    let refused = app
+        .put_json_with_token(
+            preference,
+            &cast.officer.token,
+            &json!({ "mail": "weekly" }),
+        )
+        .await;
+    let body = assert_api_error(refused, 422, "validation_failed").await;
+    assert_eq!(body["details"][0]["field"], "mail");
+    assert_eq!(
+        app.get_json(preference, &cast.officer.token).await["mail"],
+        "immediate",
+        "nothing changed"
+    );
+    let set = app
+        .put_json_with_token(
+            preference,
+            &cast.officer.token,
+            &json!({ "mail": "daily_digest" }),
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    assert_eq!(
+        app.get_json(preference, &cast.officer.token).await["mail"],
+        "daily_digest"
+    );
+
+    let first = cast.submitted_tier2(&app).await;
+    let second = cast.submitted_tier2(&app).await;
+    let d = dispatcher(&app, |s| s.public_url = Some(app.address.clone()));
+    drain(&d, at).await;
+    for instance in [id_of(&first), id_of(&second)] {
+        let row = reload(
+            &app,
+            &mail_row(&app, instance, "application_submitted").await.id,
+        )
+        .await;
+        assert_eq!(row.status, OutboxStatus::Sent);
+        let mail = sink.wait_for(&row.id).await;
+        assert_eq!(
+            mail["rcpt_tos"],
+            json!(["meguro_officer2@example.lg.jp"]),
+            "{mail}"
+        );
+    }
+    // Nothing for the digest user today, even after a scheduler pass.
+    assert!(digests::write_due(&app.db, day(2026, 11, 25), at)
+        .await
+        .unwrap()
+        .is_empty());
+    // The next day, two schedulers race: one digest.
+    let other = itaku::db::connect(&app.settings)
+        .await
+        .expect("a connection");
+    let next = jst(2026, 11, 26, 7);
+    let (a, b) = tokio::join!(
+        digests::write_due(&app.db, day(2026, 11, 26), next),
+        digests::write_due(&other, day(2026, 11, 26), next)
+    );
+    let written: Vec<_> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(written[0].user_id, cast.officer.id);
+    // The submissions and the officer's step notifications: four messages.
+    assert_eq!(written[0].items, 4, "{written:?}");
+    let key = format!("digest:{}:2026-11-26", cast.officer.id);
+    let digest = outbox::Entity::find()
+        .filter(outbox::Column::IdempotencyKey.eq(key.as_str()))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("the digest row");
+    assert!(digests::write_due(&app.db, day(2026, 11, 27), next)
+        .await
+        .unwrap()
+        .is_empty());
+    drain(&d, next).await;
+    let mail = sink.wait_for(&digest.id).await;
+    assert_eq!(mail["rcpt_tos"], json!(["meguro_officer@example.lg.jp"]));
+    assert_eq!(
+        mail["subject"],
+        "本日のお知らせ(4件) / Today's notifications (4)"
+    );
+    let text = mail["text"].as_str().expect("a text part");
+    assert!(
+        text.starts_with("itaku からの本日のお知らせです。"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("再委託申請が提出されました").count(),
+        2,
+        "{text}"
+    );
+    let application = first["context"]["application_id"].as_str().unwrap();
+    let link = format!("{}/applications/{application}", app.address);
+    assert!(text.contains(&link), "{text}");
+    assert_eq!(sink.received(&digest.id).len(), 1, "sent once");
+    // The listed link opens the application for the officer.
+    let page = app
+        .client
+        .get(&link)
+        .header("Cookie", format!("itaku_token={}", cast.officer.token))
+        .send()
+        .await
+        .expect("the application page");
+    assert_eq!(page.status(), 200);
+}
+
 // Multi-threaded: the dispatchers and schedulers race for real.
 crate::on_both_backends!(
     multi_thread: a_submitted_application_is_mailed_to_the_officer_with_both_parts_and_the_link,
@@ -765,4 +1011,6 @@ crate::on_both_backends!(
     messages_written_while_the_server_is_down_arrive_once_when_it_is_back,
     a_message_claimed_by_a_dispatcher_that_died_is_sent_once_by_the_next,
     an_evidence_expiry_reminder_reaches_the_owner_and_the_officer,
+    obligation_records_submitted_and_returned_are_mailed_to_who_acts_next,
+    a_digest_user_gets_one_daily_digest_listing_what_they_would_have_received,
 );

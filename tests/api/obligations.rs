@@ -193,16 +193,18 @@ async fn obligations_are_generated_once_per_node_and_year_on_business_days(backe
     // 2029-03-31 is a Saturday: due on Friday 3/30.
     let due = day(2029, 3, 30);
     let mut expected = vec![
+        (cast.tier1.clone(), "compliance_report", due, 2028),
         (cast.tier1.clone(), "inspection", due, 2028),
         (cast.tier1.clone(), "training", due, 2028),
+        (cast.tier2.clone(), "compliance_report", due, 2028),
         (cast.tier2.clone(), "inspection", due, 2028),
         (cast.tier2.clone(), "training", due, 2028),
     ];
     expected.sort();
     assert_eq!(found, expected);
     let owners: Vec<&str> = first.iter().map(|o| o.organisation_id.as_str()).collect();
-    assert_eq!(owners.iter().filter(|o| **o == KOKUHOREN).count(), 2);
-    assert_eq!(owners.iter().filter(|o| **o == CHUOKAI).count(), 2);
+    assert_eq!(owners.iter().filter(|o| **o == KOKUHOREN).count(), 3);
+    assert_eq!(owners.iter().filter(|o| **o == CHUOKAI).count(), 3);
     assert!(first.iter().all(|o| o.municipality_id == MEGURO));
 
     // Ten business days before 3/30: 3/20 (春分の日) does not count, so Thu 3/15.
@@ -211,18 +213,18 @@ async fn obligations_are_generated_once_per_node_and_year_on_business_days(backe
     remind(&app, day(2029, 3, 15)).await;
     remind(&app, day(2029, 3, 15)).await;
     let due_keys = keys(&app, "obligation:").await;
-    assert_eq!(due_keys.len(), 4, "{due_keys:?}");
+    assert_eq!(due_keys.len(), 6, "{due_keys:?}");
     assert!(due_keys.iter().all(|k| k.ends_with(":due")));
     // Overdue the business day after (Mon 4/2); escalated five business days after (Fri 4/6).
     remind(&app, day(2029, 3, 30)).await;
-    assert_eq!(keys(&app, "obligation:").await.len(), 4);
+    assert_eq!(keys(&app, "obligation:").await.len(), 6);
     remind(&app, day(2029, 4, 2)).await;
-    assert_eq!(keys(&app, "obligation:").await.len(), 8);
+    assert_eq!(keys(&app, "obligation:").await.len(), 12);
     remind(&app, day(2029, 4, 5)).await;
-    assert_eq!(keys(&app, "obligation:").await.len(), 8);
+    assert_eq!(keys(&app, "obligation:").await.len(), 12);
     remind(&app, day(2029, 4, 6)).await;
     let all = keys(&app, "obligation:").await;
-    assert_eq!(all.len(), 12);
+    assert_eq!(all.len(), 18);
     for o in &first {
         for stage in ["due", "overdue", "escalated"] {
             assert!(all.contains(&format!("obligation:{}:{stage}", o.id)));
@@ -303,17 +305,18 @@ async fn two_schedulers_racing_write_everything_once(backend: Backend) {
         fired_obligations += ra.obligation_reminders.len() + rb.obligation_reminders.len();
         fired_evidence += ra.evidence_reminders.len() + rb.evidence_reminders.len();
     }
-    // Training and inspection for both nodes in 2026 (and the same again from 2027-04-01).
+    // Training, inspection and compliance report for both nodes in 2026 (and the same again
+    // from 2027-04-01).
     let rows = obligations_of(&app).await;
-    assert_eq!(rows.len(), 8);
-    assert_eq!(created, 8, "each obligation reported created once");
-    // 5 records × 3 stages; 4 obligations × 3 stages (the 2027 ones are not due yet).
+    assert_eq!(rows.len(), 12);
+    assert_eq!(created, 12, "each obligation reported created once");
+    // 5 records × 3 stages; 6 obligations × 3 stages (the 2027 ones are not due yet).
     let evidence_keys = keys(&app, "evidence:").await;
     assert_eq!(evidence_keys.len(), 15, "{evidence_keys:?}");
     assert_eq!(fired_evidence, 15);
     let obligation_keys = keys(&app, "obligation:").await;
-    assert_eq!(obligation_keys.len(), 12, "{obligation_keys:?}");
-    assert_eq!(fired_obligations, 12, "each stage reported fired once");
+    assert_eq!(obligation_keys.len(), 18, "{obligation_keys:?}");
+    assert_eq!(fired_obligations, 18, "each stage reported fired once");
 }
 
 /// Signs in and finds the caller's obligations of a kind.
@@ -588,16 +591,7 @@ async fn an_inspection_report_closes_the_inspection_and_findings_become_obligati
         )
         .await;
     assert_eq!(r.status(), 200);
-    let accepted: Value = app
-        .post_json_with_token(
-            &format!("/api/v1/obligations/{fid}/accept"),
-            &cast.officer.token,
-            &json!({}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let accepted = decided(&app, &cast.officer.token, fid, "accept", json!({})).await;
     assert_eq!(accepted["status"], "closed");
 }
 
@@ -608,7 +602,7 @@ async fn a_contractor_cannot_see_or_close_another_organisations_obligation(backe
     let theirs = listed(&app, &cast.kokuhoren.token, "kind=training").await;
     let id = theirs[0]["id"].as_str().unwrap();
     let mine = listed(&app, &cast.chuokai.token, "").await;
-    assert_eq!(mine.len(), 2);
+    assert_eq!(mine.len(), 3);
     assert!(mine.iter().all(|o| o["organisation_id"] == CHUOKAI));
     for who in [&cast.chuokai, &cast.outsider] {
         let r = app
@@ -651,7 +645,238 @@ async fn a_contractor_cannot_see_or_close_another_organisations_obligation(backe
     );
 }
 
+/// An officer's decision (`accept`, `return`) on an obligation; the obligation as answered.
+async fn decided(app: &TestApp, token: &str, id: &str, action: &str, body: Value) -> Value {
+    app.post_json_with_token(&format!("/api/v1/obligations/{id}/{action}"), token, &body)
+        .await
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
+/// Sets a node's period end directly (a contract that ends with the 年度).
+async fn end_period(app: &TestApp, node: &str, on: NaiveDate) {
+    use sea_orm::sea_query::Expr;
+    entity::chain_node::Entity::update_many()
+        .col_expr(entity::chain_node::Column::PeriodEnd, Expr::value(on))
+        .filter(entity::chain_node::Column::Id.eq(node))
+        .exec(&app.db)
+        .await
+        .expect("node updated");
+}
+
+async fn node(app: &TestApp, id: &str) -> entity::chain_node::Model {
+    entity::chain_node::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .expect("node read")
+        .expect("the node exists")
+}
+
+/// The mail row one change of an obligation wrote.
+async fn change_mail(app: &TestApp, id: &str, event: &str) -> outbox::Model {
+    let mut rows = outbox::Entity::find()
+        .filter(outbox::Column::IdempotencyKey.starts_with(format!("obligation:{id}:{event}:")))
+        .all(&app.db)
+        .await
+        .expect("outbox read");
+    assert_eq!(rows.len(), 1, "one {event} mail for {id}");
+    rows.remove(0)
+}
+
+async fn renewal_and_compliance_reports_are_generated_once_and_closed_by_their_records(
+    backend: Backend,
+) {
+    let app = app_on(backend, jst(2026, 11, 25)).await;
+    let cast = Cast::create(&app).await;
+    let permitted = cast.permitted_tier2(&app).await;
+    let instance = crate::helpers::id_of(&permitted).to_owned();
+    let target = entity::application_target::Entity::find()
+        .filter(entity::application_target::Column::InstanceId.eq(instance.as_str()))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let fy_end = day(2027, 3, 31);
+    // The tier-1 contract and the new subcontract end with the 年度; 国保中央会's runs on.
+    end_period(&app, &cast.tier1, fy_end).await;
+    end_period(&app, &target.node_id, fy_end).await;
+    remind(&app, day(2026, 11, 25)).await;
+    remind(&app, day(2026, 11, 25)).await;
+    let rows = obligations_of(&app).await;
+    let mut renewals: Vec<(String, NaiveDate)> = rows
+        .iter()
+        .filter(|o| o.kind == "contract_renewal")
+        .map(|o| (o.node_id.clone(), o.due_on))
+        .collect();
+    renewals.sort();
+    // 30 business days before Wed 2027-03-31 (3/22 and 2/23 are holidays): Mon 2/15.
+    let mut expected = vec![
+        (cast.tier1.clone(), day(2027, 2, 15)),
+        (target.node_id.clone(), day(2027, 2, 15)),
+    ];
+    expected.sort();
+    assert_eq!(renewals, expected);
+    let reports: Vec<&obligation::Model> = rows
+        .iter()
+        .filter(|o| o.kind == "compliance_report")
+        .collect();
+    assert_eq!(reports.len(), 3, "one per node in force, yearly");
+    assert!(reports.iter().all(|o| o.due_on == fy_end));
+    assert!(rows
+        .iter()
+        .any(|o| o.generation_key == format!("contract_renewal:{}:2027-03-31", cast.tier1)));
+
+    // The compliance report: the file first, then the report; the officer accepts it.
+    let report = listed(&app, &cast.kokuhoren.token, "kind=compliance_report").await;
+    assert_eq!(report.len(), 1);
+    assert_eq!(report[0]["title"]["ja"], "遵守状況報告の提出");
+    let rid = report[0]["id"].as_str().unwrap().to_owned();
+    let body = json!({ "record": { "kind": "compliance_report", "date": "2026-11-24",
+        "summary": "契約条項の遵守状況を点検し、問題はなかった。" } });
+    let refused = app
+        .post_json_with_token(
+            &format!("/api/v1/obligations/{rid}/record"),
+            &cast.kokuhoren.token,
+            &body,
+        )
+        .await;
+    let err = assert_api_error(refused, 422, "validation_failed").await;
+    assert_eq!(err["details"][0]["field"], "file");
+    let attached = upload(
+        &app,
+        &cast.kokuhoren.token,
+        &rid,
+        "遵守状況報告書.pdf",
+        PDF.to_vec(),
+    )
+    .await;
+    assert_eq!(attached.status(), 200);
+    let submitted: Value = app
+        .post_json_with_token(
+            &format!("/api/v1/obligations/{rid}/record"),
+            &cast.kokuhoren.token,
+            &body,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(submitted["status"], "submitted");
+    let mail = change_mail(&app, &rid, "submitted").await;
+    assert_eq!(mail.template.as_deref(), Some("obligation_submitted"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&mail.recipients).unwrap(),
+        json!([{ "role": "officer", "org": MEGURO }])
+    );
+    let accepted = decided(&app, &cast.officer.token, &rid, "accept", json!({})).await;
+    assert_eq!(accepted["status"], "closed");
+    let mail = change_mail(&app, &rid, "accepted").await;
+    assert_eq!(mail.template.as_deref(), Some("obligation_accepted"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&mail.recipients).unwrap(),
+        json!([{ "organisation": KOKUHOREN, "fallback_role": "contractor" }])
+    );
+
+    // The renewal of the subcontract: recorded by the root municipality only.
+    let renewal = rows
+        .iter()
+        .find(|o| o.kind == "contract_renewal" && o.node_id == target.node_id)
+        .unwrap();
+    let path = format!("/api/v1/obligations/{}/record", renewal.id);
+    let before = node(&app, &target.node_id).await;
+    let audit_before = app.audit_rows(&instance).await.len();
+    let renew = |end: &str, node_version: i64| {
+        json!({ "record": { "kind": "renewal", "signed_on": "2026-11-20",
+            "new_period_end": end, "node_version": node_version, "note": "令和9年度契約" } })
+    };
+    // The contractor sees its own renewal but may not record it.
+    let own = rows
+        .iter()
+        .find(|o| o.kind == "contract_renewal" && o.node_id == cast.tier1)
+        .unwrap();
+    let r = app
+        .post_json_with_token(
+            &format!("/api/v1/obligations/{}/record", own.id),
+            &cast.kokuhoren.token,
+            &renew("2028-03-31", 1),
+        )
+        .await;
+    assert_api_error(r, 403, "forbidden").await;
+    let r = app
+        .post_json_with_token(
+            &path,
+            &cast.officer.token,
+            &renew("2027-03-31", before.version),
+        )
+        .await;
+    let err = assert_api_error(r, 422, "validation_failed").await;
+    assert_eq!(err["details"][0]["field"], "record.new_period_end");
+    let r = app
+        .post_json_with_token(
+            &path,
+            &cast.officer.token,
+            &renew("2028-03-31", before.version - 1),
+        )
+        .await;
+    assert_api_error(r, 409, "stale_version").await;
+    assert_eq!(node(&app, &target.node_id).await, before, "nothing changed");
+    let done = app
+        .post_json_with_token(
+            &path,
+            &cast.officer.token,
+            &renew("2028-03-31", before.version),
+        )
+        .await;
+    assert_eq!(done.status(), 200);
+    let done: Value = done.json().await.unwrap();
+    assert_eq!(done["status"], "closed");
+    assert_eq!(done["record"]["period_end_before"], "2027-03-31");
+    let after = node(&app, &target.node_id).await;
+    assert_eq!(after.period_end, day(2028, 3, 31));
+    assert_eq!(after.version, before.version + 1);
+    let audit = app.audit_rows(&instance).await;
+    assert_eq!(audit.len(), audit_before + 1);
+    let last = audit.last().unwrap();
+    assert_eq!(last.event, "record_renewal");
+    assert_eq!(last.actor_id, cast.officer.id);
+    let events: Vec<String> = obligation_event::Entity::find()
+        .filter(obligation_event::Column::ObligationId.eq(renewal.id.as_str()))
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events, ["record_renewal"]);
+    // Recorded once: a second record is refused.
+    let r = app
+        .post_json_with_token(
+            &path,
+            &cast.officer.token,
+            &renew("2029-03-31", after.version),
+        )
+        .await;
+    assert_api_error(r, 409, "conflict").await;
+
+    // The next 年度: the renewed subcontract owes its next renewal (keyed by its new end);
+    // the tier-1 contract, not renewed, is no longer in force and owes nothing.
+    remind(&app, day(2027, 4, 1)).await;
+    let next: Vec<String> = obligations_of(&app)
+        .await
+        .into_iter()
+        .filter(|o| o.fiscal_year == 2027)
+        .map(|o| o.generation_key)
+        .collect();
+    assert!(next.contains(&format!("contract_renewal:{}:2028-03-31", target.node_id)));
+    assert!(
+        !next.iter().any(|k| k.contains(cast.tier1.as_str())),
+        "{next:?}"
+    );
+}
+
 crate::on_both_backends!(
+    renewal_and_compliance_reports_are_generated_once_and_closed_by_their_records,
     evidence_expiry_reminders_fire_once_per_stage_and_stop_when_renewed_or_revoked,
     obligations_are_generated_once_per_node_and_year_on_business_days,
     training_is_closed_by_an_accepted_attendance_record_and_absentees_are_followed_up,

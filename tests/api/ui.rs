@@ -439,7 +439,58 @@ async fn a_refused_decision_lists_every_unmet_requirement_and_a_stale_page_is_a_
     assert!(html.contains("他の人が先に操作しました"));
 }
 
+/// The settings page: the mail preference is shown, changed with the CSRF token (refused
+/// without it, nothing changed), and an unknown value is refused naming the field.
+async fn the_settings_page_changes_the_mail_preference_with_csrf(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let mut jar = Jar::with_session(&cast.kokuhoren.token);
+    let settings = page(jar.get(&app, "/settings").await, 200).await;
+    assert!(settings.contains("メールの受け取り方"), "{settings}");
+    assert!(
+        settings.contains(r#"value="immediate" checked"#),
+        "{settings}"
+    );
+    let csrf = csrf_of(&settings);
+    let refused = jar
+        .post(
+            &app,
+            "/settings",
+            &[("csrf", "forged"), ("mail", "daily_digest")],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    let bad = jar
+        .post(&app, "/settings", &[("csrf", &csrf), ("mail", "weekly")])
+        .await;
+    assert_eq!(bad.status(), 422);
+    let pref = "/api/v1/me/mail-preference";
+    assert_eq!(
+        app.get_json(pref, &cast.kokuhoren.token).await["mail"],
+        "immediate"
+    );
+    let saved = jar
+        .post(
+            &app,
+            "/settings",
+            &[("csrf", &csrf), ("mail", "daily_digest")],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+    let settings = page(jar.get(&app, "/settings?saved=1").await, 200).await;
+    assert!(settings.contains("設定を保存しました。"), "{settings}");
+    assert!(
+        settings.contains(r#"value="daily_digest" checked"#),
+        "{settings}"
+    );
+    assert_eq!(
+        app.get_json(pref, &cast.kokuhoren.token).await["mail"],
+        "daily_digest"
+    );
+}
+
 on_both_backends!(
+    the_settings_page_changes_the_mail_preference_with_csrf,
     the_sign_in_page_is_japanese_by_default_with_a_strict_csp,
     signing_in_through_the_form_shows_the_inbox_with_organisation_and_role,
     a_form_post_without_the_right_csrf_token_is_refused,
@@ -475,10 +526,11 @@ mod obligations_inbox {
             .expect(&inbox)..];
         assert_eq!(
             table.matches("<tr class=\"overdue\">").count(),
-            2,
+            3,
             "{table}"
         );
-        assert_eq!(table.matches("【期限超過】").count(), 2, "{table}");
+        assert_eq!(table.matches("【期限超過】").count(), 3, "{table}");
+        assert_eq!(table.matches("遵守状況報告の提出").count(), 2);
         assert_eq!(table.matches("研修の実施と受講記録の提出").count(), 2);
         assert!(
             !table.contains("公益社団法人国民健康保険中央会"),

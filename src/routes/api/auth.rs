@@ -6,13 +6,39 @@ use serde::Serialize;
 use crate::auth::session::{self, Credentials, UserView};
 use crate::auth::{AuthUser, Deputyship, Grant};
 use crate::error::ApiError;
+use crate::services::users::{self, MailPreference};
 use crate::startup::AppState;
 
-/// `POST /auth/sign-in`, `POST /auth/sign-out`, `GET /me`.
+/// `POST /auth/sign-in`, `POST /auth/sign-out`, `GET /me`, `GET/PUT /me/mail-preference`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/auth/sign-in").route(web::post().to(sign_in)))
         .service(web::resource("/auth/sign-out").route(web::post().to(sign_out)))
-        .service(web::resource("/me").route(web::get().to(me)));
+        .service(web::resource("/me").route(web::get().to(me)))
+        .service(
+            web::resource("/me/mail-preference")
+                .route(web::get().to(mail_preference))
+                .route(web::put().to(set_mail_preference)),
+        );
+}
+
+/// The caller's mail preference: `{"mail": "immediate" | "daily_digest"}`.
+async fn mail_preference(
+    state: web::Data<AppState>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let pref = users::mail_preference(&state.db, &user.id).await?;
+    Ok(HttpResponse::Ok().json(pref))
+}
+
+/// Changes the caller's mail preference (anything but the two values is refused, naming
+/// `mail`).
+async fn set_mail_preference(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<MailPreference>,
+) -> Result<HttpResponse, ApiError> {
+    let pref = users::set_mail_preference(&state.db, &user.id, &body).await?;
+    Ok(HttpResponse::Ok().json(pref))
 }
 
 async fn sign_in(

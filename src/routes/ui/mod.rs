@@ -13,6 +13,7 @@ mod form;
 mod items;
 mod portal;
 mod session;
+mod settings;
 pub mod view;
 
 use std::future::Future;
@@ -59,6 +60,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sign-in", web::post().to(session::sign_in))
             .route("/sign-out", web::post().to(session::sign_out))
             .route("/inbox", web::get().to(applications::inbox))
+            .route("/settings", web::get().to(settings::form))
+            .route("/settings", web::post().to(settings::save))
             .route("/portal", web::get().to(portal::home))
             .route("/admin/workflows", web::get().to(admin::workflows))
             .route(

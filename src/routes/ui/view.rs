@@ -84,6 +84,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "evidence_overview",
         include_str!("../../../frontend/templates/evidence_overview.hbs"),
     ),
+    (
+        "settings",
+        include_str!("../../../frontend/templates/settings.hbs"),
+    ),
 ];
 
 /// The message catalogues, embedded in the binary.
