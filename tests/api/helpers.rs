@@ -770,6 +770,7 @@ impl TestApp {
             service_name: Set(None),
             advance_permission: Set(None),
             handler_bracket: Set(Some("from_10_to_49".to_owned())),
+            recording_medium: Set(None),
             permission_state: Set("permitted".to_owned()),
             state_changed_at: Set(now),
             state_reason: Set(None),
