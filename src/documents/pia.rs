@@ -152,22 +152,24 @@ pub fn rows(section: &PiaSection) -> Vec<(String, String)> {
     out
 }
 
-fn csv_field(s: &str) -> String {
-    // Excel's reading: quote every field, double the quotes, keep newlines inside the quotes.
+/// One CSV cell as Excel reads it: quoted, quotes doubled, every newline a CRLF inside the
+/// quotes.
+pub(crate) fn csv_cell(s: &str) -> String {
+    let s = s.replace("\r\n", "\n").replace('\n', "\r\n");
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// CSV as Excel opens it: UTF-8 with a BOM, CRLF line ends, every field quoted.
 pub fn to_csv(section: &PiaSection) -> Vec<u8> {
     let mut out = String::from("\u{feff}");
-    out.push_str(&csv_field("項目"));
+    out.push_str(&csv_cell("項目"));
     out.push(',');
-    out.push_str(&csv_field("記載内容"));
+    out.push_str(&csv_cell("記載内容"));
     out.push_str("\r\n");
     for (k, v) in rows(section) {
-        out.push_str(&csv_field(&k));
+        out.push_str(&csv_cell(&k));
         out.push(',');
-        out.push_str(&csv_field(&v.replace("\r\n", "\n").replace('\n', "\r\n")));
+        out.push_str(&csv_cell(&v));
         out.push_str("\r\n");
     }
     out.into_bytes()
