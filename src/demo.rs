@@ -326,8 +326,9 @@ fn basic_evidence(org_name: &str, parent: &str, until: &str) -> Vec<serde_json::
     ]
 }
 
-fn fields(reason: &str, scope: &str, org_name: &str) -> serde_json::Value {
+fn fields(reason: &str, scope: &str, org_name: &str, medium: &str) -> serde_json::Value {
     json!({
+        "recording_medium": medium,
         "reason": reason,
         "scope_of_work": scope,
         "data_scope": "被保険者の資格情報(氏名・住所・生年月日・被保険者番号)",
@@ -395,6 +396,12 @@ async fn chains(
             "period_end": "2027-03-31",
             "contractor_id": contractor,
             "subcontract_policy": "委託先から再委託の許諾申請書及び履行体制図の提出を受け、区が審査の上、書面により許諾する。再委託先が更に再委託する場合も同様とする。",
+            "registered_work": if contractor == "data_entry_co" { "住民税(特別区民税・都民税)の賦課" } else { "国民健康保険" },
+            "consignment_reason": if contractor == "data_entry_co" {
+                "当初課税の時期に大量の課税資料を短期間で入力する必要があるため。"
+            } else {
+                "「被保険者の資格管理」と「高額療養費多数回管理」を都道府県単位で行う必要があり、連合会が運用管理する国保情報集約システムを利用する必要があるため。"
+            },
         }))
         .map_err(|e| DemoError::Api(e.to_string()))?;
         let viewer = Viewer::new(&officer.id, &officer.grants);
@@ -463,7 +470,8 @@ async fn chains(
         fields(
             "国保情報集約システムの全国一元的な運用のため",
             "国保情報集約システムの運用・保守",
-            "公益社団法人国民健康保険中央会"
+            "公益社団法人国民健康保険中央会",
+            "クラウド上のサーバ",
         ),
     )
     .await?;
@@ -499,6 +507,7 @@ async fn chains(
         "大規模なクラウド基盤を利用するため",
         "クラウド基盤(IaaS)の提供",
         "クラウド事業者株式会社",
+        "クラウド基盤上のサーバ",
     );
     cloud_fields["hosts_environment"] = json!(true);
     cloud_fields["service_name"] = json!("Example Cloud");
@@ -544,6 +553,7 @@ async fn chains(
             "繁忙期の入力作業量に対応するため",
             "課税資料のパンチ入力(一部)",
             "入力センター株式会社",
+            "電子記録媒体",
         )
     };
     // Draft, waiting for the vendor to submit.
@@ -570,7 +580,8 @@ async fn chains(
             fields(
                 "繁忙期の入力作業量に対応するため",
                 "課税資料のパンチ入力(一部)",
-                name
+                name,
+                "電子記録媒体",
             )
         )
         .await?;
@@ -596,7 +607,8 @@ async fn chains(
         fields(
             "入力作業の外部化のため",
             "課税資料の検査",
-            "期限切れ株式会社"
+            "期限切れ株式会社",
+            "電子記録媒体",
         )
     )
     .await?;

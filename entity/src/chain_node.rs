@@ -55,6 +55,10 @@ pub struct Model {
     /// `None` for tier 1 (its item holds it) and for nodes recorded before it was asked.
     #[sea_orm(column_type = "Text", nullable)]
     pub handler_bracket: Option<String>,
+    /// 処理させる情報項目の記録媒体 at this node (e.g. AWSクラウド上のサーバ); `None` for tier 1
+    /// (its item holds it) and for nodes recorded before it was asked.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub recording_medium: Option<String>,
     /// `applying`, `permitted`, `suspended`, `rejected`, `withdrawn`, `revoked`, `terminated`.
     #[sea_orm(column_type = "Text")]
     pub permission_state: String,

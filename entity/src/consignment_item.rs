@@ -37,6 +37,12 @@ pub struct Model {
     /// 再委託の許諾方法: the municipality's policy text for subcontracts.
     #[sea_orm(column_type = "Text")]
     pub subcontract_policy: String,
+    /// 登録業務の名称 (the registered work the 付議 names, e.g. 国民健康保険).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub registered_work: Option<String>,
+    /// 委託理由 (why the work is consigned, as the 付議 states it).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub consignment_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub version: i64,

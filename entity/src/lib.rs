@@ -8,6 +8,7 @@ pub mod audit_anchor;
 pub mod audit_anchor_head;
 pub mod audit_record;
 pub mod chain_node;
+pub mod committee_submission;
 pub mod consignment_item;
 pub mod deputy;
 pub mod document_setting;
@@ -37,6 +38,7 @@ pub mod prelude {
     pub use super::audit_anchor_head::Entity as AuditAnchorHead;
     pub use super::audit_record::Entity as AuditRecord;
     pub use super::chain_node::Entity as ChainNode;
+    pub use super::committee_submission::Entity as CommitteeSubmission;
     pub use super::consignment_item::Entity as ConsignmentItem;
     pub use super::deputy::Entity as Deputy;
     pub use super::document_setting::Entity as DocumentSetting;

@@ -181,16 +181,18 @@ pub fn rows(section: &PiaSection) -> Vec<(String, String)> {
     out
 }
 
-fn csv_field(s: &str) -> String {
-    // Excel's reading: quote every field, double the quotes, keep newlines inside the quotes.
+/// One CSV cell as Excel reads it: quoted, quotes doubled, every newline a CRLF inside the
+/// quotes.
+pub(crate) fn csv_cell(s: &str) -> String {
+    let s = s.replace("\r\n", "\n").replace('\n', "\r\n");
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 fn csv_rows(out: &mut String, rows: Vec<(String, String)>) {
     for (k, v) in rows {
-        out.push_str(&csv_field(&k));
+        out.push_str(&csv_cell(&k));
         out.push(',');
-        out.push_str(&csv_field(&v.replace("\r\n", "\n").replace('\n', "\r\n")));
+        out.push_str(&csv_cell(&v));
         out.push_str("\r\n");
     }
 }

@@ -153,8 +153,35 @@ fn is_group_separator(c: char) -> bool {
 /// no digit right before or after it, nor a separator and a digit (so the first 12 digits of a
 /// 4-4-4-4 card number are not taken for one). A candidate counts only when its last digit is
 /// the check digit, so other 12-digit numbers (order numbers, phone numbers) pass through.
+/// A canonical UUID (8-4-4-4-12 hexadecimal digits: this product's identifiers) is an
+/// identifier, not a number, and is skipped whole.
 pub fn find_individual_number(text: &str) -> Option<Range<usize>> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let is_alnum = |i: usize| {
+        chars
+            .get(i)
+            .is_some_and(|&(_, c)| c.is_ascii_alphanumeric())
+    };
+    let is_hex = |i: usize| chars.get(i).is_some_and(|&(_, c)| c.is_ascii_hexdigit());
+    let uuid_at = |start: usize| {
+        if start > 0 && is_alnum(start - 1) {
+            return false;
+        }
+        let mut at = start;
+        for (group, len) in [8, 4, 4, 4, 12].into_iter().enumerate() {
+            if group > 0 {
+                if chars.get(at).map(|&(_, c)| c) != Some('-') {
+                    return false;
+                }
+                at += 1;
+            }
+            if !(at..at + len).all(is_hex) {
+                return false;
+            }
+            at += len;
+        }
+        !is_alnum(at)
+    };
     let is_digit = |i: usize| chars.get(i).is_some_and(|&(_, c)| digit_value(c).is_some());
     let is_sep = |i: usize| chars.get(i).is_some_and(|&(_, c)| is_group_separator(c));
     let run_len = |start: usize| (start..).take_while(|&i| is_digit(i)).count();
@@ -162,6 +189,10 @@ pub fn find_individual_number(text: &str) -> Option<Range<usize>> {
 
     let mut i = 0;
     while i < chars.len() {
+        if uuid_at(i) {
+            i += 36;
+            continue;
+        }
         if !is_digit(i) {
             i += 1;
             continue;
@@ -273,6 +304,32 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn an_identifier_whose_digits_would_make_one_is_not_an_individual_number() {
+        let number = individual("12345678901");
+        // A UUIDv7 whose last group, or whose middle groups, happen to be all digits.
+        let last = format!("0196f7a0-1b2c-7d3e-8f40-{number}");
+        let middle = format!(
+            "0196f7a0-{}-{}-{}-abcdef012345",
+            &number[..4],
+            &number[4..8],
+            &number[8..]
+        );
+        for id in [&last, &middle] {
+            assert_eq!(find_individual_number(id), None, "{id}");
+            assert!(
+                scan_json_for_individual_numbers(&json!({ "parent_node_ids": [id] }), "")
+                    .is_empty()
+            );
+        }
+        // Not a UUID: the number is found, whatever surrounds it.
+        assert!(contains_individual_number(&format!("id-{number}")));
+        assert!(contains_individual_number(&format!(
+            "x0196f7a0-1b2c-7d3e-8f40-{number}"
+        )));
+        assert!(contains_individual_number(&format!("{last} {number}")));
+    }
 
     /// Builds a valid individual number from 11 digits with the formula above.
     fn individual(base: &str) -> String {

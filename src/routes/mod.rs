@@ -19,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(api::evidence::configure)
                 .configure(api::obligations::configure)
                 .configure(api::documents::configure)
+                .configure(api::changes::configure)
                 .configure(api::admin::configure)
                 .configure(api::openapi::configure),
         )

@@ -132,6 +132,11 @@ pub struct ApplicationFields {
     /// threshold test (しきい値判断) counts its lower bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler_bracket: Option<HandlerBracket>,
+    /// 処理させる情報項目の記録媒体: where the subcontractor keeps the data (e.g. AWSクラウド上の
+    /// サーバ), as the committee submission (付議) names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    pub recording_medium: Option<String>,
 }
 
 /// A new application.
@@ -506,6 +511,7 @@ pub async fn create(
                 .as_ref()
                 .and_then(|a| serde_json::to_string(a).ok())),
             handler_bracket: Set(f.handler_bracket.map(|b| b.as_str().to_owned())),
+            recording_medium: Set(f.recording_medium.as_deref().map(|s| s.trim().to_owned())),
             permission_state: Set("applying".to_owned()),
             state_changed_at: Set(now),
             state_reason: Set(None),
@@ -1600,6 +1606,10 @@ pub async fn update(
             .col_expr(
                 chain_node::Column::HandlerBracket,
                 Expr::value(f.handler_bracket.map(|b| b.as_str().to_owned())),
+            )
+            .col_expr(
+                chain_node::Column::RecordingMedium,
+                Expr::value(f.recording_medium.as_deref().map(|s| s.trim().to_owned())),
             )
             .col_expr(chain_node::Column::UpdatedAt, Expr::value(now))
             .col_expr(

@@ -396,6 +396,14 @@ pub struct ItemInput {
     /// 再委託の許諾方法 (the municipality's policy text).
     #[validate(length(min = 1, max = 4000), custom(function = "not_blank"))]
     pub subcontract_policy: String,
+    /// 登録業務の名称 (the registered work the committee submission names, e.g. 国民健康保険).
+    #[serde(default)]
+    #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    pub registered_work: Option<String>,
+    /// 委託理由 (why the work is consigned, as the committee submission states it).
+    #[serde(default)]
+    #[validate(length(min = 1, max = 4000), custom(function = "not_blank"))]
+    pub consignment_reason: Option<String>,
 }
 
 /// A consignment item as the API shows it.
@@ -415,6 +423,8 @@ pub struct ItemView {
     pub period_end: NaiveDate,
     pub contractor_id: String,
     pub subcontract_policy: String,
+    pub registered_work: Option<String>,
+    pub consignment_reason: Option<String>,
     pub version: i64,
 }
 
@@ -436,6 +446,8 @@ impl From<consignment_item::Model> for ItemView {
             period_end: m.period_end,
             contractor_id: m.contractor_id,
             subcontract_policy: m.subcontract_policy,
+            registered_work: m.registered_work,
+            consignment_reason: m.consignment_reason,
             version: m.version,
         }
     }
@@ -506,6 +518,8 @@ pub async fn create_item(
         period_end: Set(input.period_end),
         contractor_id: Set(input.contractor_id.clone()),
         subcontract_policy: Set(input.subcontract_policy),
+        registered_work: Set(input.registered_work.map(|s| s.trim().to_owned())),
+        consignment_reason: Set(input.consignment_reason),
         created_at: Set(now),
         updated_at: Set(now),
         version: Set(1),
@@ -533,6 +547,7 @@ pub async fn create_item(
         service_name: Set(None),
         advance_permission: Set(None),
         handler_bracket: Set(None),
+        recording_medium: Set(None),
         permission_state: Set("permitted".to_owned()),
         state_changed_at: Set(now),
         state_reason: Set(Some("委託契約 / Consignment contract".to_owned())),
@@ -863,12 +878,12 @@ pub async fn item_tree(
     })
 }
 
-/// A node with what the viewer may see of it; `NotFound` if nothing.
-pub async fn get_node(
+/// A node and its item, whoever asks (the caller decides what may be seen); `NotFound` if
+/// either is missing.
+pub async fn node_and_item(
     db: &impl ConnectionTrait,
-    viewer: &Viewer,
     id: &str,
-) -> Result<(NodeView, consignment_item::Model), ApiError> {
+) -> Result<(chain_node::Model, consignment_item::Model), ApiError> {
     let node = chain_node::Entity::find_by_id(id)
         .one(db)
         .await?
@@ -877,6 +892,16 @@ pub async fn get_node(
         .one(db)
         .await?
         .ok_or(ErrorCode::NotFound)?;
+    Ok((node, item))
+}
+
+/// A node with what the viewer may see of it; `NotFound` if nothing.
+pub async fn get_node(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<(NodeView, consignment_item::Model), ApiError> {
+    let (node, item) = node_and_item(db, id).await?;
     let nodes = nodes_of_item(db, &node.item_id).await?;
     let access = node_access(&item, &nodes, viewer);
     let Some(a) = access.get(id) else {

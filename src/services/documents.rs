@@ -49,6 +49,26 @@ async fn names_of(
     .await
 }
 
+/// A node below tier 1 as the consignment section names it (⑥再委託事項).
+pub(crate) fn section_node(
+    n: &chain_node::Model,
+    by_id: &HashMap<&str, &chain_node::Model>,
+    name: &impl Fn(&str) -> String,
+) -> PermittedNode {
+    PermittedNode {
+        tier: n.tier,
+        contractor: name(&n.contractor_id),
+        parent_contractor: n
+            .parent_id
+            .as_deref()
+            .and_then(|p| by_id.get(p))
+            .map(|p| name(&p.contractor_id))
+            .unwrap_or_default(),
+        scope_of_work: n.scope_of_work.clone(),
+        cloud: n.hosts_environment,
+    }
+}
+
 /// Items read per page of a PIA export: bounds what is held in memory and keeps each
 /// `IN (…)` list far below the databases' limits on bound parameters.
 const EXPORT_PAGE: u64 = 500;
@@ -211,18 +231,7 @@ async fn pia_items(
         let below = of_item
             .filter(|n| n.tier >= 2 && n.permission_state == "permitted")
             .filter(|n| n.cloud_classification.as_deref() != Some("no_access"))
-            .map(|n| PermittedNode {
-                tier: n.tier,
-                contractor: name(&n.contractor_id),
-                parent_contractor: n
-                    .parent_id
-                    .as_deref()
-                    .and_then(|p| by_id.get(p))
-                    .map(|p| name(&p.contractor_id))
-                    .unwrap_or_default(),
-                scope_of_work: n.scope_of_work.clone(),
-                cloud: n.hosts_environment,
-            })
+            .map(|n| section_node(n, &by_id, &name))
             .collect();
         out.push(pia::item(
             numbered_before + ix + 1,
@@ -327,7 +336,11 @@ fn expect_version(expected: Option<i64>, current: i64) -> Result<(), ApiError> {
     }
 }
 
-fn not_in_future(day: Option<NaiveDate>, today: NaiveDate, field: &str) -> Option<FieldError> {
+pub(crate) fn not_in_future(
+    day: Option<NaiveDate>,
+    today: NaiveDate,
+    field: &str,
+) -> Option<FieldError> {
     day.filter(|d| *d > today).map(|_| {
         FieldError::new(
             field,
@@ -744,7 +757,7 @@ async fn change_items(
     Ok(stored_change_items(row.as_ref()))
 }
 
-fn stored_change_items(row: Option<&document_setting::Model>) -> Vec<ChangeItem> {
+pub(crate) fn stored_change_items(row: Option<&document_setting::Model>) -> Vec<ChangeItem> {
     row.and_then(|r| r.significant_changes.as_deref())
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_else(|| ChangeItem::DEFAULT.to_vec())
@@ -817,6 +830,15 @@ pub async fn unassessed_changes(
         .filter(|c| !assessed.contains(c))
         .map(|c| significant::not_assessed(c, &item.pia_file, node_id))
         .collect())
+}
+
+/// A failed note in an instance's audit chain as the API answers it: a racing writer is a
+/// `concurrent_update`, anything else internal.
+pub(crate) fn note_error(e: InstanceError) -> ApiError {
+    match e {
+        InstanceError::Concurrent => ApiError::new(ErrorCode::ConcurrentUpdate),
+        other => ApiError::internal(other.to_string()),
+    }
 }
 
 /// The municipality's record of the assessment made for a pending subcontract.
@@ -933,10 +955,7 @@ pub async fn record_assessment(
         acting,
     )
     .await
-    .map_err(|e| match e {
-        InstanceError::Concurrent => ApiError::new(ErrorCode::ConcurrentUpdate),
-        other => ApiError::internal(other.to_string()),
-    })?;
+    .map_err(note_error)?;
     let row = pia_assessment::ActiveModel {
         id: Set(id),
         municipality_id: Set(item.municipality_id.clone()),

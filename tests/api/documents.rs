@@ -36,7 +36,7 @@ async fn put(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::R
     app.put_json_with_token(path, token, body).await
 }
 
-async fn put_ok(app: &TestApp, path: &str, token: &str, body: &Value) -> Value {
+pub(crate) async fn put_ok(app: &TestApp, path: &str, token: &str, body: &Value) -> Value {
     let response = put(app, path, token, body).await;
     let status = response.status();
     let answer: Value = response.json().await.unwrap();
@@ -260,7 +260,7 @@ async fn act(app: &TestApp, token: &str, application: &str, event: &str) -> reqw
         .await
 }
 
-async fn act_ok(app: &TestApp, token: &str, application: &str, event: &str) -> Value {
+pub(crate) async fn act_ok(app: &TestApp, token: &str, application: &str, event: &str) -> Value {
     let response = act(app, token, application, event).await;
     let status = response.status();
     let answer: Value = response.json().await.unwrap();

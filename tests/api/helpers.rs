@@ -103,6 +103,10 @@ pub async fn spawn_app_with(
         db: state.db.clone(),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // No idle connections kept: on a loaded machine a test can pause longer than the
+            // server's keep-alive (5 s), and a request on the connection the server is just
+            // closing fails with "connection reset" or "incomplete message".
+            .pool_max_idle_per_host(0)
             .build()
             .expect("a client"),
         state,
@@ -770,6 +774,7 @@ impl TestApp {
             service_name: Set(None),
             advance_permission: Set(None),
             handler_bracket: Set(Some("from_10_to_49".to_owned())),
+            recording_medium: Set(None),
             permission_state: Set("permitted".to_owned()),
             state_changed_at: Set(now),
             state_reason: Set(None),

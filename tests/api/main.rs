@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod browser;
 mod chains;
+mod changes;
 mod documents;
 mod errors;
 mod health;

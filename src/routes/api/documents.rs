@@ -51,7 +51,7 @@ fn print_view_headers() -> HttpResponseBuilder {
 }
 
 /// A print view.
-fn print_view(body: String) -> HttpResponse {
+pub(crate) fn print_view(body: String) -> HttpResponse {
     print_view_headers().body(body)
 }
 

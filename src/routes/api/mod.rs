@@ -4,6 +4,7 @@ pub mod admin;
 pub mod applications;
 pub mod auth;
 pub mod chains;
+pub mod changes;
 pub mod documents;
 pub mod evidence;
 pub mod instances;

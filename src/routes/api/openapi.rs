@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
-use super::{admin, applications, chains, documents, evidence, obligations};
+use super::{admin, applications, chains, changes, documents, evidence, obligations};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,6 +51,10 @@ use super::{admin, applications, chains, documents, evidence, obligations};
         documents::set_settings,
         documents::list_assessments,
         documents::record_assessment,
+        changes::changes,
+        changes::committee_submission,
+        changes::list_submissions,
+        changes::mark_submitted,
         admin::list,
         admin::retry,
     ),

@@ -85,6 +85,8 @@ pub async fn chain(
         .map_err(fail)?;
     let mut flat = Vec::new();
     flatten(&tree.nodes, &mut flat);
+    // The documents are the municipality's own: links for its staff only.
+    let municipal = viewer(&user.0).is_municipal(&tree.item.municipality_id);
     let nodes: Vec<Value> = flat
         .iter()
         .map(|n| {
@@ -94,6 +96,7 @@ pub async fn chain(
                 "organisation": n.contractor_name,
                 "code": code,
                 "state": lang.text(&format!("node_state.{code}"), &n.permission_state),
+                "committee": municipal.then(|| format!("/api/v1/documents/committee?node={}&format=html", n.id)),
             })
         })
         .collect();
@@ -117,6 +120,10 @@ pub async fn chain(
                 "section": item.owning_section.clone().unwrap_or_default(),
                 "period": format!("{} — {}", view::day_label(lang, item.period_start), view::day_label(lang, item.period_end)),
             },
+            "changes": municipal.then(|| json!({
+                "href": changes_href(&item.municipality_id, &item.pia_file, &item.id),
+                "label": lang.text("items.changes", "").replace("{file}", &item.pia_file),
+            })),
             "chain_svg": svg,
             "legend": legend,
             "nodes": nodes,
@@ -124,6 +131,30 @@ pub async fn chain(
     );
     let body = view::render("item", &data).map_err(fail)?;
     Ok(csrf.apply(html(StatusCode::OK, body)))
+}
+
+/// The change history print view of the item's PIA file, this item's rows only.
+fn changes_href(municipality: &str, pia_file: &str, item: &str) -> String {
+    format!(
+        "/api/v1/documents/changes?municipality={}&pia_file={}&item={}&format=html",
+        query_value(municipality),
+        query_value(pia_file),
+        query_value(item)
+    )
+}
+
+/// A query value percent-encoded byte by byte (RFC 3986: only unreserved characters as they
+/// are).
+fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 fn flatten<'a>(nodes: &'a [NodeView], out: &mut Vec<&'a NodeView>) {
