@@ -21,6 +21,9 @@ pub struct Model {
     /// The web UI's language the user chose (`ja` or `en`); none means Japanese.
     #[sea_orm(column_type = "Text", nullable)]
     pub language: Option<String>,
+    /// When an administrator deactivated the user: they can no longer sign in, and their
+    /// sessions end.
+    pub deactivated_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -187,6 +187,7 @@ async fn insert_user<C: ConnectionTrait>(
         password_hash: Set(password_hash),
         created_at: Set(now),
         language: Set(None),
+        deactivated_at: Set(None),
     };
     model
         .insert(db)
@@ -395,6 +396,8 @@ pub async fn session<C: ConnectionTrait>(
             }),
         )
         .filter(user::Column::Id.eq(user_id))
+        // A deactivated user's sessions end with the deactivation.
+        .filter(user::Column::DeactivatedAt.is_null())
         .into_model::<SessionRow>()
         .all(db)
         .await?;
