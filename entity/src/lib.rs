@@ -2,6 +2,7 @@
 //! Timestamps are `DateTimeUtc` everywhere: SQLite stores them as RFC 3339 text with a `+00:00`
 //! offset, so text order is time order, and PostgreSQL as `timestamptz`.
 
+pub mod admin_event;
 pub mod application_sequence;
 pub mod application_target;
 pub mod audit_anchor;
@@ -32,6 +33,7 @@ pub mod workflow_instance;
 
 /// The entities under their conventional names.
 pub mod prelude {
+    pub use super::admin_event::Entity as AdminEvent;
     pub use super::application_sequence::Entity as ApplicationSequence;
     pub use super::application_target::Entity as ApplicationTarget;
     pub use super::audit_anchor::Entity as AuditAnchor;

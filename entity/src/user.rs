@@ -24,6 +24,9 @@ pub struct Model {
     /// `immediate` (each mail as it comes) or `daily_digest` (one mail a day listing them).
     #[sea_orm(column_type = "Text")]
     pub mail_preference: String,
+    /// When an administrator deactivated the user: they can no longer sign in, and their
+    /// sessions end.
+    pub deactivated_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -63,7 +63,8 @@ pub async fn sign_in(
     );
     let matches = password::verify_blocking(credentials.password, stored_hash).await?;
     let user = match user {
-        Some(user) if matches => user,
+        // A deactivated user is refused like a wrong password, after the same work.
+        Some(user) if matches && user.deactivated_at.is_none() => user,
         _ => {
             state.sign_in_limiter.record_failure(key, now);
             return Err(ErrorCode::InvalidCredentials.into());

@@ -168,6 +168,8 @@ pub struct TargetView {
     pub version: i64,
     /// The events the caller may fire on this target now.
     pub available_events: Vec<String>,
+    /// The same events with the parameters each may take.
+    pub event_choices: Vec<crate::workflow::EventChoice>,
 }
 
 /// How far a joint application has come, for the applicant.
@@ -683,6 +685,7 @@ async fn load_view(
             state_label: inst.state_label,
             version: inst.version,
             available_events: inst.available_events,
+            event_choices: inst.event_choices,
         });
     }
     Ok(ApplicationView {
@@ -734,6 +737,7 @@ async fn instance_state_only(
         updated_at: row.updated_at,
         audit_seq: row.audit_seq,
         available_events: Vec::new(),
+        event_choices: Vec::new(),
     }))
 }
 

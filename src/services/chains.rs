@@ -227,6 +227,40 @@ pub async fn create_organisation(
     if viewer.municipal_writer.is_empty() && viewer.contractor.is_empty() {
         return Err(ErrorCode::Forbidden.into());
     }
+    let model = insert_organisation(db, input, now).await?;
+    Ok(OrganisationView::of(model, viewer))
+}
+
+/// A `conflict` on `corporate_number` when another organisation than `id` has the number.
+async fn corporate_number_free(
+    db: &impl ConnectionTrait,
+    number: Option<&str>,
+    id: &str,
+) -> Result<(), ApiError> {
+    let Some(number) = number else {
+        return Ok(());
+    };
+    let taken = organisation::Entity::find()
+        .filter(organisation::Column::CorporateNumber.eq(number))
+        .filter(organisation::Column::Id.ne(id))
+        .count(db)
+        .await?;
+    if taken > 0 {
+        return Err(conflict(
+            "corporate_number",
+            "その法人番号の組織は既に登録されています。",
+            "An organisation with this corporate number exists.",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks and inserts an organisation, whoever asks (the callers decide who may).
+pub async fn insert_organisation(
+    db: &impl ConnectionTrait,
+    input: OrganisationInput,
+    now: DateTime<Utc>,
+) -> Result<organisation::Model, ApiError> {
     validation::check(&input)?;
     let id = input.id.clone().unwrap_or_else(|| new_id(now));
     if organisation::Entity::find_by_id(&id)
@@ -240,20 +274,8 @@ pub async fn create_organisation(
             "An organisation with this id exists.",
         ));
     }
-    if let Some(n) = &input.corporate_number {
-        let taken = organisation::Entity::find()
-            .filter(organisation::Column::CorporateNumber.eq(n.as_str()))
-            .count(db)
-            .await?;
-        if taken > 0 {
-            return Err(conflict(
-                "corporate_number",
-                "その法人番号の組織は既に登録されています。",
-                "An organisation with this corporate number exists.",
-            ));
-        }
-    }
-    let model = organisation::ActiveModel {
+    corporate_number_free(db, input.corporate_number.as_deref(), &id).await?;
+    organisation::ActiveModel {
         id: Set(id),
         kind: Set(input.kind.as_str().to_owned()),
         name_ja: Set(input.name_ja.trim().to_owned()),
@@ -265,8 +287,31 @@ pub async fn create_organisation(
         contacts: Set(serde_json::to_string(&input.contacts).unwrap_or_else(|_| "[]".into())),
     }
     .insert(db)
-    .await?;
-    Ok(OrganisationView::of(model, viewer))
+    .await
+    .map_err(Into::into)
+}
+
+/// Checks and applies new details of an organisation (its id and kind stay), whoever asks
+/// (the callers decide who may).
+pub async fn update_organisation(
+    db: &impl ConnectionTrait,
+    id: &str,
+    input: OrganisationInput,
+) -> Result<organisation::Model, ApiError> {
+    validation::check(&input)?;
+    let current = organisation::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    corporate_number_free(db, input.corporate_number.as_deref(), id).await?;
+    let mut model: organisation::ActiveModel = current.into();
+    model.name_ja = Set(input.name_ja.trim().to_owned());
+    model.name_en = Set(input.name_en.filter(|n| !n.trim().is_empty()));
+    model.address = Set(input.address);
+    model.representative = Set(input.representative);
+    model.corporate_number = Set(input.corporate_number);
+    model.contacts = Set(serde_json::to_string(&input.contacts).unwrap_or_else(|_| "[]".into()));
+    Ok(model.update(db).await?)
 }
 
 /// The organisation directory: names, addresses and corporate numbers are public registry

@@ -108,6 +108,9 @@ pub struct InstanceView {
     pub audit_seq: i64,
     /// The events the caller may fire now.
     pub available_events: Vec<String>,
+    /// The same events with the parameters each may take (the steps a return may go to, the
+    /// approvers a proxy decision may be made for).
+    pub event_choices: Vec<crate::workflow::EventChoice>,
 }
 
 /// A new instance to start.
@@ -197,7 +200,8 @@ fn view(
     st: &StoredInstance,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
-    let available_events = rt.available_events(st, &acting.actor, acting.now)?;
+    let event_choices = rt.event_choices(st, &acting.actor, acting.now)?;
+    let available_events = event_choices.iter().map(|c| c.event.clone()).collect();
     // What the domain told the guards is not part of the instance.
     let mut context = st.context.clone();
     if let Some(ctx) = context.as_object_mut() {
@@ -219,6 +223,7 @@ fn view(
         updated_at: row.updated_at,
         audit_seq: row.audit_seq,
         available_events,
+        event_choices,
     })
 }
 
@@ -960,6 +965,7 @@ mod tests {
     /// Everything but `available_events`, which depends on who asks.
     fn comparable(mut view: InstanceView) -> Value {
         view.available_events.clear();
+        view.event_choices.clear();
         serde_json::to_value(view).unwrap_or_default()
     }
 

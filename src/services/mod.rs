@@ -3,6 +3,7 @@
 //! as a parameter instead of reading the clock.
 
 pub mod access;
+pub mod admin;
 pub mod applications;
 pub mod audit;
 pub mod chains;

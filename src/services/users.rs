@@ -189,6 +189,7 @@ async fn insert_user<C: ConnectionTrait>(
         created_at: Set(now),
         language: Set(None),
         mail_preference: Set(MAIL_IMMEDIATE.to_owned()),
+        deactivated_at: Set(None),
     };
     model
         .insert(db)
@@ -397,6 +398,8 @@ pub async fn session<C: ConnectionTrait>(
             }),
         )
         .filter(user::Column::Id.eq(user_id))
+        // A deactivated user's sessions end with the deactivation.
+        .filter(user::Column::DeactivatedAt.is_null())
         .into_model::<SessionRow>()
         .all(db)
         .await?;

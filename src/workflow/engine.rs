@@ -715,47 +715,101 @@ impl<C: WorkflowContext> CompiledWorkflow<C> {
     where
         C: Clone,
     {
-        let earlier: Vec<&str> = inst.progress.route.as_deref().map_or(Vec::new(), |rp| {
-            rp.steps
-                .iter()
-                .take(rp.current)
-                .map(|s| s.id.as_str())
-                .collect()
-        });
+        self.event_choices(inst, actor, now)
+            .iter()
+            .filter_map(|c| self.event_id(&c.event))
+            .map(|e| self.event_name(e))
+            .collect()
+    }
+
+    /// The events this actor may fire now, each with the parameter values the engine would
+    /// accept from them: for `return`, whether it may go back to the applicant (`plain`) and
+    /// the earlier steps it may go to; for `proxy`, the absent approvers the actor may decide
+    /// for. Every value is probed by firing on a copy, so a screen offers exactly what the
+    /// engine allows.
+    pub fn event_choices(&self, inst: &Instance<C>, actor: &Actor<'_>, now: Now) -> Vec<EventChoice>
+    where
+        C: Clone,
+    {
+        let earlier: Vec<&Step> = inst
+            .progress
+            .route
+            .as_deref()
+            .map_or(Vec::new(), |rp| rp.steps.iter().take(rp.current).collect());
         let probe = |input: EventInput<'_>| {
             let mut copy = inst.clone();
             self.fire(&mut copy, &input, actor, now).is_ok()
         };
         (0..self.events.len())
             .filter_map(|e| EventId::try_from(e).ok())
-            .filter(|&event| {
+            .filter_map(|event| {
                 let base = EventInput {
                     event,
                     comment: Some("-"),
                     ..EventInput::default()
                 };
+                let mut choice = EventChoice {
+                    event: self.event_name(event).to_owned(),
+                    plain: false,
+                    to_steps: Vec::new(),
+                    on_behalf_of: Vec::new(),
+                };
                 if Some(event) == self.builtin.proxy {
-                    actor.deputy_for.iter().any(|d| {
-                        probe(EventInput {
-                            on_behalf_of: Some(&d.principal),
-                            ..base
-                        })
-                    })
-                } else if Some(event) == self.builtin.return_ {
-                    probe(base)
-                        || earlier.iter().any(|s| {
+                    choice.on_behalf_of = actor
+                        .deputy_for
+                        .iter()
+                        .filter(|d| {
                             probe(EventInput {
-                                to_step: Some(s),
+                                on_behalf_of: Some(&d.principal),
                                 ..base
                             })
                         })
+                        .map(|d| d.principal.clone())
+                        .collect();
+                } else if Some(event) == self.builtin.return_ {
+                    choice.plain = probe(base);
+                    choice.to_steps = earlier
+                        .iter()
+                        .filter(|s| {
+                            probe(EventInput {
+                                to_step: Some(&s.id),
+                                ..base
+                            })
+                        })
+                        .map(|s| StepChoice {
+                            id: s.id.clone(),
+                            label: s.label.clone(),
+                        })
+                        .collect();
                 } else {
-                    probe(base)
+                    choice.plain = probe(base);
                 }
+                let offered =
+                    choice.plain || !choice.to_steps.is_empty() || !choice.on_behalf_of.is_empty();
+                offered.then_some(choice)
             })
-            .map(|e| self.event_name(e))
             .collect()
     }
+}
+
+/// An event an actor may fire now, with the parameters it may take (see
+/// [`CompiledWorkflow::event_choices`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct EventChoice {
+    pub event: String,
+    /// It may be fired without `to_step` or `on_behalf_of` (a `return` back to the applicant).
+    pub plain: bool,
+    /// `return`: the earlier steps of the running route it may send the instance back to.
+    pub to_steps: Vec<StepChoice>,
+    /// `proxy`: the absent approvers (user ids) the actor may decide for as their deputy.
+    pub on_behalf_of: Vec<String>,
+}
+
+/// A step an event may name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct StepChoice {
+    pub id: String,
+    pub label: super::definition::Label,
 }
 
 #[derive(Debug, Clone, Copy)]

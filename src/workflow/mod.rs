@@ -15,7 +15,7 @@ pub mod runtime;
 mod validation_tests;
 
 pub use compile::{compile, content_hash, DefinitionError};
-pub use engine::{Action, Outcome, Rejection, RejectionKind};
+pub use engine::{Action, EventChoice, Outcome, Rejection, RejectionKind, StepChoice};
 pub use model::{Actor, CompiledWorkflow, Deputyship, EventInput, Grant, Instance, Now};
 pub use registry::{Registry, Unmet, Vocabulary, WorkflowContext};
 pub use runtime::{

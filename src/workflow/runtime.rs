@@ -106,6 +106,13 @@ pub trait WorkflowRuntime: Send + Sync {
         actor: &Actor<'_>,
         now: Now,
     ) -> Result<Vec<String>, FireError>;
+    /// Events this actor may fire now, with the parameter values each may take.
+    fn event_choices(
+        &self,
+        stored: &StoredInstance,
+        actor: &Actor<'_>,
+        now: Now,
+    ) -> Result<Vec<super::EventChoice>, FireError>;
     /// Timers bound to the initial state (started at creation).
     fn initial_timers(&self) -> Vec<Timer>;
     /// The organisations an instance involves (for authorisation).
@@ -303,6 +310,16 @@ impl<C: WorkflowContext + Clone> WorkflowRuntime for Loaded<C> {
             .into_iter()
             .map(str::to_owned)
             .collect())
+    }
+
+    fn event_choices(
+        &self,
+        stored: &StoredInstance,
+        actor: &Actor<'_>,
+        now: Now,
+    ) -> Result<Vec<super::EventChoice>, FireError> {
+        let inst = self.load(stored)?;
+        Ok(self.wf.event_choices(&inst, actor, now))
     }
 
     fn initial_timers(&self) -> Vec<Timer> {

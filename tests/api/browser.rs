@@ -349,3 +349,92 @@ async fn a_contractor_uploads_evidence_and_submits_an_application_and_the_office
     browser.screenshot("admin-workflows").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_manager_returns_to_the_officer_and_a_deputy_decides_for_the_absent_manager() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let cast = Cast::create(&app).await;
+    let deputy = app.person("meguro_deputy", &[(MEGURO, "chief")]).await;
+    itaku::services::users::add_deputy(
+        &app.db,
+        itaku::services::users::NewDeputy {
+            principal_user_id: cast.manager.id.clone(),
+            deputy_user_id: deputy.id.clone(),
+            role: "manager".to_owned(),
+            organisation_id: MEGURO.to_owned(),
+            valid_from: crate::helpers::day(2020, 4, 1),
+            valid_until: None,
+        },
+        app.now(),
+    )
+    .await
+    .unwrap();
+    let waiting = cast.at_manager_step(&app).await;
+    let instance = crate::helpers::id_of(&waiting).to_owned();
+    let browser = Browser::open(&app).await;
+
+    // The manager sends it back to the officer's step with the reason.
+    browser.sign_in("meguro_manager").await;
+    browser.click("#inbox tbody a").await;
+    let application = browser
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .to_owned();
+    browser
+        .click("form[id^='form-return-'] select option[value=officer_check]")
+        .await;
+    browser
+        .type_into(
+            "form[id^='form-return-'] textarea",
+            "体制図の監督体制を確認してください",
+        )
+        .await;
+    browser.screenshot("return-form").await;
+    browser.click("form[id^='form-return-'] button").await;
+    assert!(!browser.text("#done").await.is_empty(), "returned");
+    let timeline = browser.text("table.timeline").await;
+    assert!(
+        timeline.contains("体制図の監督体制を確認してください"),
+        "{timeline}"
+    );
+    browser.sign_out().await;
+    let shown = app
+        .get_json(
+            &crate::helpers::instance_path(&instance),
+            &cast.officer.token,
+        )
+        .await;
+    assert_eq!(shown["progress"]["route"]["current"], 0, "{shown}");
+
+    // The officer and the chief approve again; the manager is away, and the deputy decides.
+    for who in [&cast.officer, &cast.chief] {
+        app.fire_ok(&who.token, &instance, json!({ "event": "approve" }))
+            .await;
+    }
+    browser.sign_in("meguro_deputy").await;
+    browser.go(&application).await;
+    let principal = browser.text("form[id^='form-proxy-'] select option").await;
+    assert_eq!(principal, "meguro_manager さん");
+    browser
+        .type_into("form[id^='form-proxy-'] textarea", "課長出張のため代決")
+        .await;
+    browser.screenshot("proxy-form").await;
+    browser.click("form[id^='form-proxy-'] button").await;
+    assert!(!browser.text("#done").await.is_empty(), "decided");
+    let state = browser.text("h3 .state").await;
+    assert_eq!(state, "許諾");
+    let timeline = browser.text("table.timeline").await;
+    assert!(timeline.contains("meguro_deputy さん"), "{timeline}");
+    browser.screenshot("proxy-decided").await;
+    browser.sign_out().await;
+
+    // The manager reviews it afterwards (後閲).
+    browser.sign_in("meguro_manager").await;
+    browser.go(&application).await;
+    browser.click("#event-acknowledge").await;
+    assert!(!browser.text("#done").await.is_empty(), "reviewed");
+    browser.close().await;
+}

@@ -22,5 +22,7 @@ mod shutdown;
 mod sqlite;
 mod tokens;
 mod ui;
+mod ui_actions;
+mod ui_admin;
 pub mod ui_screens;
 mod workflows;

@@ -53,6 +53,19 @@ async fn evidence_rows(app: &TestApp, org: &str) -> u64 {
         .unwrap()
 }
 
+/// How many evidence records the database holds.
+pub async fn evidence_count(app: &TestApp) -> u64 {
+    evidence_record::Entity::find()
+        .count(&app.db)
+        .await
+        .unwrap()
+}
+
+/// How many stored files the database holds.
+pub async fn file_count(app: &TestApp) -> u64 {
+    entity::file::Entity::find().count(&app.db).await.unwrap()
+}
+
 /// A signed-in browser's jar and the CSRF token of `path`.
 async fn open(app: &TestApp, token: &str, path: &str) -> (Jar, String) {
     let mut jar = Jar::with_session(token);

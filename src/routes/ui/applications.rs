@@ -22,21 +22,23 @@ use crate::startup::AppState;
 /// The events that put an application in someone's inbox: submitting, endorsing, deciding.
 const INBOX_EVENTS: &[&str] = &["submit", "endorse", "approve"];
 
-/// Events the detail page offers as buttons (editing has its own form, not built yet; the
-/// engine's proxy/skip/pull-up need more input than a button gives).
+/// Events the detail page offers as buttons of one form with an optional comment (editing
+/// has its own form; return, reject, proxy, skip and pull-up have a form each, below).
 const BUTTON_EVENTS: &[&str] = &[
     "submit",
     "endorse",
     "approve",
-    "return",
-    "reject",
     "withdraw",
     "suspend",
     "reinstate",
     "revoke",
     "terminate",
     "recall",
+    "acknowledge",
 ];
+
+/// Events with a form of their own on the detail page, in the order shown.
+const FORM_EVENTS: &[&str] = &["return", "reject", "proxy", "skip", "pull_up"];
 
 /// Every application the viewer may see (all pages of the service's list).
 async fn all_applications(
@@ -262,6 +264,9 @@ pub(super) async fn render_detail(
             .filter(|e| BUTTON_EVENTS.contains(&e.as_str()))
             .map(|e| json!({ "event": e, "label": event_label(lang, e) }))
             .collect();
+        let forms = action_forms(state, lang, &t.event_choices)
+            .await
+            .map_err(fail)?;
         targets.push(json!({
             "id": t.id,
             "municipality": t.municipality_name,
@@ -272,6 +277,8 @@ pub(super) async fn render_detail(
             "checklist": checklist_view(lang, &checklist, state, &viewer).await.map_err(fail)?,
             "timeline": timeline,
             "actions": actions,
+            "forms": forms,
+            "has_actions": !actions.is_empty() || !forms.is_empty(),
         }));
     }
 
@@ -319,6 +326,64 @@ pub(super) async fn render_detail(
     );
     let body = view::render("application", &data).map_err(fail)?;
     Ok(csrf.apply(html(status, body)))
+}
+
+/// The forms of the events that take input, each only as the engine offers it to this user
+/// now: a return with the places it may go back to (the applicant, the earlier steps), a
+/// rejection with its reason, a proxy decision with the approvers the user deputises for, and
+/// a skip or pull-up with a comment.
+async fn action_forms(
+    state: &AppState,
+    lang: Lang,
+    choices: &[crate::workflow::EventChoice],
+) -> Result<Vec<Value>, ApiError> {
+    let principals = view::user_names(
+        state,
+        choices.iter().flat_map(|c| c.on_behalf_of.iter().cloned()),
+    )
+    .await?;
+    let mut forms = Vec::new();
+    for event in FORM_EVENTS {
+        let Some(choice) = choices.iter().find(|c| c.event == *event) else {
+            continue;
+        };
+        let mut options = Vec::new();
+        if *event == "return" {
+            if choice.plain {
+                options.push(json!({
+                    "value": "",
+                    "label": lang.text("application.return_to_applicant", ""),
+                }));
+            }
+            options.extend(choice.to_steps.iter().map(|s| {
+                json!({
+                    "value": s.id,
+                    "label": lang.pick(&s.label.ja, &s.label.en),
+                })
+            }));
+        }
+        options.extend(choice.on_behalf_of.iter().map(|p| {
+            json!({
+                "value": p,
+                "label": principals.get(p).cloned().unwrap_or_else(|| p.clone()),
+            })
+        }));
+        forms.push(json!({
+            "event": event,
+            "label": event_label(lang, event),
+            "help": lang.text(&format!("application.help_{event}"), ""),
+            "comment_label": lang.text(&format!("application.comment_{event}"), ""),
+            "comment_required": matches!(*event, "return" | "reject"),
+            "select_name": match *event {
+                "return" => Some("to_step"),
+                "proxy" => Some("on_behalf_of"),
+                _ => None,
+            },
+            "select_label": lang.text(&format!("application.select_{event}"), ""),
+            "options": options,
+        }));
+    }
+    Ok(forms)
 }
 
 /// The application's fields as label/value rows, in the order of the paper form.
@@ -467,6 +532,12 @@ pub struct EventForm {
     version: Option<i64>,
     #[serde(default)]
     comment: String,
+    /// A return's earlier step; empty for back to the applicant.
+    #[serde(default)]
+    to_step: String,
+    /// A proxy decision's absent approver.
+    #[serde(default)]
+    on_behalf_of: String,
 }
 
 /// `POST /applications/{id}/events`: fires the event on the target the page showed, under
@@ -483,14 +554,17 @@ pub async fn fire(
     Csrf::check(&request, form.csrf.as_deref())?;
     let form = form.into_inner();
     let rid = request_id.to_string();
-    let comment = form.comment.trim();
+    let given = |value: &str| {
+        let value = value.trim();
+        (!value.is_empty()).then(|| value.to_owned())
+    };
     let event = ApplicationEvent {
+        comment: given(&form.comment),
+        to_step: given(&form.to_step),
+        on_behalf_of: given(&form.on_behalf_of),
         event: form.event,
         targets: Some(vec![form.target]),
         version: form.version,
-        comment: (!comment.is_empty()).then(|| comment.to_owned()),
-        to_step: None,
-        on_behalf_of: None,
     };
     let fired = applications::fire(
         &state.db,

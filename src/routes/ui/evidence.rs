@@ -659,11 +659,11 @@ pub async fn create(
 ) -> Result<HttpResponse, UiError> {
     let lang = Lang::of(&request);
     let fail = |e| UiError::api(e, lang);
+    Csrf::check_multipart(&request, &mut payload).await?;
     let parts = read_multipart(&mut payload, upload_limit(&state))
         .await
         .map_err(fail)?;
     let values = Values::from_pairs(parts.texts);
-    Csrf::check(&request, Some(values.get("csrf")))?;
     let v = viewer(&user.0);
     let n = now(&state);
     let library = evidence::library(&state.db, &v, &org, n.today)
@@ -771,11 +771,10 @@ pub async fn attach(
 ) -> Result<HttpResponse, UiError> {
     let lang = Lang::of(&request);
     let fail = |e| UiError::api(e, lang);
+    Csrf::check_multipart(&request, &mut payload).await?;
     let parts = read_multipart(&mut payload, upload_limit(&state))
         .await
         .map_err(fail)?;
-    let values = Values::from_pairs(parts.texts);
-    Csrf::check(&request, Some(values.get("csrf")))?;
     let v = viewer(&user.0);
     let n = now(&state);
     let record = evidence::get(&state.db, &v, &id, n.today)

@@ -64,6 +64,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/settings", web::post().to(settings::save))
             .route("/portal", web::get().to(portal::home))
             .route("/admin/workflows", web::get().to(admin::workflows))
+            .route("/admin/users", web::get().to(admin::users))
+            .route("/admin/users", web::post().to(admin::create_user))
+            .route("/admin/users/{id}/roles", web::post().to(admin::grant_role))
+            .route(
+                "/admin/users/{id}/deactivate",
+                web::post().to(admin::deactivate),
+            )
+            .route(
+                "/admin/memberships/{id}/end",
+                web::post().to(admin::end_role),
+            )
+            .route("/admin/organisations", web::get().to(admin::organisations))
+            .route(
+                "/admin/organisations",
+                web::post().to(admin::create_organisation),
+            )
+            .route(
+                "/admin/organisations/{id}",
+                web::get().to(admin::organisation),
+            )
+            .route(
+                "/admin/organisations/{id}",
+                web::post().to(admin::update_organisation),
+            )
             .route(
                 "/applications/new",
                 web::get().to(application_form::new_form),
@@ -210,6 +234,43 @@ impl Csrf {
             }
             _ => Err(UiError::new(UiErrorKind::Csrf, lang)),
         }
+    }
+}
+
+impl Csrf {
+    /// Checks a multipart form's token before anything else of its body is read: the token
+    /// must be the body's first part (`csrf`, as the UI's upload forms put it), so a post
+    /// without the right token is refused before any file is received, buffered or stored.
+    pub async fn check_multipart(
+        request: &HttpRequest,
+        payload: &mut actix_multipart::Multipart,
+    ) -> Result<(), UiError> {
+        use futures_util::StreamExt as _;
+        let refused = || UiError::new(UiErrorKind::Csrf, Lang::of(request));
+        // Refuse early when there is no cookie to compare with.
+        if request
+            .cookie(CSRF_COOKIE)
+            .is_none_or(|c| c.value().len() != 64)
+        {
+            return Err(refused());
+        }
+        let Some(Ok(mut field)) = payload.next().await else {
+            return Err(refused());
+        };
+        if field.name() != Some("csrf") {
+            return Err(refused());
+        }
+        let mut token = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|_| refused())?;
+            // A token is 64 hexadecimal digits; anything longer is not one.
+            if token.len() + chunk.len() > 64 {
+                return Err(refused());
+            }
+            token.extend_from_slice(&chunk);
+        }
+        let token = String::from_utf8(token).map_err(|_| refused())?;
+        Self::check(request, Some(&token))
     }
 }
 

@@ -77,6 +77,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../frontend/templates/portal.hbs"),
     ),
     (
+        "admin_users",
+        include_str!("../../../frontend/templates/admin_users.hbs"),
+    ),
+    (
+        "admin_organisations",
+        include_str!("../../../frontend/templates/admin_organisations.hbs"),
+    ),
+    (
+        "admin_organisation",
+        include_str!("../../../frontend/templates/admin_organisation.hbs"),
+    ),
+    (
         "admin_workflows",
         include_str!("../../../frontend/templates/admin_workflows.hbs"),
     ),
