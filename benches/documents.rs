@@ -176,6 +176,7 @@ async fn seed(conn: &DatabaseConnection, n: u64, now: DateTime<Utc>) -> BenchRes
             created_at: Set(now + chrono::Duration::milliseconds(i64::try_from(i)?)),
             updated_at: Set(now),
             version: Set(1),
+            ..Default::default()
         });
         for (tier, contractor, work, cloud) in [
             (
@@ -219,6 +220,7 @@ async fn seed(conn: &DatabaseConnection, n: u64, now: DateTime<Utc>) -> BenchRes
                 created_at: Set(now),
                 updated_at: Set(now),
                 version: Set(1),
+                ..Default::default()
             });
         }
         if items.len() == CHUNK {

@@ -1074,6 +1074,7 @@ mod tests {
                 created_at: Set(at),
                 updated_at: Set(at),
                 version: Set(1),
+                ..Default::default()
             });
             if i % 3 == 0 {
                 nodes.push(chain_node::ActiveModel {
@@ -1103,6 +1104,7 @@ mod tests {
                     created_at: Set(at),
                     updated_at: Set(at),
                     version: Set(1),
+                    ..Default::default()
                 });
             }
         }
