@@ -9,6 +9,7 @@ mod m20261124_000001_mail_delivery;
 mod m20261125_000001_obligations;
 mod m20261125_000001_user_language;
 mod m20261126_000001_documents;
+mod m20261127_000002_ismap_and_charts;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_obligations::Migration),
             Box::new(m20261125_000001_user_language::Migration),
             Box::new(m20261126_000001_documents::Migration),
+            Box::new(m20261127_000002_ismap_and_charts::Migration),
         ]
     }
 }

@@ -2,6 +2,8 @@
 //! pure: the services load the data, these modules turn it into bytes, with a stable order so the
 //! same data gives the same output.
 
+pub mod ismap;
 pub mod pia;
 pub mod significant;
+pub mod structure_chart;
 pub mod threshold;

@@ -19,6 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(api::evidence::configure)
                 .configure(api::obligations::configure)
                 .configure(api::documents::configure)
+                .configure(api::ismap::configure)
+                .configure(api::structure_chart::configure)
                 .configure(api::admin::configure)
                 .configure(api::openapi::configure),
         )

@@ -533,6 +533,10 @@ pub async fn create_item(
         service_name: Set(None),
         advance_permission: Set(None),
         handler_bracket: Set(None),
+        responsible_person: Set(None),
+        manager: Set(None),
+        staff_count: Set(None),
+        work_location: Set(None),
         permission_state: Set("permitted".to_owned()),
         state_changed_at: Set(now),
         state_reason: Set(Some("委託契約 / Consignment contract".to_owned())),
@@ -804,6 +808,22 @@ pub async fn names(
         .collect())
 }
 
+/// The names of the nodes' contractors and of the municipality.
+pub async fn chain_names(
+    db: &impl ConnectionTrait,
+    nodes: &[chain_node::Model],
+    municipality: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    names(
+        db,
+        nodes
+            .iter()
+            .map(|n| n.contractor_id.clone())
+            .chain([municipality.to_owned()]),
+    )
+    .await
+}
+
 /// An item with its chain as a tree, cut to what the viewer may see.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ItemTree {
@@ -820,14 +840,7 @@ pub async fn item_tree(
     let item = get_item(db, viewer, item_id).await?;
     let nodes = nodes_of_item(db, item_id).await?;
     let access = node_access(&item, &nodes, viewer);
-    let names = names(
-        db,
-        nodes
-            .iter()
-            .map(|n| n.contractor_id.clone())
-            .chain([item.municipality_id.clone()]),
-    )
-    .await?;
+    let names = chain_names(db, &nodes, &item.municipality_id).await?;
     let mut views: Vec<NodeView> = nodes
         .iter()
         .filter_map(|n| access.get(&n.id).map(|a| node_view(n, *a, &names)))
@@ -869,6 +882,22 @@ pub async fn get_node(
     viewer: &Viewer,
     id: &str,
 ) -> Result<(NodeView, consignment_item::Model), ApiError> {
+    let (node, item) = node_and_item(db, id).await?;
+    let nodes = nodes_of_item(db, &node.item_id).await?;
+    let access = node_access(&item, &nodes, viewer);
+    let Some(a) = access.get(id) else {
+        return Err(ErrorCode::NotFound.into());
+    };
+    let names = names(db, [node.contractor_id.clone()]).await?;
+    Ok((node_view(&node, *a, &names), item))
+}
+
+/// A node and its item, whoever asks (`NotFound` when either is missing): the caller decides
+/// what the viewer may do with them.
+pub async fn node_and_item(
+    db: &impl ConnectionTrait,
+    id: &str,
+) -> Result<(chain_node::Model, consignment_item::Model), ApiError> {
     let node = chain_node::Entity::find_by_id(id)
         .one(db)
         .await?
@@ -877,13 +906,7 @@ pub async fn get_node(
         .one(db)
         .await?
         .ok_or(ErrorCode::NotFound)?;
-    let nodes = nodes_of_item(db, &node.item_id).await?;
-    let access = node_access(&item, &nodes, viewer);
-    let Some(a) = access.get(id) else {
-        return Err(ErrorCode::NotFound.into());
-    };
-    let names = names(db, [node.contractor_id.clone()]).await?;
-    Ok((node_view(&node, *a, &names), item))
+    Ok((node, item))
 }
 
 /// The municipality's classification of a cloud node (BRIEF 3: handles data, or no access).

@@ -1,6 +1,6 @@
 //! Loads what the documents need; `crate::documents` renders it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{
@@ -23,7 +23,7 @@ use crate::documents::threshold::{
 use crate::domain::policy::Warning;
 use crate::error::{ApiError, ErrorCode, FieldError, Msg};
 use crate::services::access::Viewer;
-use crate::services::chains::{names, HandlerBracket};
+use crate::services::chains::{chain_names, names, HandlerBracket};
 use crate::services::instances::{self, Acting, InstanceError};
 use crate::services::new_id;
 use crate::validation::{self, not_blank};
@@ -31,22 +31,6 @@ use crate::workflow::registry::Unmet;
 
 /// The audit event of recording an assessment in the permission instance's chain.
 pub const ASSESSMENT_EVENT: &str = "record_assessment";
-
-/// The names of the nodes' contractors and of the municipality.
-async fn names_of(
-    db: &impl ConnectionTrait,
-    nodes: &[chain_node::Model],
-    municipality: &str,
-) -> Result<BTreeMap<String, String>, ApiError> {
-    names(
-        db,
-        nodes
-            .iter()
-            .map(|n| n.contractor_id.clone())
-            .chain([municipality.to_owned()]),
-    )
-    .await
-}
 
 /// The consignment section of one PIA file of `municipality`, for its own staff only.
 pub async fn pia_section(
@@ -69,7 +53,7 @@ pub async fn pia_section(
         .filter(chain_node::Column::ItemId.is_in(items.iter().map(|i| i.id.clone())))
         .all(db)
         .await?;
-    let org_names = names_of(db, &nodes, municipality).await?;
+    let org_names = chain_names(db, &nodes, municipality).await?;
     let name = |id: &str| org_names.get(id).cloned().unwrap_or_else(|| id.to_owned());
     let by_id: HashMap<&str, &chain_node::Model> =
         nodes.iter().map(|n| (n.id.as_str(), n)).collect();
@@ -458,7 +442,7 @@ pub async fn threshold_inputs(
         .filter(chain_node::Column::PermissionState.is_in(HANDLING_STATES))
         .all(db)
         .await?;
-    let org_names = names_of(db, &nodes, municipality).await?;
+    let org_names = chain_names(db, &nodes, municipality).await?;
     let name = |id: &str| org_names.get(id).cloned().unwrap_or_else(|| id.to_owned());
     let items_by_id: HashMap<&str, &consignment_item::Model> =
         items.iter().map(|i| (i.id.as_str(), i)).collect();

@@ -37,7 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A print view's headers: standalone, no script, inline style only.
-fn print_view(body: String) -> HttpResponse {
+pub(crate) fn print_view(body: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((

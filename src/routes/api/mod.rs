@@ -7,6 +7,8 @@ pub mod chains;
 pub mod documents;
 pub mod evidence;
 pub mod instances;
+pub mod ismap;
 pub mod obligations;
 pub mod openapi;
+pub mod structure_chart;
 pub mod workflows;
