@@ -10,6 +10,7 @@ mod application_form;
 mod applications;
 mod evidence;
 mod form;
+mod ismap;
 mod items;
 mod portal;
 mod session;
@@ -61,6 +62,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/inbox", web::get().to(applications::inbox))
             .route("/portal", web::get().to(portal::home))
             .route("/admin/workflows", web::get().to(admin::workflows))
+            .route("/ismap", web::get().to(ismap::list))
+            .route("/ismap", web::post().to(ismap::import))
             .route(
                 "/applications/new",
                 web::get().to(application_form::new_form),
