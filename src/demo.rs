@@ -438,6 +438,45 @@ async fn chains(
     let meguro_t1 = tier1("meguro", "tokyo_kokuhoren").await?;
     let shinjuku_t1 = tier1("shinjuku", "tokyo_kokuhoren").await?;
     let entry_t1 = tier1("meguro", "data_entry_co").await?;
+    // The tier-1 contractors' part of the structure charts (履行体制図), as each records it.
+    for (node, who, responsible, staff, place) in [
+        (
+            &meguro_t1,
+            &kokuhoren,
+            "事業部長",
+            12,
+            "東京都千代田区(東京都国保連 本部)",
+        ),
+        (
+            &shinjuku_t1,
+            &kokuhoren,
+            "事業部長",
+            12,
+            "東京都千代田区(東京都国保連 本部)",
+        ),
+        (
+            &entry_t1,
+            &vendor_user,
+            "入力業務責任者",
+            60,
+            "東京都江東区(データ入力センター)",
+        ),
+    ] {
+        crate::services::structure_chart::set_node_structure(
+            &state.db,
+            &Viewer::new(&who.id, &who.grants),
+            node,
+            crate::services::structure_chart::NodeStructureInput {
+                responsible_person: responsible.to_owned(),
+                manager: "情報セキュリティ管理者".to_owned(),
+                staff_count: staff,
+                work_location: place.to_owned(),
+                version: None,
+            },
+            now,
+        )
+        .await?;
+    }
 
     macro_rules! file {
         ($($a:expr),+ $(,)?) => { file_application(state, $($a),+, now, today) };
@@ -501,6 +540,28 @@ async fn chains(
         .map(|t| t.node_id.clone())
         .unwrap_or_default();
 
+    // 目黒区 has the structure chart of the chain as it stands on file (version 1, submitted);
+    // the cloud provider applied for next makes it differ, to be resubmitted.
+    {
+        let item = items
+            .get(&("meguro", "tokyo_kokuhoren"))
+            .cloned()
+            .unwrap_or_default();
+        let viewer = Viewer::new(&officer_m.id, &officer_m.grants);
+        let actor = crate::services::document_trail::Actor {
+            user_id: &officer_m.id,
+            at: now,
+            request_id: None,
+        };
+        let (v1, _) = crate::services::structure_chart::create_version(
+            &state.db, &viewer, &item, actor, today,
+        )
+        .await?;
+        crate::services::structure_chart::submit_version(
+            &state.db, &viewer, &item, v1.number, None, actor,
+        )
+        .await?;
+    }
     // The cloud provider at tier 3 under 目黒区's chain: endorsed, classified, waiting for the
     // manager's decision.
     let mut cloud_fields = fields(

@@ -59,6 +59,17 @@ pub struct Model {
     /// (its item holds it) and for nodes recorded before it was asked.
     #[sea_orm(column_type = "Text", nullable)]
     pub recording_medium: Option<String>,
+    /// 履行体制図: the node's responsible person (責任者).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub responsible_person: Option<String>,
+    /// 履行体制図: its manager (管理者).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub manager: Option<String>,
+    /// 履行体制図: the staff working on it (従事者数).
+    pub staff_count: Option<i32>,
+    /// 履行体制図: where the work is done (作業場所).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub work_location: Option<String>,
     /// `applying`, `permitted`, `suspended`, `rejected`, `withdrawn`, `revoked`, `terminated`.
     #[sea_orm(column_type = "Text")]
     pub permission_state: String,

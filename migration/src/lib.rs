@@ -10,6 +10,7 @@ mod m20261125_000001_obligations;
 mod m20261125_000001_user_language;
 mod m20261126_000001_documents;
 mod m20261127_000001_change_history;
+mod m20261127_000002_ismap_and_charts;
 mod m20261127_000003_mail_preferences;
 mod m20261127_000004_ui;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_user_language::Migration),
             Box::new(m20261126_000001_documents::Migration),
             Box::new(m20261127_000001_change_history::Migration),
+            Box::new(m20261127_000002_ismap_and_charts::Migration),
             Box::new(m20261127_000003_mail_preferences::Migration),
             Box::new(m20261127_000004_ui::Migration),
         ]

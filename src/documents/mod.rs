@@ -4,6 +4,8 @@
 
 pub mod committee;
 pub mod history;
+pub mod ismap;
 pub mod pia;
 pub mod significant;
+pub mod structure_chart;
 pub mod threshold;

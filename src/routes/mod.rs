@@ -20,6 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(api::obligations::configure)
                 .configure(api::documents::configure)
                 .configure(api::changes::configure)
+                .configure(api::ismap::configure)
+                .configure(api::structure_chart::configure)
                 .configure(api::admin::configure)
                 .configure(api::openapi::configure),
         )

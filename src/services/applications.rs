@@ -64,7 +64,16 @@ pub struct StructureTier {
     pub supervised_by: Option<String>,
 }
 
-/// The implementation structure chart, including how the parent supervises (BRIEF C3).
+impl StructureTier {
+    /// The staff count as stored on a node.
+    pub fn staff(&self) -> i32 {
+        i32::try_from(self.staff_count).unwrap_or(i32::MAX)
+    }
+}
+
+/// The implementation structure chart, including how the parent supervises (BRIEF C3). Its
+/// first tier describes the subcontractor itself: the node takes its responsible person,
+/// manager, staff count and work location from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StructureChart {
@@ -489,6 +498,7 @@ pub async fn create(
             .filter(|o| o != &applicant)
             .collect();
         let node_id = new_id(now);
+        let own = f.structure_chart.tiers.first();
         chain_node::ActiveModel {
             id: Set(node_id.clone()),
             item_id: Set(parent.item_id.clone()),
@@ -514,6 +524,10 @@ pub async fn create(
                 .and_then(|a| serde_json::to_string(a).ok())),
             handler_bracket: Set(f.handler_bracket.map(|b| b.as_str().to_owned())),
             recording_medium: Set(f.recording_medium.as_deref().map(|s| s.trim().to_owned())),
+            responsible_person: Set(own.map(|t| t.responsible_person.clone())),
+            manager: Set(own.map(|t| t.manager.clone())),
+            staff_count: Set(own.map(StructureTier::staff)),
+            work_location: Set(own.map(|t| t.work_location.clone())),
             permission_state: Set("applying".to_owned()),
             state_changed_at: Set(now),
             state_reason: Set(None),
@@ -1029,6 +1043,10 @@ pub async fn checklist(
         evaluation.warnings.extend(
             crate::services::documents::reassessment_warning(db, &target.node_id, today).await?,
         );
+        // ISMAP records that disagree with the current list, for the officer to look at.
+        evaluation
+            .warnings
+            .extend(crate::services::ismap::checklist_warnings(db, &evaluation.checklist).await?);
     }
     let in_force = policy::chain_in_force(&facts, today);
     // Decided by the municipality alone, from its own documents: not shown to contractors.
@@ -1541,6 +1559,7 @@ pub async fn update(
     }
     let now = crate::services::db_time::to_db_precision(acting.now.at);
     let f = &input.fields;
+    let own = f.structure_chart.tiers.first();
     let done = subcontract_application::Entity::update_many()
         .col_expr(
             subcontract_application::Column::Fields,
@@ -1588,6 +1607,22 @@ pub async fn update(
             .col_expr(
                 chain_node::Column::Supervision,
                 Expr::value(f.supervision.clone()),
+            )
+            .col_expr(
+                chain_node::Column::ResponsiblePerson,
+                Expr::value(own.map(|t| t.responsible_person.clone())),
+            )
+            .col_expr(
+                chain_node::Column::Manager,
+                Expr::value(own.map(|t| t.manager.clone())),
+            )
+            .col_expr(
+                chain_node::Column::StaffCount,
+                Expr::value(own.map(StructureTier::staff)),
+            )
+            .col_expr(
+                chain_node::Column::WorkLocation,
+                Expr::value(own.map(|t| t.work_location.clone())),
             )
             .col_expr(chain_node::Column::PeriodStart, Expr::value(f.period_start))
             .col_expr(chain_node::Column::PeriodEnd, Expr::value(f.period_end))

@@ -593,6 +593,10 @@ pub async fn create_item(
         advance_permission: Set(None),
         handler_bracket: Set(None),
         recording_medium: Set(None),
+        responsible_person: Set(None),
+        manager: Set(None),
+        staff_count: Set(None),
+        work_location: Set(None),
         permission_state: Set("permitted".to_owned()),
         state_changed_at: Set(now),
         state_reason: Set(Some("委託契約 / Consignment contract".to_owned())),
@@ -864,6 +868,22 @@ pub async fn names(
         .collect())
 }
 
+/// The names of the nodes' contractors and of the municipality.
+pub async fn chain_names(
+    db: &impl ConnectionTrait,
+    nodes: &[chain_node::Model],
+    municipality: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    names(
+        db,
+        nodes
+            .iter()
+            .map(|n| n.contractor_id.clone())
+            .chain([municipality.to_owned()]),
+    )
+    .await
+}
+
 /// An item with its chain as a tree, cut to what the viewer may see.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ItemTree {
@@ -880,14 +900,7 @@ pub async fn item_tree(
     let item = get_item(db, viewer, item_id).await?;
     let nodes = nodes_of_item(db, item_id).await?;
     let access = node_access(&item, &nodes, viewer);
-    let names = names(
-        db,
-        nodes
-            .iter()
-            .map(|n| n.contractor_id.clone())
-            .chain([item.municipality_id.clone()]),
-    )
-    .await?;
+    let names = chain_names(db, &nodes, &item.municipality_id).await?;
     let mut views: Vec<NodeView> = nodes
         .iter()
         .filter_map(|n| access.get(&n.id).map(|a| node_view(n, *a, &names)))

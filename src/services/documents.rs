@@ -1,6 +1,6 @@
 //! Loads what the documents need; `crate::documents` renders it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{
@@ -24,7 +24,7 @@ use crate::documents::threshold::{
 use crate::domain::policy::Warning;
 use crate::error::{ApiError, ErrorCode, FieldError, Msg};
 use crate::services::access::Viewer;
-use crate::services::chains::{names, HandlerBracket};
+use crate::services::chains::{chain_names, names, HandlerBracket};
 use crate::services::instances::{self, Acting, InstanceError};
 use crate::services::new_id;
 use crate::validation::{self, not_blank};
@@ -594,7 +594,7 @@ pub async fn threshold_inputs(
         .filter(chain_node::Column::PermissionState.is_in(HANDLING_STATES))
         .all(db)
         .await?;
-    let org_names = names_of(db, &nodes, municipality).await?;
+    let org_names = chain_names(db, &nodes, municipality).await?;
     let name = |id: &str| org_names.get(id).cloned().unwrap_or_else(|| id.to_owned());
     let items_by_id: HashMap<&str, &consignment_item::Model> =
         items.iter().map(|i| (i.id.as_str(), i)).collect();

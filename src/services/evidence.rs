@@ -64,6 +64,10 @@ pub struct EvidenceView {
     pub created_at: DateTime<Utc>,
     pub version: i64,
     pub files: Vec<FileView>,
+    /// An ISMAP record that disagrees with the current ISMAP cloud service list: its
+    /// registration number is not listed, or its service name or expiry differ. For the officer
+    /// to look at; the record's verification is not changed by it.
+    pub ismap_flags: Vec<crate::documents::ismap::Flag>,
 }
 
 /// A file attached to a record.
@@ -197,7 +201,9 @@ async fn view(
             uploaded_at: a.uploaded_at,
         });
     }
+    let ismap_flags = crate::services::ismap::flags_for(db, &r).await?;
     Ok(EvidenceView {
+        ismap_flags,
         status: status(&r, today),
         fields: serde_json::from_str(&r.fields).unwrap_or_default(),
         id: r.id,

@@ -436,5 +436,79 @@ async fn the_manager_returns_to_the_officer_and_a_deputy_decides_for_the_absent_
     browser.go(&application).await;
     browser.click("#event-acknowledge").await;
     assert!(!browser.text("#done").await.is_empty(), "reviewed");
+/// The pages of a PDF as Chromium writes it (one `/Type /Page` object per page, beside the
+/// `/Type /Pages` tree) and the first page's size in points.
+fn pdf_pages(pdf: &[u8]) -> (usize, f64, f64) {
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    let text = String::from_utf8_lossy(pdf);
+    let pages = text
+        .match_indices("/Type /Page")
+        .filter(|(at, m)| !text[at + m.len()..].starts_with('s'))
+        .count();
+    let media = text
+        .split("/MediaBox [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("a MediaBox");
+    let numbers: Vec<f64> = media
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (pages, numbers[2] - numbers[0], numbers[3] - numbers[1])
+}
+
+#[tokio::test]
+async fn the_pia_section_and_the_structure_chart_print_to_pdf_on_a4() {
+    use fantoccini::wd::{PrintConfiguration, PrintOrientation};
+    let app = spawn_app(Backend::Sqlite).await;
+    let cast = Cast::create(&app).await;
+    let browser = Browser::open(&app).await;
+    browser.sign_in("meguro_officer").await;
+
+    // The PIA consignment section: one item, one A4 portrait page.
+    let mut pia = reqwest::Url::parse("http://x/api/v1/documents/pia").unwrap();
+    pia.query_pairs_mut()
+        .append_pair("municipality", MEGURO)
+        .append_pair("pia_file", "国民健康保険関係情報ファイル")
+        .append_pair("format", "html");
+    browser
+        .go(&format!("{}?{}", pia.path(), pia.query().unwrap()))
+        .await;
+    assert!(browser
+        .text("body")
+        .await
+        .contains("特定個人情報ファイルの取扱いの委託"));
+    let portrait = PrintConfiguration::builder()
+        .orientation(PrintOrientation::Portrait)
+        .build()
+        .unwrap();
+    let pdf = browser.client.print(portrait).await.unwrap();
+    let (pages, width, height) = pdf_pages(&pdf);
+    assert_eq!(pages, 1, "the PIA section of one item is one page");
+    assert!(
+        (width - 595.0).abs() < 2.0 && (height - 842.0).abs() < 2.0,
+        "A4 portrait: {width}×{height}"
+    );
+
+    // The structure chart: the drawing on the first A4 landscape page, the tiers' details on
+    // the second.
+    browser
+        .go(&format!(
+            "/api/v1/items/{}/structure-chart?format=html",
+            cast.item
+        ))
+        .await;
+    assert!(browser.text("h1").await.contains("履行体制図"));
+    let landscape = PrintConfiguration::builder()
+        .orientation(PrintOrientation::Landscape)
+        .build()
+        .unwrap();
+    let pdf = browser.client.print(landscape).await.unwrap();
+    let (pages, width, height) = pdf_pages(&pdf);
+    assert_eq!(pages, 2, "the chart, then the details");
+    assert!(
+        (width - 842.0).abs() < 2.0 && (height - 595.0).abs() < 2.0,
+        "A4 landscape: {width}×{height}"
+    );
     browser.close().await;
 }

@@ -338,6 +338,16 @@ pub async fn assert_api_error(response: reqwest::Response, status: u16, code: &s
     body
 }
 
+/// The `field` of each detail of a validation error, in order.
+pub fn detail_fields(body: &Value) -> Vec<&str> {
+    body["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| d["field"].as_str().expect("a field"))
+        .collect()
+}
+
 /// A date, for brevity.
 pub fn day(year: i32, month: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(year, month, day).expect("a valid date")
@@ -775,6 +785,10 @@ impl TestApp {
             advance_permission: Set(None),
             handler_bracket: Set(Some("from_10_to_49".to_owned())),
             recording_medium: Set(None),
+            responsible_person: Set(None),
+            manager: Set(None),
+            staff_count: Set(None),
+            work_location: Set(None),
             permission_state: Set("permitted".to_owned()),
             state_changed_at: Set(now),
             state_reason: Set(None),

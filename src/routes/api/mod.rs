@@ -8,6 +8,8 @@ pub mod changes;
 pub mod documents;
 pub mod evidence;
 pub mod instances;
+pub mod ismap;
 pub mod obligations;
 pub mod openapi;
+pub mod structure_chart;
 pub mod workflows;

@@ -3,7 +3,9 @@
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
-use super::{admin, applications, chains, changes, documents, evidence, obligations};
+use super::{
+    admin, applications, chains, changes, documents, evidence, ismap, obligations, structure_chart,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -55,6 +57,16 @@ use super::{admin, applications, chains, changes, documents, evidence, obligatio
         changes::committee_submission,
         changes::list_submissions,
         changes::mark_submitted,
+        ismap::import,
+        ismap::list,
+        ismap::get,
+        ismap::entries,
+        structure_chart::current,
+        structure_chart::create_version,
+        structure_chart::list_versions,
+        structure_chart::get_version,
+        structure_chart::submit_version,
+        structure_chart::set_node_structure,
         admin::list,
         admin::retry,
     ),
@@ -65,6 +77,7 @@ use super::{admin, applications, chains, changes, documents, evidence, obligatio
         (name = "evidence", description = "証跡 / Evidence"),
         (name = "obligations", description = "義務(研修・立入調査) / Obligations (training, inspections)"),
         (name = "documents", description = "提出書類 / Documents"),
+        (name = "ismap", description = "ISMAPクラウドサービスリスト / The ISMAP cloud service list"),
         (name = "admin", description = "管理: メール送信キュー / Administration: the mail outbox"),
     )
 )]

@@ -17,7 +17,7 @@ use crate::domain::evidence::{EvidenceFields, EvidenceKind, NdaClauses};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::routes::api::applications::app_error;
 use crate::routes::api::chains::viewer;
-use crate::routes::api::evidence::{read_multipart, too_large, upload_limit};
+use crate::routes::api::evidence::too_large;
 use crate::services::evidence::{self, EvidenceInput, EvidenceView, Library};
 use crate::startup::AppState;
 use crate::workflow::Now;
@@ -477,6 +477,7 @@ async fn library_page(
                 "revoked": e.revoked_at.map(|at| format!("{} {}", view::moment_label(lang, at), who(&e.revoked_by))).unwrap_or_default(),
                 "revoked_reason": e.revoked_reason.clone().unwrap_or_default(),
                 "fields": field_rows(lang, e),
+                "ismap_flags": e.ismap_flags.iter().map(|f| lang.pick(&f.message.ja, &f.message.en).to_owned()).collect::<Vec<_>>(),
                 "files": e.files.iter().map(|f| json!({
                     "href": format!("/api/v1/evidence/{}/files/{}", e.id, f.sha256),
                     "name": f.filename,
@@ -659,11 +660,8 @@ pub async fn create(
 ) -> Result<HttpResponse, UiError> {
     let lang = Lang::of(&request);
     let fail = |e| UiError::api(e, lang);
-    Csrf::check_multipart(&request, &mut payload).await?;
-    let parts = read_multipart(&mut payload, upload_limit(&state))
-        .await
-        .map_err(fail)?;
-    let values = Values::from_pairs(parts.texts);
+    let parts = form::read_checked(&state, &request, &mut payload).await?;
+    let values = parts.values;
     let v = viewer(&user.0);
     let n = now(&state);
     let library = evidence::library(&state.db, &v, &org, n.today)
@@ -771,10 +769,7 @@ pub async fn attach(
 ) -> Result<HttpResponse, UiError> {
     let lang = Lang::of(&request);
     let fail = |e| UiError::api(e, lang);
-    Csrf::check_multipart(&request, &mut payload).await?;
-    let parts = read_multipart(&mut payload, upload_limit(&state))
-        .await
-        .map_err(fail)?;
+    let parts = form::read_checked(&state, &request, &mut payload).await?;
     let v = viewer(&user.0);
     let n = now(&state);
     let record = evidence::get(&state.db, &v, &id, n.today)

@@ -13,6 +13,35 @@ use serde_json::{json, Map, Value};
 use super::view::{Lang, UiLang};
 use crate::error::{ApiError, FieldError, Msg};
 
+/// A multipart form read whole, its CSRF token checked.
+pub struct CheckedForm {
+    pub values: Values,
+    pub files: Vec<crate::services::evidence::Upload>,
+    /// A file was over `max_upload_mb` (reading stopped there).
+    pub too_large: bool,
+}
+
+/// Reads a multipart form (files up to `max_upload_mb`) whose first part is its `csrf` token,
+/// checked before anything else is read ([`super::Csrf::check_multipart`]).
+pub async fn read_checked(
+    state: &crate::startup::AppState,
+    request: &actix_web::HttpRequest,
+    payload: &mut actix_multipart::Multipart,
+) -> Result<CheckedForm, super::UiError> {
+    use crate::routes::api::evidence::{read_multipart, upload_limit};
+    let lang = Lang::of(request);
+    super::Csrf::check_multipart(request, payload).await?;
+    let parts = read_multipart(payload, upload_limit(state))
+        .await
+        .map_err(|e| super::UiError::api(e, lang))?;
+    let values = Values::from_pairs(parts.texts);
+    Ok(CheckedForm {
+        values,
+        files: parts.files,
+        too_large: parts.too_large,
+    })
+}
+
 /// The values of a posted form, by field name (a checkbox group has several).
 #[derive(Debug, Default, Clone)]
 pub struct Values(BTreeMap<String, Vec<String>>);

@@ -10,6 +10,7 @@ use super::view::{self, escape, Lang, Page, UiLang};
 use super::{html, Csrf, UiError, UiUser};
 use crate::routes::api::chains::viewer;
 use crate::services::chains::{self, NodeView, Page as ListPage};
+use crate::services::structure_chart;
 use crate::startup::AppState;
 
 /// `GET /items`: the items the user may see.
@@ -106,6 +107,9 @@ pub async fn chain(
         .collect();
     let svg = chain_svg(lang, &tree.municipality_name, &tree.nodes);
     let item = &tree.item;
+    let structure = structure_chart_data(&state, &user, lang, &item.id, &item.municipality_id)
+        .await
+        .map_err(fail)?;
     let csrf = Csrf::of(&request);
     let path = format!("/items/{}", item.id);
     let page = Page::for_user(&state, &user.0, lang, &csrf.token, &path)
@@ -125,6 +129,7 @@ pub async fn chain(
                 "label": lang.text("items.changes", "").replace("{file}", &item.pia_file),
             })),
             "chain_svg": svg,
+            "structure": structure,
             "legend": legend,
             "nodes": nodes,
         }),
@@ -155,6 +160,73 @@ fn query_value(s: &str) -> String {
         }
     }
     out
+/// The structure chart section of the item page: for the municipality's staff only (the chart
+/// is its document), with the differences from the last submitted version and the versions.
+async fn structure_chart_data(
+    state: &AppState,
+    user: &UiUser,
+    lang: Lang,
+    item_id: &str,
+    municipality_id: &str,
+) -> Result<Value, crate::error::ApiError> {
+    let v = viewer(&user.0);
+    if !v.is_municipal(municipality_id) {
+        return Ok(Value::Null);
+    }
+    let today = state.clock.today_jst();
+    let view = structure_chart::current(&state.db, &v, item_id, today).await?;
+    let versions = structure_chart::list_versions(&state.db, &v, item_id).await?;
+    let status = match (&view.last_submitted, view.resubmission_required) {
+        (None, _) => lang.text("items.structure_chart_never", ""),
+        (Some(_), true) => lang.text("items.structure_chart_resubmit", ""),
+        (Some(_), false) => lang.text("items.structure_chart_unchanged", ""),
+    };
+    let kind = |k: &str| match (lang, k) {
+        (Lang::Ja, "added") => "追加",
+        (Lang::Ja, "removed") => "削除",
+        (Lang::Ja, _) => "変更",
+        (Lang::En, "added") => "added",
+        (Lang::En, "removed") => "removed",
+        (Lang::En, _) => "changed",
+    };
+    let changes: Vec<Value> = view
+        .changes
+        .iter()
+        .map(|c| {
+            let fields: Vec<String> = c
+                .fields
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}: {} → {}",
+                        lang.pick(&f.label_ja, &f.label_en),
+                        f.before,
+                        f.after
+                    )
+                })
+                .collect();
+            json!({ "kind": kind(&c.kind), "organisation": c.organisation, "fields": fields })
+        })
+        .collect();
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            json!({
+                "number": v.number,
+                "created": view::moment_label(lang, v.created_at),
+                "submitted": v.submitted_at.map(|at| view::moment_label(lang, at))
+                    .unwrap_or_else(|| lang.text("items.structure_chart_not_submitted", "")),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "svg": view.svg(),
+        "status": status,
+        "resubmit": view.resubmission_required,
+        "changes": changes,
+        "versions": versions,
+        "print_href": format!("/api/v1/items/{item_id}/structure-chart?format=html"),
+    }))
 }
 
 fn flatten<'a>(nodes: &'a [NodeView], out: &mut Vec<&'a NodeView>) {

@@ -10,6 +10,7 @@ mod application_form;
 mod applications;
 mod evidence;
 mod form;
+mod ismap;
 mod items;
 mod portal;
 mod session;
@@ -88,6 +89,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/admin/organisations/{id}",
                 web::post().to(admin::update_organisation),
             )
+            .route("/ismap", web::get().to(ismap::list))
+            .route("/ismap", web::post().to(ismap::import))
             .route(
                 "/applications/new",
                 web::get().to(application_form::new_form),

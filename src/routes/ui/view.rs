@@ -93,6 +93,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../frontend/templates/admin_workflows.hbs"),
     ),
     (
+        "ismap",
+        include_str!("../../../frontend/templates/ismap.hbs"),
+    ),
+    (
         "evidence_overview",
         include_str!("../../../frontend/templates/evidence_overview.hbs"),
     ),
@@ -278,6 +282,9 @@ impl Page {
                 "grants": grants,
                 "is_contractor": user.grants.iter().any(|g| g.role == "contractor"),
                 "is_admin": user.has_role("admin"),
+                "is_municipal": user.grants.iter().any(|g| {
+                    crate::services::access::MUNICIPAL_ROLES.contains(&g.role.as_str())
+                }),
             }),
         })
     }
