@@ -33,22 +33,6 @@ use crate::workflow::registry::Unmet;
 /// The audit event of recording an assessment in the permission instance's chain.
 pub const ASSESSMENT_EVENT: &str = "record_assessment";
 
-/// The names of the nodes' contractors and of the municipality.
-async fn names_of(
-    db: &impl ConnectionTrait,
-    nodes: &[chain_node::Model],
-    municipality: &str,
-) -> Result<BTreeMap<String, String>, ApiError> {
-    names(
-        db,
-        nodes
-            .iter()
-            .map(|n| n.contractor_id.clone())
-            .chain([municipality.to_owned()]),
-    )
-    .await
-}
-
 /// A node below tier 1 as the consignment section names it (⑥再委託事項).
 pub(crate) fn section_node(
     n: &chain_node::Model,

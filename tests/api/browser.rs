@@ -436,6 +436,9 @@ async fn the_manager_returns_to_the_officer_and_a_deputy_decides_for_the_absent_
     browser.go(&application).await;
     browser.click("#event-acknowledge").await;
     assert!(!browser.text("#done").await.is_empty(), "reviewed");
+    browser.close().await;
+}
+
 /// The pages of a PDF as Chromium writes it (one `/Type /Page` object per page, beside the
 /// `/Type /Pages` tree) and the first page's size in points.
 fn pdf_pages(pdf: &[u8]) -> (usize, f64, f64) {

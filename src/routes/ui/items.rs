@@ -160,6 +160,8 @@ fn query_value(s: &str) -> String {
         }
     }
     out
+}
+
 /// The structure chart section of the item page: for the municipality's staff only (the chart
 /// is its document), with the differences from the last submitted version and the versions.
 async fn structure_chart_data(
