@@ -579,6 +579,32 @@ async fn an_admin_reads_the_eml_file_of_a_sent_message(backend: Backend) {
     }
 }
 
+async fn the_mail_page_shows_50_messages_a_page_with_links(backend: Backend) {
+    let app = spawn_app(backend).await;
+    Cast::create(&app).await;
+    let (mut jar, _, _) = admin_jar(&app).await;
+    for n in 0..51 {
+        message(&app, &format!("m-{n:02}"), OutboxStatus::Sent, None, n).await;
+    }
+    message(&app, "m-failed", OutboxStatus::Failed, Some("550"), 100).await;
+    // Attribute values are escaped (`=` and `&` too).
+    let unescape = |html: String| html.replace("&#x3D;", "=").replace("&amp;", "&");
+    let first = unescape(page(jar.get(&app, "/admin/mail?status=sent").await, 200).await);
+    assert_eq!(first.matches(r#"class="mail-sent""#).count(), 50);
+    assert!(first.contains(r#"id="mail-m-00""#) && !first.contains(r#"id="mail-m-50""#));
+    assert!(
+        first.contains(r#"href="/admin/mail?status=sent&page=2" rel="next""#),
+        "{first}"
+    );
+    assert!(!first.contains(r#"id="mail-previous""#));
+    let second = unescape(page(jar.get(&app, "/admin/mail?status=sent&page=2").await, 200).await);
+    assert_eq!(second.matches(r#"class="mail-sent""#).count(), 1);
+    assert!(second.contains(r#"id="mail-m-50""#) && !second.contains(r#"id="mail-next""#));
+    assert!(second.contains(r#"href="/admin/mail?status=sent&page=1" rel="prev""#));
+    assert!(second.contains(r#"<strong id="count-sent">51</strong>"#));
+    assert!(second.contains(r#"<strong id="count-failed">1</strong>"#));
+}
+
 on_both_backends!(
     an_admin_creates_a_user_grants_and_ends_a_role_and_deactivates_them,
     an_admin_registers_an_organisation_and_edits_its_contacts,
@@ -586,4 +612,5 @@ on_both_backends!(
     an_admin_sees_a_failed_message_escaped_and_retries_it,
     the_api_retry_is_audited_too,
     an_admin_reads_the_eml_file_of_a_sent_message,
+    the_mail_page_shows_50_messages_a_page_with_links,
 );

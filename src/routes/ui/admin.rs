@@ -791,13 +791,7 @@ pub async fn mail(
     q: web::Query<MailQuery>,
 ) -> Result<HttpResponse, UiError> {
     admin_only(&user, Lang::of(&request))?;
-    let notice = q.done.as_deref().map(|d| {
-        if d == "retried" {
-            "mail_retried"
-        } else {
-            "mail_not_failed"
-        }
-    });
+    let notice = (q.done.as_deref() == Some("retried")).then_some("mail_retried");
     mail_page(&state, &request, &user, &q, notice, StatusCode::OK).await
 }
 
