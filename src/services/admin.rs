@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::chains::{self, OrganisationInput};
 use super::new_id;
+use super::outbox::{self, RetryError};
 use super::users::{self, ImportedUser, NewMembership};
 use crate::auth::password;
 use crate::error::{ApiError, ErrorCode, FieldError};
@@ -299,6 +300,38 @@ pub async fn events_of(
         .order_by_desc(admin_event::Column::Id)
         .all(db)
         .await?)
+}
+
+/// Puts a permanently failed mail message back in the queue ([`outbox::retry`]) and records
+/// who did it in `admin_events`, in one transaction. An unknown message is `404`; one that is
+/// not failed (already retried, pending or sent) is `409` and nothing changes.
+pub async fn retry_mail(
+    db: &DatabaseConnection,
+    actor: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<entity::outbox::Model, ApiError> {
+    let txn = db.begin().await?;
+    let row = match outbox::retry(&txn, id, now).await {
+        Ok(row) => row,
+        Err(RetryError::NotFound) => return Err(ErrorCode::NotFound.into()),
+        Err(RetryError::NotFailed(status)) => {
+            return Err(ApiError::new(ErrorCode::Conflict)
+                .with_details(json!({ "field": "status", "status": status })))
+        }
+        Err(RetryError::Db(e)) => return Err(e.into()),
+    };
+    record(
+        &txn,
+        actor,
+        "mail_retried",
+        &row.id,
+        json!({ "template": row.template, "last_error": row.last_error }),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(row)
 }
 
 async fn record(

@@ -317,6 +317,35 @@ pub async fn list(
     ))
 }
 
+/// How many mail messages are in each state (every state, zero included).
+pub async fn counts(conn: &impl ConnectionTrait) -> Result<Vec<(OutboxStatus, u64)>, DbErr> {
+    let mut counts = Vec::new();
+    for status in [
+        OutboxStatus::Pending,
+        OutboxStatus::Sent,
+        OutboxStatus::Failed,
+    ] {
+        let n = outbox::Entity::find()
+            .filter(outbox::Column::Effect.eq(MAIL_EFFECT))
+            .filter(outbox::Column::Status.eq(status))
+            .count(conn)
+            .await?;
+        counts.push((status, n));
+    }
+    Ok(counts)
+}
+
+/// One mail message (`None` for an unknown id or a row that is not mail).
+pub async fn find_message(
+    conn: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<outbox::Model>, DbErr> {
+    outbox::Entity::find_by_id(id)
+        .filter(outbox::Column::Effect.eq(MAIL_EFFECT))
+        .one(conn)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorCode};
 use crate::services::chains::Page;
-use crate::services::outbox::{self, RetryError};
+use crate::services::outbox;
 use crate::startup::AppState;
 
 /// `/admin/outbox`, `/admin/outbox/{id}/retry`.
@@ -73,11 +73,7 @@ pub async fn retry(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&user)?;
-    match outbox::retry(&state.db, &id, state.clock.now()).await {
-        Ok(row) => Ok(HttpResponse::Ok().json(outbox::MessageView::from(row))),
-        Err(RetryError::NotFound) => Err(ErrorCode::NotFound.into()),
-        Err(RetryError::NotFailed(status)) => Err(ApiError::new(ErrorCode::Conflict)
-            .with_details(serde_json::json!({ "field": "status", "status": status }))),
-        Err(RetryError::Db(e)) => Err(e.into()),
-    }
+    let row =
+        crate::services::admin::retry_mail(&state.db, &user.id, &id, state.clock.now()).await?;
+    Ok(HttpResponse::Ok().json(outbox::MessageView::from(row)))
 }

@@ -10,7 +10,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use entity::organisation;
-use sea_orm::{EntityTrait, QueryOrder};
+use entity::outbox::OutboxStatus;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -732,4 +733,222 @@ pub async fn update_organisation(
             .await
         }
     }
+}
+
+/// Query of the sent-mail page: a state (`pending`, `sent`, `failed`; all when empty), the
+/// page, and the outcome of a retry.
+#[derive(Debug, Deserialize)]
+pub struct MailQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    page: Option<u64>,
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// Messages per page of `/admin/mail`.
+const MAIL_PER_PAGE: u64 = 50;
+
+const MAIL_STATES: [(OutboxStatus, &str); 3] = [
+    (OutboxStatus::Pending, "pending"),
+    (OutboxStatus::Sent, "sent"),
+    (OutboxStatus::Failed, "failed"),
+];
+
+fn status_code(status: OutboxStatus) -> &'static str {
+    MAIL_STATES
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or("pending", |(_, code)| code)
+}
+
+/// A state's label.
+fn status_label(lang: Lang, status: OutboxStatus) -> String {
+    let code = status_code(status);
+    lang.text(&format!("admin_ui.mail_status_{code}"), code)
+}
+
+/// The `.eml` file of a sent message, when mail is written to files: `mail_dir/<id>.eml`,
+/// named only by an id read from the database and made of letters, digits and `-` (never a
+/// path a request gives).
+fn eml_path(state: &AppState, row: &entity::outbox::Model) -> Option<std::path::PathBuf> {
+    let files = state.settings.mail.host().is_none();
+    let safe = !row.id.is_empty()
+        && row
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    (files && safe && row.status == OutboxStatus::Sent)
+        .then(|| state.settings.mail_dir.join(format!("{}.eml", row.id)))
+}
+
+/// `GET /admin/mail`: mail messages, newest first, 50 a page, with the count of each state.
+pub async fn mail(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    user: UiUser,
+    q: web::Query<MailQuery>,
+) -> Result<HttpResponse, UiError> {
+    admin_only(&user, Lang::of(&request))?;
+    let notice = (q.done.as_deref() == Some("retried")).then_some("mail_retried");
+    mail_page(&state, &request, &user, &q, notice, StatusCode::OK).await
+}
+
+async fn mail_page(
+    state: &AppState,
+    request: &HttpRequest,
+    user: &UiUser,
+    q: &MailQuery,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Result<HttpResponse, UiError> {
+    let lang = Lang::of(request);
+    let fail = |e| UiError::api(e, lang);
+    let t = |k: &str| lang.text(&format!("admin_ui.{k}"), k);
+    let filter = MAIL_STATES
+        .iter()
+        .find(|(_, code)| Some(*code) == q.status.as_deref())
+        .map(|(s, code)| (*s, *code));
+    let page = services::chains::Page {
+        page: q.page,
+        per_page: Some(MAIL_PER_PAGE),
+    };
+    let counts = services::outbox::counts(&state.db)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let list = services::outbox::list(&state.db, filter.map(|(s, _)| s), page)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let ids: Vec<&str> = list.items.iter().map(|m| m.id.as_str()).collect();
+    let rows = entity::outbox::Entity::find()
+        .filter(entity::outbox::Column::Id.is_in(ids))
+        .all(&state.db)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let rows: BTreeMap<&str, &entity::outbox::Model> =
+        rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    let messages: Vec<Value> = list
+        .items
+        .iter()
+        .map(|m| {
+            let row = rows.get(m.id.as_str());
+            let recipients = row.map(|r| r.recipients.clone()).unwrap_or_default();
+            json!({
+                "id": m.id,
+                "status": status_code(m.status),
+                "status_label": status_label(lang, m.status),
+                "failed": m.status == OutboxStatus::Failed,
+                "template": m.template.clone().unwrap_or_default(),
+                "recipients": recipients,
+                "delivered_to": m.delivered_to.as_ref().map(|d| d.join(", ")).unwrap_or_default(),
+                "attempts": m.attempts,
+                "next_attempt": (m.status == OutboxStatus::Pending).then(|| view::moment_label(lang, m.next_attempt_at)),
+                "last_error": m.last_error,
+                "created": view::moment_label(lang, m.created_at),
+                "sent": m.sent_at.map(|at| view::moment_label(lang, at)),
+                "eml": row.and_then(|r| eml_path(state, r)).map(|_| format!("/admin/mail/{}/eml", m.id)),
+            })
+        })
+        .collect();
+    let query = |n: u64| match filter {
+        Some((_, code)) => format!("/admin/mail?status={code}&page={n}"),
+        None => format!("/admin/mail?page={n}"),
+    };
+    let last = list.total.div_ceil(MAIL_PER_PAGE).max(1);
+    let current = list.page;
+    let counts: Vec<Value> = counts
+        .iter()
+        .map(|(s, n)| json!({ "status": status_code(*s), "label": status_label(lang, *s), "count": n }))
+        .collect();
+    let options: Vec<Value> = std::iter::once(json!({ "value": "", "label": t("mail_all"), "selected": filter.is_none() }))
+        .chain(MAIL_STATES.iter().map(|(s, code)| {
+            json!({ "value": code, "label": status_label(lang, *s), "selected": filter.map(|(_, c)| c) == Some(*code) })
+        }))
+        .collect();
+    let csrf = Csrf::of(request);
+    let view_page = Page::for_user(state, &user.0, lang, &csrf.token, "/admin/mail")
+        .await
+        .map_err(fail)?;
+    let data = view_page.data(
+        &t("mail_title"),
+        json!({
+            "counts": counts,
+            "options": options,
+            "messages": messages,
+            "filter": filter.map(|(_, c)| c).unwrap_or_default(),
+            "page": current,
+            "pages": last,
+            "previous": (current > 1).then(|| query(current - 1)),
+            "next": (current < last).then(|| query(current + 1)),
+            "notice": notice.map(|k| json!({ "text": t(k), "ok": k == "mail_retried" })),
+        }),
+    );
+    let body = view::render("admin_mail", &data).map_err(fail)?;
+    Ok(csrf.apply(html(status, body)))
+}
+
+/// `POST /admin/mail/{id}/retry`: queues a permanently failed message again (audited). A
+/// message that is not failed is left alone and the page says so (`409`).
+pub async fn retry_mail(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    user: UiUser,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, UiError> {
+    let lang = Lang::of(&request);
+    Csrf::check(&request, form.csrf.as_deref())?;
+    admin_only(&user, lang)?;
+    match services::admin::retry_mail(&state.db, &user.0.id, &id, state.clock.now()).await {
+        Ok(_) => Ok(see_other("/admin/mail?done=retried")),
+        Err(e) if e.code() == ErrorCode::Conflict => {
+            let q = MailQuery {
+                status: None,
+                page: None,
+                done: None,
+            };
+            mail_page(
+                &state,
+                &request,
+                &user,
+                &q,
+                Some("mail_not_failed"),
+                StatusCode::CONFLICT,
+            )
+            .await
+        }
+        Err(e) => Err(UiError::api(e, lang)),
+    }
+}
+
+/// `GET /admin/mail/{id}/eml`: the `.eml` text of a sent message, when mail is written to
+/// files; `404` otherwise.
+pub async fn mail_eml(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    user: UiUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, UiError> {
+    let lang = Lang::of(&request);
+    admin_only(&user, lang)?;
+    let row = services::outbox::find_message(&state.db, &id)
+        .await
+        .map_err(|e| UiError::api(e.into(), lang))?
+        .ok_or_else(|| UiError::not_found(lang))?;
+    let path = eml_path(&state, &row).ok_or_else(|| UiError::not_found(lang))?;
+    let text = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(UiError::not_found(lang)),
+        Err(e) => {
+            return Err(UiError::api(
+                ApiError::internal(format!("mail file: {e}")),
+                lang,
+            ))
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(text))
 }

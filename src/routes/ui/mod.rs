@@ -76,6 +76,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/admin/memberships/{id}/end",
                 web::post().to(admin::end_role),
             )
+            .route("/admin/mail", web::get().to(admin::mail))
+            .route("/admin/mail/{id}/retry", web::post().to(admin::retry_mail))
+            .route("/admin/mail/{id}/eml", web::get().to(admin::mail_eml))
             .route("/admin/organisations", web::get().to(admin::organisations))
             .route(
                 "/admin/organisations",

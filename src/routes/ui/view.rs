@@ -85,6 +85,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../frontend/templates/admin_organisations.hbs"),
     ),
     (
+        "admin_mail",
+        include_str!("../../../frontend/templates/admin_mail.hbs"),
+    ),
+    (
         "admin_organisation",
         include_str!("../../../frontend/templates/admin_organisation.hbs"),
     ),
