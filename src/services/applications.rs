@@ -30,6 +30,7 @@ use validator::{Validate, ValidationError};
 use crate::domain::policy::{self, ChainFacts, EvidenceFact, NodeFacts, Policy};
 use crate::error::{ApiError, ErrorCode, FieldError, Msg};
 use crate::services::access::Viewer;
+use crate::services::application_scope::{Scope, Sql};
 use crate::services::chains::{AdvancePermission, HandlerBracket, Page, Paged};
 use crate::services::instances::{self, Acting, FireRequest, InstanceError, InstanceView};
 use crate::services::new_id;
@@ -777,7 +778,9 @@ pub struct ApplicationFilter {
     pub tier: Option<i32>,
 }
 
-/// Applications the viewer may see, newest first, each cut to the viewer's targets.
+/// Applications the viewer may see, newest first, each cut to the viewer's targets. The
+/// database selects, filters, counts and pages them ([`application_scope`]); only the page's
+/// applications are loaded.
 pub async fn list(
     db: &impl ConnectionTrait,
     workflows: &WorkflowSet,
@@ -786,81 +789,56 @@ pub async fn list(
     page: Page,
     acting: &Acting<'_>,
 ) -> Result<Paged<ApplicationView>, AppError> {
-    let members: Vec<String> = viewer.member.iter().cloned().collect();
-    // Candidates: applications of which the viewer's organisations are a party, and those
-    // addressed to its municipalities; intermediate tiers are checked per application.
-    let by_target: Vec<String> = application_target::Entity::find()
-        .filter(application_target::Column::MunicipalityId.is_in(members.clone()))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|t| t.application_id)
-        .collect();
-    let by_node: Vec<String> = {
-        let mine = chain_node::Entity::find()
-            .filter(chain_node::Column::ContractorId.is_in(viewer.contractor.iter().cloned()))
-            .all(db)
-            .await?;
-        let mut below = Vec::new();
-        let mut frontier: VecDeque<String> = mine.into_iter().map(|n| n.id).collect();
-        // Applications under any node below one of the viewer's (it endorses those).
-        while let Some(id) = frontier.pop_front() {
-            for t in application_target::Entity::find()
-                .filter(application_target::Column::ParentNodeId.eq(id.as_str()))
-                .all(db)
-                .await?
-            {
-                below.push(t.application_id.clone());
-                frontier.push_back(t.node_id);
-            }
-        }
-        below
-    };
-    let apps = subcontract_application::Entity::find()
-        .filter(
-            sea_orm::Condition::any()
-                .add(subcontract_application::Column::ApplicantId.is_in(members.clone()))
-                .add(subcontract_application::Column::ContractorId.is_in(members))
-                .add(subcontract_application::Column::Id.is_in(by_target))
-                .add(subcontract_application::Column::Id.is_in(by_node)),
-        )
-        .order_by_desc(subcontract_application::Column::CreatedAt)
-        .all(db)
-        .await?;
-    let mut out = Vec::new();
-    for app in apps {
-        let view = match load_view(db, workflows, viewer, &app.id, acting).await {
-            Ok(v) => v,
-            Err(AppError::Api(e)) if e.code() == ErrorCode::NotFound => continue,
-            Err(e) => return Err(e),
-        };
+    let backend = db.get_database_backend();
+    let scope = Scope::new(viewer);
+    let query = |select: &str| {
+        let mut sql = Sql::new(backend);
+        scope.with(&mut sql);
+        sql.push(select)
+            .push(" FROM subcontract_applications a WHERE ");
+        scope.application(&mut sql);
         if let Some(org) = &filter.organisation {
-            if &view.applicant_id != org
-                && &view.contractor_id != org
-                && !view.targets.iter().any(|t| &t.municipality_id == org)
-            {
-                continue;
-            }
+            sql.push(" AND (a.applicant_id = ")
+                .bind(org.clone())
+                .push(" OR a.contractor_id = ")
+                .bind(org.clone())
+                .push(" OR ");
+            scope.any_target(&mut sql, |sql| {
+                sql.push("t.municipality_id = ").bind(org.clone());
+            });
+            sql.push(")");
         }
         if let Some(state) = &filter.state {
-            if !view.targets.iter().any(|t| &t.state == state) {
-                continue;
-            }
+            sql.push(" AND ");
+            scope.any_target(&mut sql, |sql| {
+                sql.push("i.state = ").bind(state.clone());
+            });
         }
         if let Some(tier) = filter.tier {
-            let mut hit = false;
-            for t in &view.targets {
-                if let Some(n) = chain_node::Entity::find_by_id(&t.node_id).one(db).await? {
-                    hit |= n.tier == tier;
-                }
-            }
-            if !hit {
-                continue;
-            }
+            sql.push(" AND ");
+            scope.any_target(&mut sql, |sql| {
+                sql.push("n.tier = ").bind(tier);
+            });
         }
-        out.push(view);
+        sql
+    };
+    let total = db
+        .query_one(query("SELECT COUNT(*) AS n").statement())
+        .await?
+        .map(|row| row.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    let mut ids = query("SELECT a.id AS id");
+    ids.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ")
+        .bind(i64::try_from(page.limit()).unwrap_or(i64::MAX))
+        .push(" OFFSET ")
+        .bind(i64::try_from(page.offset()).unwrap_or(i64::MAX));
+    let mut out = Vec::new();
+    for row in db.query_all(ids.statement()).await? {
+        let id: String = row.try_get("", "id")?;
+        out.push(load_view(db, workflows, viewer, &id, acting).await?);
     }
-    Ok(Paged::slice(out, page))
+    Ok(Paged::new(out, u64::try_from(total).unwrap_or(0), page))
 }
 
 /// What the guards see on the decision date: the chain (the node, its ancestors, their
@@ -1025,6 +1003,18 @@ pub async fn checklist(
     acting: &Acting<'_>,
 ) -> Result<Value, AppError> {
     let view = load_view(db, workflows, viewer, app_id, acting).await?;
+    checklist_of(db, workflows, viewer, &view, target_id, acting).await
+}
+
+/// [`checklist`] of an application already loaded for the viewer.
+pub async fn checklist_of(
+    db: &impl ConnectionTrait,
+    workflows: &WorkflowSet,
+    viewer: &Viewer,
+    view: &ApplicationView,
+    target_id: &str,
+    acting: &Acting<'_>,
+) -> Result<Value, AppError> {
     let target = view
         .targets
         .iter()

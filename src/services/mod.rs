@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod application_scope;
 pub mod applications;
 pub mod audit;
 pub mod chains;
@@ -17,12 +18,14 @@ pub mod evidence;
 pub mod group_commit;
 pub mod history;
 pub mod idempotency;
+pub mod inbox;
 pub mod instances;
 pub mod ismap;
 pub mod notifications;
 pub mod obligations;
 pub mod outbox;
 pub mod reminders;
+pub mod sql;
 pub mod structure_chart;
 pub mod timers;
 pub mod tokens;

@@ -854,6 +854,87 @@ async fn each_role_reaches_only_what_it_may(backend: Backend) {
     assert_api_error(direct, 409, "managed_workflow").await;
 }
 
+/// The list is selected, filtered, counted and paged by the database: newest first, a page
+/// at a time with the total of all, each filter applied to the targets the viewer may see, and
+/// an intermediate tier sees what passes through its node.
+async fn the_application_list_is_paged_filtered_and_scoped(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let list = |token: String, query: &'static str| {
+        let app = &app;
+        async move {
+            app.get_json(&format!("/api/v1/applications{query}"), &token)
+                .await
+        }
+    };
+    let before = list(cast.officer.token.clone(), "").await["total"]
+        .as_u64()
+        .unwrap();
+    let mut filed = Vec::new();
+    for _ in 0..3 {
+        let vendor = app.new_vendor(KOKUHOREN).await;
+        let a = app
+            .file_application(&cast.kokuhoren.token, &vendor, &[&cast.tier1])
+            .await;
+        filed.push(a["id"].as_str().unwrap().to_owned());
+    }
+    act(
+        &app,
+        &cast.kokuhoren.token,
+        &filed[2],
+        json!({ "event": "submit" }),
+    )
+    .await;
+    // A tier-3 application under 国保中央会's node, which 東京都国保連 endorses.
+    let below = app.new_vendor(CHUOKAI).await;
+    let tier3 = app
+        .file_application(&cast.chuokai.token, &below, &[&cast.tier2])
+        .await;
+    let tier3 = tier3["id"].as_str().unwrap().to_owned();
+
+    let first = list(cast.officer.token.clone(), "?per_page=2").await;
+    assert_eq!(first["total"], before + 4);
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&first),
+        [tier3.clone(), filed[2].clone()],
+        "newest first"
+    );
+    let second = list(cast.officer.token.clone(), "?per_page=2&page=2").await;
+    assert_eq!(ids(&second), [filed[1].clone(), filed[0].clone()]);
+
+    let drafts = list(cast.officer.token.clone(), "?state=draft&per_page=200").await;
+    let draft_ids = ids(&drafts);
+    assert!(draft_ids.contains(&filed[0]) && draft_ids.contains(&tier3));
+    assert!(!draft_ids.contains(&filed[2]), "submitted is not a draft");
+    let tier3_only = list(cast.officer.token.clone(), "?tier=3").await;
+    assert_eq!(ids(&tier3_only), std::slice::from_ref(&tier3));
+    let of_chuokai = list(cast.officer.token.clone(), "?organisation=kokuho_chuokai").await;
+    assert!(ids(&of_chuokai).contains(&tier3));
+    assert!(!ids(&of_chuokai).contains(&filed[0]));
+
+    // 国保中央会 sees its own application, not 東京都国保連's other subcontracts; 東京都国保連
+    // sees the tier-3 one through its node; another municipality sees none of them.
+    let chuokai = ids(&list(cast.chuokai.token.clone(), "?per_page=200").await);
+    assert!(chuokai.contains(&tier3));
+    assert!(filed.iter().all(|f| !chuokai.contains(f)), "{chuokai:?}");
+    let kokuhoren = ids(&list(cast.kokuhoren.token.clone(), "?per_page=200").await);
+    assert!(kokuhoren.contains(&tier3) && filed.iter().all(|f| kokuhoren.contains(f)));
+    let outsider = list(cast.outsider.token.clone(), "").await;
+    let outsider_ids = ids(&outsider);
+    assert!(filed
+        .iter()
+        .chain([&tier3])
+        .all(|f| !outsider_ids.contains(f)));
+}
+
 async fn the_openapi_document_describes_the_domain_api(backend: Backend) {
     let app = spawn_app(backend).await;
     let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
@@ -1060,6 +1141,7 @@ crate::on_both_backends!(
     uploads_are_judged_by_content_and_size,
     an_individual_number_is_refused_in_any_text_field,
     each_role_reaches_only_what_it_may,
+    the_application_list_is_paged_filtered_and_scoped,
     the_openapi_document_describes_the_domain_api,
     evidence_expiring_within_the_period_warns_and_is_left_to_the_staged_reminders,
     a_returned_application_is_corrected_and_resubmitted,

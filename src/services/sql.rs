@@ -1,0 +1,96 @@
+//! Hand-written SQL for the few queries the query builder cannot say (recursive CTEs,
+//! `EXISTS` over joins): the text with its parameters, placeholders in the backend's syntax.
+
+use sea_orm::{DbBackend, Statement, Value};
+
+/// SQL text with its parameters, placeholders in the backend's syntax.
+#[derive(Debug)]
+pub struct Sql {
+    backend: DbBackend,
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    pub fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            text: String::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Appends SQL text as it is.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.values.push(value.into());
+        match self.backend {
+            DbBackend::Postgres => {
+                let n = self.values.len();
+                self.text.push_str(&format!("${n}"));
+            }
+            _ => self.text.push('?'),
+        }
+        self
+    }
+
+    /// `column IN (…)` over `items`; an empty set matches nothing.
+    pub fn in_list<'a>(
+        &mut self,
+        column: &str,
+        items: impl IntoIterator<Item = &'a String>,
+    ) -> &mut Self {
+        let mut items = items.into_iter().peekable();
+        if items.peek().is_none() {
+            return self.push("1 = 0");
+        }
+        self.push(column).push(" IN (");
+        for (ix, item) in items.enumerate() {
+            if ix > 0 {
+                self.push(", ");
+            }
+            self.bind(item.clone());
+        }
+        self.push(")")
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn statement(self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.text, self.values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_follow_the_backend() {
+        for (backend, expected) in [
+            (DbBackend::Postgres, "x IN ($1, $2) AND y = $3"),
+            (DbBackend::Sqlite, "x IN (?, ?) AND y = ?"),
+        ] {
+            let mut sql = Sql::new(backend);
+            let items = ["a".to_owned(), "b".to_owned()];
+            sql.in_list("x", &items).push(" AND y = ").bind(3_i64);
+            assert_eq!(sql.text, expected);
+            assert_eq!(sql.values.len(), 3);
+        }
+    }
+
+    #[test]
+    fn an_empty_set_matches_nothing() {
+        let mut sql = Sql::new(DbBackend::Postgres);
+        sql.in_list("x", &Vec::<String>::new());
+        assert_eq!(sql.text, "1 = 0");
+        assert!(sql.values.is_empty());
+    }
+}
