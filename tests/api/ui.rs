@@ -144,6 +144,127 @@ async fn submitted(app: &TestApp, cast: &Cast) -> (String, Value) {
     (application["id"].as_str().unwrap().to_owned(), application)
 }
 
+/// The counts of an inbox page.
+fn inbox_counts(html: &str) -> [u32; 4] {
+    ["total", "submit", "endorse", "approve"].map(|k| {
+        let marker = format!(r#"<dd id="count-{k}">"#);
+        let start = html.find(&marker).unwrap_or_else(|| panic!("no count-{k}")) + marker.len();
+        html[start..].split('<').next().unwrap().parse().unwrap()
+    })
+}
+
+/// Each target waits in the inbox of whoever acts at its step now: the submitter for a draft,
+/// the intermediate tier to endorse, each step of the municipality's route in turn — and a
+/// decision whose evidence is missing still waits for its decider.
+async fn the_inbox_lists_each_target_for_whoever_acts_at_its_step(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let inbox = |token: String| {
+        let app = &app;
+        async move {
+            let mut jar = Jar::with_session(&token);
+            page(jar.get(app, "/inbox").await, 200).await
+        }
+    };
+    let fire = |token: String, id: String, event: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .post_json_with_token(
+                    &format!("/api/v1/applications/{id}/events"),
+                    &token,
+                    &json!({ "event": event }),
+                )
+                .await;
+            assert_eq!(
+                response.status(),
+                200,
+                "{event}: {}",
+                response.text().await.unwrap()
+            );
+        }
+    };
+    // A tier-3 draft of 国保中央会, under its permitted node: its filer is asked to submit it.
+    let vendor = app.new_vendor(crate::helpers::CHUOKAI).await;
+    let filed = app
+        .file_application(&cast.chuokai.token, &vendor, &[&cast.tier2])
+        .await;
+    let id = filed["id"].as_str().unwrap().to_owned();
+    let number = filed["number"].as_str().unwrap().to_owned();
+    let html = inbox(cast.chuokai.token.clone()).await;
+    assert_eq!(inbox_counts(&html), [1, 1, 0, 0], "{html}");
+    assert!(html.contains(&number));
+    assert_eq!(
+        inbox_counts(&inbox(cast.kokuhoren.token.clone()).await),
+        [0; 4]
+    );
+
+    // Submitted: 東京都国保連 endorses it; the municipality does not see it waiting yet.
+    fire(cast.chuokai.token.clone(), id.clone(), "submit").await;
+    assert_eq!(
+        inbox_counts(&inbox(cast.chuokai.token.clone()).await),
+        [0; 4]
+    );
+    let html = inbox(cast.kokuhoren.token.clone()).await;
+    assert_eq!(inbox_counts(&html), [1, 0, 1, 0], "{html}");
+    assert_eq!(
+        inbox_counts(&inbox(cast.officer.token.clone()).await),
+        [0; 4]
+    );
+
+    // Endorsed: the officer's check, then the chief's, each in turn.
+    fire(cast.kokuhoren.token.clone(), id.clone(), "endorse").await;
+    let html = inbox(cast.officer.token.clone()).await;
+    assert_eq!(inbox_counts(&html), [1, 0, 0, 1], "{html}");
+    assert!(html.contains("担当者審査"), "the step that waits");
+    assert_eq!(inbox_counts(&inbox(cast.chief.token.clone()).await), [0; 4]);
+    fire(cast.officer.token.clone(), id.clone(), "approve").await;
+    assert_eq!(
+        inbox_counts(&inbox(cast.officer.token.clone()).await),
+        [0; 4]
+    );
+    assert_eq!(
+        inbox_counts(&inbox(cast.chief.token.clone()).await),
+        [1, 0, 0, 1]
+    );
+    fire(cast.chief.token.clone(), id.clone(), "approve").await;
+
+    // The vendor's certificate is revoked before the manager decides: the decision is blocked,
+    // but it is still the manager's to deal with.
+    let evidence = app
+        .get_json(
+            &format!("/api/v1/evidence?organisation={vendor}"),
+            &cast.officer.token,
+        )
+        .await;
+    for e in evidence["items"].as_array().unwrap() {
+        let response = app
+            .post_json_with_token(
+                &format!("/api/v1/evidence/{}/revoke", e["id"].as_str().unwrap()),
+                &cast.officer.token,
+                &json!({ "reason": "証明書の失効が判明したため" }),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    let html = inbox(cast.manager.token.clone()).await;
+    assert_eq!(inbox_counts(&html), [1, 0, 0, 1], "{html}");
+    assert!(html.contains(&format!("/applications/{id}")));
+    let refused = app
+        .post_json_with_token(
+            &format!("/api/v1/applications/{id}/events"),
+            &cast.manager.token,
+            &json!({ "event": "approve" }),
+        )
+        .await;
+    assert_eq!(refused.status().as_u16() / 100, 4, "blocked");
+    // Nothing of it reaches another municipality.
+    assert_eq!(
+        inbox_counts(&inbox(cast.outsider.token.clone()).await),
+        [0; 4]
+    );
+}
+
 async fn the_sign_in_page_is_japanese_by_default_with_a_strict_csp(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut jar = Jar::default();
@@ -493,6 +614,7 @@ on_both_backends!(
     the_settings_page_changes_the_mail_preference_with_csrf,
     the_sign_in_page_is_japanese_by_default_with_a_strict_csp,
     signing_in_through_the_form_shows_the_inbox_with_organisation_and_role,
+    the_inbox_lists_each_target_for_whoever_acts_at_its_step,
     a_form_post_without_the_right_csrf_token_is_refused,
     a_contractor_named_like_a_script_renders_as_text,
     another_organisations_application_answers_404_and_a_lapsed_session_asks_to_sign_in,

@@ -12,15 +12,13 @@ use crate::error::{ApiError, ErrorCode};
 use crate::routes::api::applications::app_error;
 use crate::routes::api::chains::viewer;
 use crate::routes::api::instances::{acting, api_error};
-use crate::services::applications::{
-    self, ApplicationEvent, ApplicationFilter, ApplicationView, TargetView,
-};
-use crate::services::chains::Page as ListPage;
+use crate::services::applications::{self, ApplicationEvent, TargetView};
+use crate::services::inbox::Task;
 use crate::services::instances;
 use crate::startup::AppState;
 
-/// The events that put an application in someone's inbox: submitting, endorsing, deciding.
-const INBOX_EVENTS: &[&str] = &["submit", "endorse", "approve"];
+/// How many of the inbox's entries the page lists (the counts are of all).
+const INBOX_ROWS: usize = 200;
 
 /// Events the detail page offers as buttons of one form with an optional comment (editing
 /// has its own form; return, reject, proxy, skip and pull-up have a form each, below).
@@ -40,37 +38,6 @@ const BUTTON_EVENTS: &[&str] = &[
 /// Events with a form of their own on the detail page, in the order shown.
 const FORM_EVENTS: &[&str] = &["return", "reject", "proxy", "skip", "pull_up"];
 
-/// Every application the viewer may see (all pages of the service's list).
-async fn all_applications(
-    state: &AppState,
-    user: &UiUser,
-    rid: &str,
-) -> Result<Vec<ApplicationView>, ApiError> {
-    let mut out = Vec::new();
-    let mut number = 1;
-    loop {
-        let page = applications::list(
-            &state.db,
-            &state.workflows,
-            &viewer(&user.0),
-            &ApplicationFilter::default(),
-            ListPage {
-                page: Some(number),
-                per_page: Some(200),
-            },
-            &acting(state, &user.0, rid),
-        )
-        .await
-        .map_err(app_error)?;
-        let done = page.items.is_empty() || page.page * page.per_page >= page.total;
-        out.extend(page.items);
-        if done {
-            return Ok(out);
-        }
-        number += 1;
-    }
-}
-
 fn state_label(lang: Lang, t: &TargetView) -> String {
     t.state_label
         .as_ref()
@@ -81,7 +48,8 @@ fn event_label(lang: Lang, event: &str) -> String {
     lang.text(&format!("events.{event}"), event)
 }
 
-/// `GET /inbox`: the targets waiting for the user to submit, endorse or decide, oldest first.
+/// `GET /inbox`: the targets waiting for the user to submit, endorse or decide (the
+/// [`crate::services::inbox`] rule), longest waiting first, with the counts of all.
 pub async fn inbox(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -91,41 +59,41 @@ pub async fn inbox(
     let lang = Lang::of(&request);
     let fail = |e| UiError::api(e, lang);
     let rid = request_id.to_string();
-    let mut apps = all_applications(&state, &user, &rid).await.map_err(fail)?;
-    apps.sort_by(|a, b| {
-        a.created_at
-            .cmp(&b.created_at)
-            .then(a.number.cmp(&b.number))
-    });
-    let mut counts = [0usize; 3];
-    let mut rows = Vec::new();
-    for app in &apps {
-        for t in &app.targets {
-            let waiting: Vec<&str> = INBOX_EVENTS
-                .iter()
-                .copied()
-                .filter(|e| t.available_events.iter().any(|a| a == e))
-                .collect();
-            if waiting.is_empty() {
-                continue;
-            }
-            for (i, e) in INBOX_EVENTS.iter().enumerate() {
-                if waiting.contains(e) {
-                    counts[i] += 1;
-                }
-            }
-            rows.push(json!({
-                "id": app.id,
-                "number": app.number,
-                "applicant": app.applicant_name,
-                "contractor": app.contractor_name,
-                "municipality": t.municipality_name,
-                "state": state_label(lang, t),
-                "actions": waiting.iter().map(|e| event_label(lang, e)).collect::<Vec<_>>().join("、"),
-                "filed": view::day_label(lang, app.created_at.with_timezone(&crate::clock::jst()).date_naive()),
-            }));
-        }
-    }
+    let acting = acting(&state, &user.0, &rid);
+    let inbox = crate::services::inbox::inbox(
+        &state.db,
+        &state.workflows,
+        &viewer(&user.0),
+        &acting.actor,
+        INBOX_ROWS,
+    )
+    .await
+    .map_err(fail)?;
+    let day = |at: chrono::DateTime<chrono::Utc>| {
+        view::day_label(lang, at.with_timezone(&crate::clock::jst()).date_naive())
+    };
+    let rows: Vec<Value> = inbox
+        .entries
+        .iter()
+        .map(|e| {
+            let task = match e.task {
+                Task::Submit => "submit",
+                Task::Endorse => "endorse",
+                Task::Approve => "approve",
+            };
+            json!({
+                "id": e.application_id,
+                "number": e.number,
+                "applicant": e.applicant_name,
+                "contractor": e.contractor_name,
+                "municipality": e.municipality_name,
+                "state": e.state_label.as_ref().map_or_else(|| e.state.clone(), |l| lang.pick(&l.ja, &l.en).to_owned()),
+                "actions": e.step_label.as_ref().map_or_else(|| event_label(lang, task), |l| lang.pick(&l.ja, &l.en).to_owned()),
+                "filed": day(e.filed_at),
+                "waiting_since": day(e.waiting_since),
+            })
+        })
+        .collect();
     let obligations = obligation_rows(&state, &user, lang).await.map_err(fail)?;
     let csrf = Csrf::of(&request);
     let page = Page::for_user(&state, &user.0, lang, &csrf.token, "/inbox")
@@ -136,11 +104,12 @@ pub async fn inbox(
         json!({
             "rows": rows,
             "obligations": obligations,
+            "more": inbox.total.saturating_sub(rows.len()),
             "counts": {
-                "total": rows.len(),
-                "submit": counts[0],
-                "endorse": counts[1],
-                "approve": counts[2],
+                "total": inbox.total,
+                "submit": inbox.submit,
+                "endorse": inbox.endorse,
+                "approve": inbox.approve,
             },
         }),
     );
@@ -237,7 +206,7 @@ pub(super) async fn render_detail(
     let mut targets = Vec::new();
     for t in &app.targets {
         let checklist =
-            applications::checklist(&state.db, &state.workflows, &viewer, id, &t.id, &acting)
+            applications::checklist_of(&state.db, &state.workflows, &viewer, &app, &t.id, &acting)
                 .await
                 .map_err(|e| fail(app_error(e)))?;
         let trail = instances::audit_trail(&state.db, &state.workflows, &t.instance_id, &acting)
