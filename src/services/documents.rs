@@ -6,11 +6,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::{
     application_target, chain_node, consignment_item, document_setting, pia_assessment, pia_file,
 };
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     AccessMode, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -553,28 +553,21 @@ pub async fn threshold_inputs(
     municipality: &str,
     pia_file_name: &str,
 ) -> Result<Option<ThresholdInputs>, ApiError> {
-    let recorded = pia_file::Entity::find()
-        .filter(pia_file::Column::MunicipalityId.eq(municipality))
-        .filter(pia_file::Column::Name.eq(pia_file_name))
-        .one(db)
-        .await?;
-    let items = consignment_item::Entity::find()
-        .filter(consignment_item::Column::MunicipalityId.eq(municipality))
-        .filter(consignment_item::Column::PiaFile.eq(pia_file_name))
-        .all(db)
-        .await?;
+    let recorded = recorded_file(db, municipality, pia_file_name).await?;
+    let items = items_of_file(municipality, pia_file_name).all(db).await?;
     if recorded.is_none() && items.is_empty() {
         return Ok(None);
     }
     // A subquery, not a list of ids: a file may hold more items than a statement may bind.
-    let of_file = Query::select()
-        .column(consignment_item::Column::Id)
-        .from(consignment_item::Entity)
-        .and_where(consignment_item::Column::MunicipalityId.eq(municipality))
-        .and_where(consignment_item::Column::PiaFile.eq(pia_file_name))
-        .to_owned();
     let nodes = chain_node::Entity::find()
-        .filter(chain_node::Column::ItemId.in_subquery(of_file))
+        .filter(
+            chain_node::Column::ItemId.in_subquery(
+                items_of_file(municipality, pia_file_name)
+                    .select_only()
+                    .column(consignment_item::Column::Id)
+                    .into_query(),
+            ),
+        )
         .filter(chain_node::Column::PermissionState.is_in(HANDLING_STATES))
         .all(db)
         .await?;
@@ -589,11 +582,107 @@ pub async fn threshold_inputs(
             contribution(n, item, &name)
         })
         .collect();
+    let municipality_name = name(municipality);
+    file_inputs(
+        db,
+        municipality,
+        municipality_name,
+        pia_file_name,
+        recorded,
+        contributions,
+    )
+    .await
+    .map(Some)
+}
+
+/// The file's threshold inputs with one contribution per organisation and bracket, without
+/// names or items: what the handler count needs (a contractor counts once, at its largest
+/// bracket), read as a handful of rows however many nodes the file's chains hold. For the
+/// checks on a pending node; the threshold test document uses [`threshold_inputs`].
+async fn handler_count_inputs(
+    db: &impl ConnectionTrait,
+    municipality: &str,
+    pia_file_name: &str,
+) -> Result<Option<ThresholdInputs>, ApiError> {
+    let recorded = recorded_file(db, municipality, pia_file_name).await?;
+    let items = items_of_file(municipality, pia_file_name).count(db).await?;
+    if recorded.is_none() && items == 0 {
+        return Ok(None);
+    }
+    #[derive(Debug, sea_orm::FromQueryResult)]
+    struct Row {
+        contractor_id: String,
+        bracket: Option<String>,
+    }
+    // The same rules as `contribution`: tier 1 counts at its item's bracket, a cloud provider
+    // without access to the data not at all.
+    let mut sql = crate::services::sql::Sql::new(db.get_database_backend());
+    sql.push(
+        "SELECT DISTINCT n.contractor_id AS contractor_id, \
+         CASE WHEN n.parent_id IS NULL THEN i.handler_bracket ELSE n.handler_bracket END AS bracket \
+         FROM chain_nodes n JOIN consignment_items i ON i.id = n.item_id \
+         WHERE i.municipality_id = ",
+    )
+    .bind(municipality.to_owned())
+    .push(" AND i.pia_file = ")
+    .bind(pia_file_name.to_owned())
+    .push(" AND ")
+    .in_list(
+        "n.permission_state",
+        &HANDLING_STATES.map(str::to_owned),
+    )
+    .push(" AND (n.cloud_classification IS NULL OR n.cloud_classification <> 'no_access')");
+    let rows = <Row as sea_orm::FromQueryResult>::find_by_statement(sql.statement())
+        .all(db)
+        .await?;
+    let contributions = rows
+        .into_iter()
+        .map(|r| Contribution {
+            organisation_name: r.contractor_id.clone(),
+            organisation_id: r.contractor_id,
+            item_title: String::new(),
+            tier: 0,
+            bracket: r.bracket.as_deref().and_then(HandlerBracket::parse),
+        })
+        .collect();
+    file_inputs(
+        db,
+        municipality,
+        municipality.to_owned(),
+        pia_file_name,
+        recorded,
+        contributions,
+    )
+    .await
+    .map(Some)
+}
+
+async fn recorded_file(
+    db: &impl ConnectionTrait,
+    municipality: &str,
+    pia_file_name: &str,
+) -> Result<Option<pia_file::Model>, DbErr> {
+    pia_file::Entity::find()
+        .filter(pia_file::Column::MunicipalityId.eq(municipality))
+        .filter(pia_file::Column::Name.eq(pia_file_name))
+        .one(db)
+        .await
+}
+
+/// The inputs of a file's threshold test around its contributions.
+async fn file_inputs(
+    db: &impl ConnectionTrait,
+    municipality: &str,
+    municipality_name: String,
+    pia_file_name: &str,
+    recorded: Option<pia_file::Model>,
+    contributions: Vec<Contribution>,
+) -> Result<ThresholdInputs, ApiError> {
     let settings = document_setting::Entity::find_by_id(municipality)
         .one(db)
         .await?;
-    Ok(Some(ThresholdInputs {
-        municipality: name(municipality),
+    Ok(ThresholdInputs {
+        municipality: municipality_name,
         pia_file: pia_file_name.to_owned(),
         people: recorded
             .as_ref()
@@ -604,7 +693,7 @@ pub async fn threshold_inputs(
         counted_on: recorded.as_ref().map(|r| r.counted_on),
         last_serious_incident_on: settings.and_then(|s| s.last_serious_incident_on),
         contributions,
-    }))
+    })
 }
 
 /// A node's part in the handler count; `None` for a cloud provider that by contract does not
@@ -717,7 +806,8 @@ async fn crossing_for(
     item: &consignment_item::Model,
     today: NaiveDate,
 ) -> Result<Option<(ThresholdTest, ThresholdTest)>, ApiError> {
-    let Some(inputs) = threshold_inputs(db, &item.municipality_id, &item.pia_file).await? else {
+    let Some(inputs) = handler_count_inputs(db, &item.municipality_id, &item.pia_file).await?
+    else {
         return Ok(None);
     };
     let org_names = names(db, [node.contractor_id.clone()]).await?;
