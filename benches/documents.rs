@@ -55,27 +55,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("documents: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut status = ExitCode::SUCCESS;
-    for backend in backends {
-        let run = on_scratch_database(backend, |conn| async move {
+    let status = scratch::per_backend("documents", backends, |backend| {
+        on_scratch_database(backend, move |conn| async move {
             pia_exports(backend, &conn, n).await
-        });
-        if let Err(e) = runtime.block_on(run) {
-            eprintln!("documents: {}: {e}", backend.name());
-            status = ExitCode::FAILURE;
-        }
-    }
+        })
+    });
     threshold_test(usize::try_from(n).unwrap_or(usize::MAX));
     status
 }

@@ -32,6 +32,12 @@ pub enum DemoError {
     Instance(#[from] InstanceError),
 }
 
+impl From<sea_orm::DbErr> for DemoError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Api(e.to_string())
+    }
+}
+
 impl From<ApiError> for DemoError {
     fn from(e: ApiError) -> Self {
         // Debug carries the details (which field, why), which is what a seeding bug needs.
@@ -777,4 +783,229 @@ async fn acting_as(
         grants: users::effective_grants(&state.db, user_id, today).await?,
         deputy_for: users::effective_deputyships(&state.db, user_id, today).await?,
     })
+}
+
+/// What [`scale`] generated.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ScaleReport {
+    pub items: usize,
+    pub vendors: usize,
+    pub applications: usize,
+    pub evidence_records: usize,
+    /// One generated application waiting for 目黒区's officer, for a page to look at.
+    pub sample_application: String,
+    /// One generated item, for its chain view.
+    pub sample_item: String,
+}
+
+/// Vendors of the generated dataset; each item's tier-1 node gets one application per vendor.
+const SCALE_VENDORS: usize = 100;
+
+/// Grows the demo data (seeded first) by `applications` subcontract applications and
+/// `evidence` evidence records, for page benchmarks at the scale of a large municipality:
+/// 目黒区 consigns ⌈applications / 100⌉ more items to 東京都国保連, which applies for a
+/// subcontract to each of 100 vendors under every item. Every application goes through the real
+/// services: one in 20 stays a draft, one waits for the officer, one for the chief, one for the
+/// manager, one is rejected, the rest are permitted. Each vendor's four current evidence records
+/// are recorded and verified through the services too; the rest of `evidence` is their history —
+/// older certificates, expired and superseded — written directly, spread evenly over the vendors.
+pub async fn scale(
+    state: &AppState,
+    applications: usize,
+    evidence_total: usize,
+) -> Result<ScaleReport, DemoError> {
+    let login = |l: &'static str| async move {
+        users::find_by_login(&state.db, l)
+            .await?
+            .map(|u| u.id)
+            .ok_or_else(|| {
+                DemoError::Api(format!("the demo user {l} is missing: seed the demo first"))
+            })
+    };
+    let today = state.clock.today_jst();
+    let now = state.clock.now();
+    let officer = acting_as(state, &login("meguro.officer").await?, today).await?;
+    let chief = acting_as(state, &login("meguro.chief").await?, today).await?;
+    let manager = acting_as(state, &login("meguro.manager").await?, today).await?;
+    let kokuhoren = acting_as(state, &login("kokuhoren.staff").await?, today).await?;
+    let officer_view = Viewer::new(&officer.id, &officer.grants);
+    let items = applications.div_ceil(SCALE_VENDORS);
+    let vendors = applications.min(SCALE_VENDORS);
+    let mut report = ScaleReport {
+        items,
+        vendors,
+        ..ScaleReport::default()
+    };
+    for v in 0..vendors {
+        users::create_organisation(
+            &state.db,
+            NewOrganisation {
+                id: scale_vendor(v),
+                kind: "vendor".to_owned(),
+                name_ja: format!("規模試験システム株式会社 {v:03}"),
+                name_en: Some(format!("Scale Test Systems {v:03}")),
+            },
+            now,
+        )
+        .await?;
+    }
+    let mut filed = 0usize;
+    for k in 0..items {
+        let input: crate::services::chains::ItemInput = serde_json::from_value(json!({
+            "municipality_id": "meguro",
+            "owning_section": "情報政策課",
+            "title": format!("規模試験の委託事務 {k:03}"),
+            "content": "規模試験のための委託事務",
+            "handler_bracket": "from_10_to_49",
+            "data_items": ["識別情報"],
+            "pia_file": "規模試験ファイル",
+            "recording_medium": "電子記録媒体",
+            "period_start": "2026-04-01",
+            "period_end": "2027-03-31",
+            "contractor_id": "tokyo_kokuhoren",
+            "subcontract_policy": "委託先から再委託の許諾申請書の提出を受け、区が審査の上、書面により許諾する。",
+            "registered_work": "規模試験",
+            "consignment_reason": "規模試験のため。",
+        }))
+        .map_err(|e| DemoError::Api(e.to_string()))?;
+        let item =
+            crate::services::chains::create_item(&state.db, &officer_view, input, now).await?;
+        let tier1 = crate::services::chains::nodes_of_item(&state.db, &item.id)
+            .await?
+            .first()
+            .map(|n| n.id.clone())
+            .unwrap_or_default();
+        if report.sample_item.is_empty() {
+            report.sample_item = item.id.clone();
+        }
+        for v in 0..vendors.min(applications - filed) {
+            let name = format!("規模試験システム株式会社 {v:03}");
+            // Small teams (fewer than 10 handlers each), so the file's handler count stays
+            // under the threshold of a significant change however many vendors there are.
+            let mut f = fields("規模試験のため", "システムの運用", &name, "電子記録媒体");
+            f["handler_bracket"] = json!("under_10");
+            let app = file_application(
+                state,
+                &kokuhoren,
+                &scale_vendor(v),
+                vec![tier1.clone()],
+                f,
+                now,
+                today,
+            )
+            .await?;
+            if k == 0 {
+                for f in basic_evidence(&name, "tokyo_kokuhoren", "2028-03-31") {
+                    evidence(state, &officer, &officer, f, &scale_vendor(v), true).await?;
+                    report.evidence_records += 1;
+                }
+            }
+            let fate = filed % 20;
+            filed += 1;
+            if fate == 0 {
+                continue;
+            }
+            fire_event(
+                state,
+                &kokuhoren,
+                app.id.clone(),
+                "submit",
+                None,
+                now,
+                today,
+            )
+            .await?;
+            match fate {
+                1 => report.sample_application = app.id.clone(),
+                2 | 3 => {
+                    for who in [&officer, &chief].into_iter().take(fate - 1) {
+                        fire_event(state, who, app.id.clone(), "approve", None, now, today).await?;
+                    }
+                }
+                4 => {
+                    let reason = Some("規模試験: 再委託の必要性が認められない");
+                    fire_event(
+                        state,
+                        &officer,
+                        app.id.clone(),
+                        "reject",
+                        reason,
+                        now,
+                        today,
+                    )
+                    .await?;
+                }
+                _ => {
+                    for who in [&officer, &chief, &manager] {
+                        fire_event(state, who, app.id.clone(), "approve", None, now, today).await?;
+                    }
+                }
+            }
+        }
+    }
+    report.applications = filed;
+    report.evidence_records += history(
+        state,
+        vendors,
+        evidence_total.saturating_sub(report.evidence_records),
+        now,
+    )
+    .await?;
+    Ok(report)
+}
+
+fn scale_vendor(v: usize) -> String {
+    format!("scale_vendor_{v:03}")
+}
+
+/// `n` past evidence records of the scale vendors, written in batches: certificates and NDAs
+/// that expired over the past years, each verified when it was current.
+async fn history(
+    state: &AppState,
+    vendors: usize,
+    n: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, DemoError> {
+    use sea_orm::{EntityTrait, Set, TransactionTrait};
+    const KINDS: [&str; 4] = ["iso27001", "nda", "safeguards", "structure_chart"];
+    let mut written = 0;
+    while written < n {
+        let batch: Vec<entity::evidence_record::ActiveModel> = (written..n.min(written + 500))
+            .map(|i| {
+                let org = scale_vendor(i % vendors.max(1));
+                let years_ago = i32::try_from(1 + (i / vendors.max(1)) % 20).unwrap_or(1);
+                let until = NaiveDate::from_ymd_opt(2026 - years_ago, 3, 31);
+                let from = NaiveDate::from_ymd_opt(2024 - years_ago, 4, 1);
+                entity::evidence_record::ActiveModel {
+                    id: Set(crate::services::new_id(now)),
+                    organisation_id: Set(org),
+                    node_id: Set(None),
+                    kind: Set(KINDS[i % KINDS.len()].to_owned()),
+                    service_name: Set(None),
+                    fields: Set(json!({"note": "規模試験の過去の記録"}).to_string()),
+                    valid_from: Set(from),
+                    valid_until: Set(until),
+                    renewal_pending: Set(false),
+                    verified_by: Set(Some("scale".to_owned())),
+                    verified_at: Set(Some(now)),
+                    revoked_by: Set(None),
+                    revoked_at: Set(None),
+                    revoked_reason: Set(None),
+                    lapse_handled_on: Set(until),
+                    created_by: Set("scale".to_owned()),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    version: Set(1),
+                }
+            })
+            .collect();
+        let count = batch.len();
+        let txn = state.db.begin().await?;
+        entity::evidence_record::Entity::insert_many(batch)
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        written += count;
+    }
+    Ok(written)
 }

@@ -2,6 +2,7 @@
 //! fresh, migrated database per run that is removed whatever happened.
 
 use std::future::Future;
+use std::process::ExitCode;
 
 use itaku::config::Settings;
 use migration::{Migrator, MigratorTrait};
@@ -52,19 +53,33 @@ pub fn env_n(default: u64) -> Result<u64, String> {
 
 /// Runs `measure` on a fresh, migrated database of `backend` (a SQLite file in a temporary
 /// folder, or a new PostgreSQL database), then removes the database whatever happened.
+#[allow(dead_code)] // A bench that starts the whole application uses `on_scratch_url`.
 pub async fn on_scratch_database<T, F, Fut>(backend: Backend, measure: F) -> BenchResult<T>
 where
     F: FnOnce(DatabaseConnection) -> Fut,
+    Fut: Future<Output = BenchResult<T>>,
+{
+    on_scratch_url(backend, |url| async move {
+        let conn = connect(&url).await?;
+        let result = measure(conn.clone()).await;
+        let closed = conn.close().await;
+        result.and_then(|r| closed.map(|()| r).map_err(Into::into))
+    })
+    .await
+}
+
+/// Runs `measure` with the URL of a fresh, empty database of `backend` (the application
+/// migrates it when it starts), then removes the database whatever happened.
+pub async fn on_scratch_url<T, F, Fut>(backend: Backend, measure: F) -> BenchResult<T>
+where
+    F: FnOnce(String) -> Fut,
     Fut: Future<Output = BenchResult<T>>,
 {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir()?;
             let path = dir.path().join("itaku-bench.db");
-            let conn = connect(&format!("sqlite://{}?mode=rwc", path.display())).await?;
-            let result = measure(conn.clone()).await;
-            conn.close().await?;
-            result
+            measure(format!("sqlite://{}?mode=rwc", path.display())).await
         }
         Backend::Postgres => {
             let server = std::env::var("ITAKU_TEST_POSTGRES_URL")
@@ -76,14 +91,7 @@ where
             admin
                 .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                 .await?;
-            let result = match connect(&itaku::db::database_url(&server, &name)).await {
-                Ok(conn) => {
-                    let result = measure(conn.clone()).await;
-                    let closed = conn.close().await;
-                    result.and_then(|r| closed.map(|()| r).map_err(Into::into))
-                }
-                Err(e) => Err(e),
-            };
+            let result = measure(itaku::db::database_url(&server, &name)).await;
             let dropped = admin
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                 .await;
@@ -99,6 +107,7 @@ where
 
 /// The product's own connection setup (WAL, `synchronous=FULL`, foreign keys on SQLite), and
 /// its migrations.
+#[allow(dead_code)]
 async fn connect(url: &str) -> BenchResult<DatabaseConnection> {
     let settings = Settings {
         database_url: url.to_owned(),
@@ -107,4 +116,33 @@ async fn connect(url: &str) -> BenchResult<DatabaseConnection> {
     let conn = itaku::db::connect(&settings).await?;
     Migrator::up(&conn, None).await?;
     Ok(conn)
+}
+
+/// Runs `each` for every backend on a two-thread runtime (the machine's cores), printing
+/// failures under `bench`'s name; fails when the runtime or any backend fails.
+#[allow(dead_code)] // Not every bench measures per backend.
+pub fn per_backend<F, Fut>(bench: &str, backends: Vec<Backend>, each: F) -> ExitCode
+where
+    F: Fn(Backend) -> Fut,
+    Fut: Future<Output = BenchResult<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{bench}: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut status = ExitCode::SUCCESS;
+    for backend in backends {
+        if let Err(e) = runtime.block_on(each(backend)) {
+            eprintln!("{bench}: {}: {e}", backend.name());
+            status = ExitCode::FAILURE;
+        }
+    }
+    status
 }
