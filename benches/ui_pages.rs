@@ -129,18 +129,6 @@ async fn pages(
             format!("/items/{demo_item}"),
         ),
     ];
-    if std::env::var("BENCH_TRACE").is_ok() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "sqlx=debug,sea_orm=debug",
-            ))
-            .try_init();
-        for (_, _, cookie, path) in &measured {
-            eprintln!("=== {path}");
-            fetch(&client, &base, cookie, path).await?;
-        }
-        return Ok(());
-    }
     for (page, user, cookie, path) in measured {
         let mut times = Vec::with_capacity(requests);
         let mut bytes = 0;
