@@ -91,6 +91,11 @@ error_codes! {
     /// Authenticated, but not allowed to do this.
     Forbidden = "forbidden", FORBIDDEN,
         "この操作を行う権限がありません。", "You are not allowed to do this.";
+    /// A change through the API authenticated only by the browser's session cookie: the API
+    /// takes writes with the bearer token (the web UI's own forms carry their CSRF token).
+    CookieCannotWrite = "session_cookie_cannot_write", FORBIDDEN,
+        "ブラウザのセッションCookieではAPIを通じた変更はできません。トークンをAuthorizationヘッダーで送ってください。",
+        "A browser session cookie cannot change data through the API; send the token in the Authorization header.";
     /// No such route or resource.
     NotFound = "not_found", NOT_FOUND,
         "対象が見つかりません。", "Not found.";

@@ -59,28 +59,53 @@ impl FromRequest for AuthUser {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
         let token = presented_token(request);
+        // The session cookie reaches the API from any page the browser shows, so on its own it
+        // authorises reads only: the web UI writes through its own forms, each with its CSRF
+        // token, and API clients send the bearer token. Defence in depth beside SameSite=Strict.
+        let cookie_write = matches!(token, Some(Presented::Cookie(_)))
+            && request.path().starts_with("/api/")
+            && !request.method().is_safe();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
+            if cookie_write {
+                return Err(ErrorCode::CookieCannotWrite.into());
+            }
             let token = token.ok_or(ErrorCode::Unauthenticated)?;
-            authenticate(&state, &token).await
+            authenticate(&state, token.value()).await
         })
     }
 }
 
+/// A token and where the request carried it.
+enum Presented {
+    Bearer(String),
+    Cookie(String),
+}
+
+impl Presented {
+    fn value(&self) -> &str {
+        match self {
+            Self::Bearer(t) | Self::Cookie(t) => t,
+        }
+    }
+}
+
 /// The bearer token of the `Authorization` header, else the session cookie.
-fn presented_token(request: &HttpRequest) -> Option<String> {
+fn presented_token(request: &HttpRequest) -> Option<Presented> {
     if let Some(value) = request.headers().get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
         return scheme
             .eq_ignore_ascii_case("bearer")
             .then(|| token.trim().to_owned())
-            .filter(|token| !token.is_empty());
+            .filter(|token| !token.is_empty())
+            .map(Presented::Bearer);
     }
     request
         .cookie(TOKEN_COOKIE)
         .map(|cookie| cookie.value().to_owned())
         .filter(|token| !token.is_empty())
+        .map(Presented::Cookie)
 }
 
 async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {

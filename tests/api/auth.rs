@@ -53,6 +53,48 @@ async fn the_session_cookie_authenticates_like_the_bearer_header(backend: Backen
     assert_eq!(response.status(), 200);
 }
 
+/// The cookie authenticates reads only: a change through the API with nothing but the
+/// browser's session cookie (a cross-site form could send one) is refused and changes nothing;
+/// the same request with the bearer token goes through.
+async fn the_session_cookie_cannot_write_through_the_api(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("tanaka").await;
+    let token = app.token_for("tanaka").await;
+    let preference = "/api/v1/me/mail-preference";
+    let body = serde_json::json!({ "mail": "daily_digest" });
+    let refused = app
+        .client
+        .put(app.url(preference))
+        .header("cookie", format!("itaku_token={token}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let answer = assert_api_error(refused, 403, "session_cookie_cannot_write").await;
+    assert!(answer["message"]["ja"]
+        .as_str()
+        .unwrap()
+        .contains("Authorization"));
+    // A multipart upload, the kind a plain HTML form can send, is refused the same way.
+    let form = reqwest::multipart::Form::new().text("file", "x");
+    let refused = app
+        .client
+        .post(app.url("/api/v1/evidence/anything/files"))
+        .header("cookie", format!("itaku_token={token}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_api_error(refused, 403, "session_cookie_cannot_write").await;
+    assert_eq!(app.get_json(preference, &token).await["mail"], "immediate");
+    let saved = app.put_json_with_token(preference, &token, &body).await;
+    assert_eq!(saved.status(), 200);
+    assert_eq!(
+        app.get_json(preference, &token).await["mail"],
+        "daily_digest"
+    );
+}
+
 async fn me_without_a_token_is_unauthenticated(backend: Backend) {
     let app = spawn_app(backend).await;
     assert_api_error(app.get("/api/v1/me").await, 401, "unauthenticated").await;
@@ -136,6 +178,7 @@ async fn a_signed_out_token_is_refused_and_the_cookie_cleared(backend: Backend) 
 crate::on_both_backends!(
     signing_in_gives_a_token_that_opens_me,
     the_session_cookie_authenticates_like_the_bearer_header,
+    the_session_cookie_cannot_write_through_the_api,
     me_without_a_token_is_unauthenticated,
     a_wrong_password_and_an_unknown_login_get_identical_answers,
     repeated_failures_are_rate_limited_even_with_the_right_password,
