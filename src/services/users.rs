@@ -593,11 +593,19 @@ fn reject_if_any(errors: Vec<FieldError>) -> Result<(), ApiError> {
     }
 }
 
-/// A unique-key violation becomes `conflict` naming the field; anything else stays internal.
+/// A unique-key violation becomes `conflict` naming the field and why, in the shape of a
+/// validation error's field (`field`, `reason.ja`, `reason.en`), so a form shows it beside the
+/// field; anything else stays internal.
 fn conflict_on_unique(error: DbErr, field: &str) -> ApiError {
     match error.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => ApiError::new(ErrorCode::Conflict)
-            .with_details(serde_json::json!({ "field": field }))
+            .with_details(serde_json::json!({
+                "field": field,
+                "reason": {
+                    "ja": "この値は既に使われています。別の値を指定してください。",
+                    "en": "This value is already taken; choose another.",
+                },
+            }))
             .with_cause(error),
         _ => ApiError::internal(error),
     }

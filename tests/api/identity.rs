@@ -182,6 +182,10 @@ async fn a_taken_login_is_a_conflict_and_weak_passwords_are_refused(backend: Bac
         .unwrap_err();
     assert_eq!(taken.code(), ErrorCode::Conflict);
     assert_eq!(taken.details().unwrap()["field"], "login");
+    assert_eq!(
+        taken.details().unwrap()["reason"]["en"],
+        "This value is already taken; choose another."
+    );
 
     let weak = users::create_user(&app.db, new_user("sato", "short"), app.now())
         .await

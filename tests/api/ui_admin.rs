@@ -88,7 +88,12 @@ async fn an_admin_creates_a_user_grants_and_ends_a_role_and_deactivates_them(bac
             ],
         )
         .await;
-    assert!(page(taken, 409).await.contains(r#"id="f-login-error""#));
+    let taken = page(taken, 409).await;
+    assert!(taken.contains(r#"id="f-login-error""#));
+    assert!(
+        taken.contains("このログインIDは既に使われています"),
+        "{taken}"
+    );
 
     let created = jar
         .post(

@@ -159,9 +159,12 @@ impl Errors {
 
 /// The field errors a service's refusal carries (`details` as `[{field, reason}]`).
 pub fn field_errors_of(error: &ApiError) -> Vec<FieldError> {
-    error
-        .details()
-        .and_then(|d| serde_json::from_value::<Vec<FieldError>>(d.clone()).ok())
+    let Some(details) = error.details() else {
+        return Vec::new();
+    };
+    // A validation failure lists its fields; a conflict names its one field.
+    serde_json::from_value::<Vec<FieldError>>(details.clone())
+        .or_else(|_| serde_json::from_value::<FieldError>(details.clone()).map(|f| vec![f]))
         .unwrap_or_default()
 }
 
