@@ -4,7 +4,8 @@
 //! filed it (to submit, or to resubmit after a return), or when the instance is at a step of an
 //! approval route (決裁ルート) whose role the user holds in the step's organisation — the
 //! engine's own [`WorkflowRuntime::waiting_for`], the grants its `next_actors` notifications go
-//! to. Whether a decision would pass its guards today (evidence, permissions above) is for the
+//! to, and those of the people the user is the registered deputy of (代決), marked so. Whether
+//! a decision would pass its guards today (evidence, permissions above) is for the
 //! application's page to tell: a blocked decision still waits for its decider.
 //!
 //! The database selects the candidates — targets the user may see, in a state that can wait for
@@ -21,7 +22,7 @@ use crate::services::access::Viewer;
 use crate::services::application_scope::{Scope, Sql};
 use crate::services::applications::WORKFLOW;
 use crate::workflow::definition::Label;
-use crate::workflow::{Actor, StoredInstance, WorkflowSet};
+use crate::workflow::{Actor, Grant, StoredInstance, WorkflowSet};
 
 /// What the user is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,6 +52,9 @@ pub struct Entry {
     pub filed_at: DateTime<Utc>,
     /// When the instance last moved: how long it has waited.
     pub waiting_since: DateTime<Utc>,
+    /// The user it waits for, when it waits for someone this user is the registered deputy
+    /// of (代決) rather than for the user.
+    pub on_behalf_of: Option<String>,
 }
 
 /// The inbox: the first `limit` entries, longest waiting first, and the counts of all.
@@ -160,6 +164,7 @@ pub async fn inbox(
         ) else {
             continue;
         };
+        let mut by_proxy = None;
         let step_label = if task == Task::Submit {
             if c.submitter != actor.id {
                 continue;
@@ -178,13 +183,18 @@ pub async fn inbox(
             else {
                 continue;
             };
-            let mine = w.grants.iter().any(|want| {
-                actor
-                    .grants
-                    .iter()
-                    .any(|g| g.role == want.role && (want.org.is_none() || g.org == want.org))
-            });
-            if !mine {
+            let holds = |grants: &[Grant]| {
+                w.grants.iter().any(|want| {
+                    grants
+                        .iter()
+                        .any(|g| g.role == want.role && (want.org.is_none() || g.org == want.org))
+                })
+            };
+            if holds(actor.grants) {
+                by_proxy = None;
+            } else if let Some(d) = actor.deputy_for.iter().find(|d| holds(&d.grants)) {
+                by_proxy = Some(d.principal.clone());
+            } else {
                 continue;
             }
             Some(w.label)
@@ -197,7 +207,7 @@ pub async fn inbox(
         inbox.total += 1;
         if waiting.len() < limit {
             let state_label = rt.state_label(&c.state);
-            waiting.push((c, task, step_label, state_label));
+            waiting.push((c, task, step_label, state_label, by_proxy));
         }
     }
     let names = crate::services::chains::names(
@@ -214,7 +224,7 @@ pub async fn inbox(
     let name = |id: &str| names.get(id).cloned().unwrap_or_default();
     inbox.entries = waiting
         .into_iter()
-        .map(|(c, task, step_label, state_label)| Entry {
+        .map(|(c, task, step_label, state_label, on_behalf_of)| Entry {
             applicant_name: name(&c.applicant_id),
             contractor_name: name(&c.contractor_id),
             municipality_name: name(&c.municipality_id),
@@ -226,6 +236,7 @@ pub async fn inbox(
             task,
             filed_at: c.filed_at,
             waiting_since: c.updated_at,
+            on_behalf_of,
         })
         .collect();
     Ok(inbox)

@@ -250,6 +250,31 @@ async fn the_inbox_lists_each_target_for_whoever_acts_at_its_step(backend: Backe
     let html = inbox(cast.manager.token.clone()).await;
     assert_eq!(inbox_counts(&html), [1, 0, 0, 1], "{html}");
     assert!(html.contains(&format!("/applications/{id}")));
+    assert!(!html.contains(r#"class="proxy""#), "the manager's own");
+    // The manager's registered deputy (代決) sees it too, marked as the manager's.
+    let deputy = app
+        .person("meguro_deputy", &[(crate::helpers::MEGURO, "chief")])
+        .await;
+    itaku::services::users::add_deputy(
+        &app.db,
+        itaku::services::users::NewDeputy {
+            principal_user_id: cast.manager.id.clone(),
+            deputy_user_id: deputy.id.clone(),
+            role: "manager".to_owned(),
+            organisation_id: crate::helpers::MEGURO.to_owned(),
+            valid_from: crate::helpers::day(2020, 4, 1),
+            valid_until: None,
+        },
+        app.now(),
+    )
+    .await
+    .unwrap();
+    let html = inbox(deputy.token.clone()).await;
+    assert_eq!(inbox_counts(&html), [1, 0, 0, 1], "{html}");
+    assert!(
+        html.contains(r#"class="proxy""#) && html.contains("代決"),
+        "{html}"
+    );
     let refused = app
         .post_json_with_token(
             &format!("/api/v1/applications/{id}/events"),

@@ -69,6 +69,12 @@ pub async fn inbox(
     )
     .await
     .map_err(fail)?;
+    let principals = view::user_names(
+        &state,
+        inbox.entries.iter().filter_map(|e| e.on_behalf_of.clone()),
+    )
+    .await
+    .map_err(fail)?;
     let day = |at: chrono::DateTime<chrono::Utc>| {
         view::day_label(lang, at.with_timezone(&crate::clock::jst()).date_naive())
     };
@@ -89,6 +95,7 @@ pub async fn inbox(
                 "municipality": e.municipality_name,
                 "state": e.state_label.as_ref().map_or_else(|| e.state.clone(), |l| lang.pick(&l.ja, &l.en).to_owned()),
                 "actions": e.step_label.as_ref().map_or_else(|| event_label(lang, task), |l| lang.pick(&l.ja, &l.en).to_owned()),
+                "on_behalf_of": e.on_behalf_of.as_ref().map(|p| principals.get(p).cloned().unwrap_or_else(|| p.clone())),
                 "filed": day(e.filed_at),
                 "waiting_since": day(e.waiting_since),
             })
