@@ -180,6 +180,11 @@ pub struct TargetView {
     pub available_events: Vec<String>,
     /// The same events with the parameters each may take.
     pub event_choices: Vec<crate::workflow::EventChoice>,
+    /// What the guards were told when the events were worked out (the chain, the significant
+    /// changes), so the checklist of the same request does not read them again.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub facts: Option<Value>,
 }
 
 /// How far a joint application has come, for the applicant.
@@ -671,7 +676,8 @@ async fn load_view(
     for t in visible {
         let facts = facts_for(db, workflows, &t.instance_id, &t.node_id, acting.now.today).await?;
         let inst =
-            instances::get_with_facts(db, workflows, &t.instance_id, acting, Some(facts)).await;
+            instances::get_with_facts(db, workflows, &t.instance_id, acting, Some(facts.clone()))
+                .await;
         let inst = match inst {
             Ok(i) => i,
             // The viewer sees the application but not this instance's organisations: a
@@ -701,6 +707,7 @@ async fn load_view(
             version: inst.version,
             available_events: inst.available_events,
             event_choices: inst.event_choices,
+            facts: Some(facts),
         });
     }
     Ok(ApplicationView {
@@ -1025,7 +1032,12 @@ pub async fn checklist_of(
         .await?
         .ok_or(ErrorCode::NotFound)?;
     let policy = policy_of(workflows, &inst.workflow_id, inst.workflow_version)?;
-    let facts = chain_facts(db, &target.node_id).await?;
+    // The facts the view was loaded with, else read now.
+    let known = target.facts.as_ref();
+    let facts = match known.and_then(|f| serde_json::from_value(f["chain"].clone()).ok()) {
+        Some(facts) => facts,
+        None => chain_facts(db, &target.node_id).await?,
+    };
     let today = acting.now.today;
     let mut evaluation = policy::evaluate(&policy, &facts, today);
     // The handler count is the municipality's own document: only its staff see the warning.
@@ -1041,7 +1053,12 @@ pub async fn checklist_of(
     let in_force = policy::chain_in_force(&facts, today);
     // Decided by the municipality alone, from its own documents: not shown to contractors.
     let significant = if viewer.is_municipal(&target.municipality_id) {
-        crate::services::documents::unassessed_changes(db, &target.node_id, today).await?
+        match known.and_then(|f| serde_json::from_value(f["significant_changes"].clone()).ok()) {
+            Some(changes) => changes,
+            None => {
+                crate::services::documents::unassessed_changes(db, &target.node_id, today).await?
+            }
+        }
     } else {
         Vec::new()
     };
