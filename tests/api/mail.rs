@@ -764,7 +764,7 @@ async fn obligation_mail(app: &TestApp, id: &str, event: &str) -> outbox::Model 
 }
 
 /// A submitted record reaches the root municipality's officer and its return the contractor,
-/// through the real SMTP server, Japanese first, with a link that opens the inbox listing it.
+/// through the real SMTP server, Japanese first, with a link that opens the obligation's screen.
 async fn obligation_records_submitted_and_returned_are_mailed_to_who_acts_next(backend: Backend) {
     use crate::helpers::day;
     let sink = SmtpSink::get();
@@ -825,7 +825,7 @@ async fn obligation_records_submitted_and_returned_are_mailed_to_who_acts_next(b
 
     let d = dispatcher(&app, |s| s.public_url = Some(app.address.clone()));
     drain(&d, app.now()).await;
-    let link = format!("{}/inbox", app.address);
+    let link = format!("{}/obligations/{id}", app.address);
 
     let row = obligation_mail(&app, &id, "submitted").await;
     let mail = sink.wait_for(&row.id).await;
@@ -860,17 +860,24 @@ async fn obligation_records_submitted_and_returned_are_mailed_to_who_acts_next(b
         "{text}"
     );
     assert_eq!(sink.received(&row.id).len(), 1, "sent once");
-    // The link opens the contractor's inbox, which lists the returned follow-up.
-    let inbox = app
+    // The link opens the follow-up's screen for the contractor: returned, with the reason and
+    // the form to correct it.
+    let screen = app
         .client
         .get(&link)
         .header("Cookie", format!("itaku_token={}", cast.kokuhoren.token))
         .send()
         .await
-        .expect("the inbox");
-    assert_eq!(inbox.status(), 200);
-    let page = inbox.text().await.expect("a page");
+        .expect("the obligation's screen");
+    assert_eq!(screen.status(), 200);
+    let page = screen.text().await.expect("a page");
     assert!(page.contains("立入調査の指摘事項への対応"), "{page}");
+    assert!(page.contains(r#"data-status="returned""#), "{page}");
+    assert!(page.contains("確認者の氏名を記載してください。"), "{page}");
+    assert!(
+        page.contains(&format!(r#"action="/obligations/{id}/record""#)),
+        "{page}"
+    );
 }
 
 /// A user who takes the daily digest (set through the API) gets the day's messages in one
