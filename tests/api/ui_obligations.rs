@@ -397,7 +397,51 @@ async fn the_calendar_shows_a_month_of_what_the_user_may_see_with_overdue_ones_m
     assert!(html.contains(r#"id="month-error""#) && html.contains(r#"data-month="2027-04""#));
 }
 
+/// A demo account's session token.
+async fn demo_token(app: &TestApp, login: &str) -> String {
+    let signed_in = app.sign_in(login, itaku::demo::DEMO_PASSWORD).await;
+    let body: serde_json::Value = signed_in.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+async fn the_demo_has_obligations_under_way_on_its_screens(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::Fixed(jst(2026, 11, 24)), |s| {
+        s.timer_interval_seconds = 0;
+        s.mail.dispatch_interval_seconds = 0;
+    })
+    .await;
+    itaku::demo::seed(&app.state).await.unwrap();
+    // 目黒区's officer has 東京都国保連's attendance record to decide, from the inbox.
+    let officer = demo_token(&app, "meguro.officer").await;
+    let (mut jar, inbox, _) = open(&app, &officer, "/inbox").await;
+    let submitted = obligation::Entity::find()
+        .filter(obligation::Column::Status.eq("submitted"))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("a submitted record");
+    let path = format!("/obligations/{}", submitted.id);
+    assert!(inbox.contains(&format!(r#"href="{path}""#)), "{inbox}");
+    let html = page(jar.get(&app, &path).await, 200).await;
+    assert!(html.contains(r#"id="accept""#) && html.contains("受講者名簿.pdf"));
+    // 東京都国保連 has the inspection finding's follow-up on its calendar, next month.
+    let followup = obligation::Entity::find()
+        .filter(obligation::Column::Kind.eq("inspection_followup"))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("a follow-up");
+    let staff = demo_token(&app, "kokuhoren.staff").await;
+    let month = followup.due_on.format("%Y-%m").to_string();
+    let (_, html, _) = open(&app, &staff, &format!("/calendar?month={month}")).await;
+    assert!(
+        html.contains(&format!(r#"href="/obligations/{}""#, followup.id)),
+        "{html}"
+    );
+}
+
 on_both_backends!(
+    the_demo_has_obligations_under_way_on_its_screens,
     a_contractor_submits_the_attendance_record_with_its_list_and_the_officer_accepts_it,
     another_organisations_obligation_is_404_and_a_post_without_the_csrf_token_is_refused,
     the_record_form_shows_each_error_beside_its_field_and_stores_nothing,
