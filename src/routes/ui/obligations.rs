@@ -252,13 +252,36 @@ fn status_label(lang: Lang, status: &str) -> String {
     lang.text(&format!("obligations.status_{status}"), status)
 }
 
+/// The order in which a record's fields are shown (as on the paper); others after them.
+const RECORD_ORDER: [&str; 12] = [
+    "date",
+    "signed_on",
+    "new_period_end",
+    "mode",
+    "inspectors",
+    "findings",
+    "topic",
+    "attendee_count",
+    "absent_count",
+    "description",
+    "summary",
+    "note",
+];
+
 /// A record's stored fields as label/value rows.
 fn record_rows(lang: Lang, record: &Value) -> Vec<Value> {
     let Some(map) = record.as_object() else {
         return Vec::new();
     };
+    let mut fields: Vec<(&String, &Value)> = map.iter().collect();
+    fields.sort_by_key(|(name, _)| {
+        RECORD_ORDER
+            .iter()
+            .position(|o| o == name)
+            .unwrap_or(RECORD_ORDER.len())
+    });
     let mut rows = Vec::new();
-    for (name, value) in map {
+    for (name, value) in fields {
         if ["kind", "audit", "node_version", "period_end_before"].contains(&name.as_str()) {
             continue;
         }
@@ -282,7 +305,9 @@ fn record_rows(lang: Lang, record: &Value) -> Vec<Value> {
                 .filter_map(Value::as_str)
                 .collect::<Vec<_>>()
                 .join("\n"),
-            (_, Value::String(s)) => s.clone(),
+            (_, Value::String(s)) => s
+                .parse()
+                .map_or_else(|_| s.clone(), |d| view::day_label(lang, d)),
             (_, Value::Number(n)) => n.to_string(),
             _ => continue,
         };
