@@ -397,6 +397,76 @@ async fn the_calendar_shows_a_month_of_what_the_user_may_see_with_overdue_ones_m
     assert!(html.contains(r#"id="month-error""#) && html.contains(r#"data-month="2027-04""#));
 }
 
+async fn the_officer_records_an_inspection_report_whose_finding_becomes_a_follow_up(
+    backend: Backend,
+) {
+    let (app, cast) = after_the_training_was_due(backend).await;
+    let inspection = obligation::Entity::find()
+        .filter(obligation::Column::OrganisationId.eq(KOKUHOREN))
+        .filter(obligation::Column::Kind.eq("inspection"))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("an inspection");
+    let path = format!("/obligations/{}", inspection.id);
+    // The contractor sees it, but the report is the root municipality's to record.
+    let (_, html, _) = open(&app, &cast.kokuhoren.token, &path).await;
+    assert!(!html.contains(r#"id="record-form""#));
+    let (mut jar, html, csrf) = open(&app, &cast.officer.token, &path).await;
+    assert!(html.contains(r#"id="f-findings-0--follow_up""#), "{html}");
+    // A finding's follow-up without its description is named beside the row's field.
+    let report = |description: &str| {
+        attendance(
+            &csrf,
+            "1",
+            &[
+                ("date", "2027-03-30"),
+                ("mode", "on_site"),
+                ("inspectors", "目黒 太郎\n目黒 花子"),
+                ("findings[0].description", description),
+                ("findings[0].follow_up", "鍵の管理簿を毎日確認する"),
+            ],
+        )
+    };
+    let html = page(
+        jar.post_multipart(&app, &format!("{path}/record"), report(""))
+            .await,
+        422,
+    )
+    .await;
+    assert!(
+        html.contains(r#"id="f-findings-0--description-error""#),
+        "{html}"
+    );
+    assert_eq!(reload(&app, &inspection.id).await.status, "open");
+    let recorded = jar
+        .post_multipart(
+            &app,
+            &format!("{path}/record"),
+            report("鍵の管理簿に記載漏れ"),
+        )
+        .await;
+    assert_eq!(recorded.status(), 303, "{}", recorded.text().await.unwrap());
+    let html = page(jar.get(&app, &format!("{path}?done=recorded")).await, 200).await;
+    assert!(html.contains(r#"data-status="closed""#) && html.contains("目黒 花子"));
+    assert!(html.contains("鍵の管理簿に記載漏れ"));
+    let followup = obligation::Entity::find()
+        .filter(obligation::Column::ParentId.eq(inspection.id.as_str()))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("the finding's follow-up");
+    assert_eq!(followup.kind, "inspection_followup");
+    // The contractor corrects it with its own form.
+    let (_, html, _) = open(
+        &app,
+        &cast.kokuhoren.token,
+        &format!("/obligations/{}", followup.id),
+    )
+    .await;
+    assert!(html.contains(r#"id="f-description""#) && html.contains("鍵の管理簿を毎日確認する"));
+}
+
 /// A demo account's session token.
 async fn demo_token(app: &TestApp, login: &str) -> String {
     let signed_in = app.sign_in(login, itaku::demo::DEMO_PASSWORD).await;
@@ -442,6 +512,7 @@ async fn the_demo_has_obligations_under_way_on_its_screens(backend: Backend) {
 
 on_both_backends!(
     the_demo_has_obligations_under_way_on_its_screens,
+    the_officer_records_an_inspection_report_whose_finding_becomes_a_follow_up,
     a_contractor_submits_the_attendance_record_with_its_list_and_the_officer_accepts_it,
     another_organisations_obligation_is_404_and_a_post_without_the_csrf_token_is_refused,
     the_record_form_shows_each_error_beside_its_field_and_stores_nothing,

@@ -253,7 +253,10 @@ fn status_label(lang: Lang, status: &str) -> String {
 }
 
 /// The order in which a record's fields are shown (as on the paper); others after them.
-const RECORD_ORDER: [&str; 12] = [
+const RECORD_ORDER: [&str; 16] = [
+    "finding",
+    "follow_up",
+    "period_end",
     "date",
     "signed_on",
     "new_period_end",
@@ -266,6 +269,7 @@ const RECORD_ORDER: [&str; 12] = [
     "description",
     "summary",
     "note",
+    "every_months",
 ];
 
 /// A record's stored fields as label/value rows.
@@ -429,6 +433,7 @@ async fn render(
             "file": o.record_filename.clone(),
             "file_href": format!("/api/v1/obligations/{}/file", o.id),
             "record": o.record.as_ref().map(|r| record_rows(lang, r)).unwrap_or_default(),
+            "asks": record_rows(lang, &o.detail),
             "submitted": o.submitted_at.map(|at| format!("{} {}", view::moment_label(lang, at), o.submitted_by.as_deref().map(who).unwrap_or_default())),
             "decided": o.decided_at.map(|at| format!("{} {}", view::moment_label(lang, at), o.decided_by.as_deref().map(who).unwrap_or_default())),
             "reminders": reminders,
