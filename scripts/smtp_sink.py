@@ -7,6 +7,9 @@ HTML parts and the raw message. Recipients at @refused.example are refused with 
 tests of permanent failures.
 
     python3 scripts/smtp_sink.py --port 2525 --dir /tmp/sink
+
+With --tls-cert and --tls-key (PEM) it offers STARTTLS with that certificate and refuses mail
+sent before it (the test of `mail.smtp_ca_file`).
 """
 import argparse
 import email
@@ -14,6 +17,7 @@ import email.policy
 import json
 import os
 import signal
+import ssl
 import threading
 import uuid
 
@@ -61,9 +65,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", required=True)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
-    controller = Controller(Sink(args.dir), hostname="127.0.0.1", port=args.port)
+    tls = {}
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        tls = {"tls_context": context, "require_starttls": True}
+    controller = Controller(Sink(args.dir), hostname="127.0.0.1", port=args.port, **tls)
     controller.start()
     print(f"smtp sink listening on 127.0.0.1:{args.port}, keeping messages in {args.dir}", flush=True)
     done = threading.Event()

@@ -400,6 +400,36 @@ mod tests {
     }
 
     #[test]
+    fn an_smtp_ca_file_that_is_unreadable_or_not_pem_is_refused_at_start() {
+        with_clean_env(|jail| {
+            jail.set_env("ITAKU_MAIL__SMTP_CA_FILE", "missing-ca.pem");
+            let error = load().expect_err("refused").to_string();
+            assert!(
+                error.contains("mail.smtp_ca_file") && error.contains("cannot read missing-ca.pem"),
+                "{error}"
+            );
+            Ok(())
+        });
+        with_clean_env(|jail| {
+            jail.create_file("ca.pem", "this is not a certificate\n")?;
+            jail.set_env("ITAKU_MAIL__SMTP_CA_FILE", "ca.pem");
+            let error = load().expect_err("refused").to_string();
+            assert!(
+                error.contains("mail.smtp_ca_file") && error.contains("holds no PEM certificate"),
+                "{error}"
+            );
+            Ok(())
+        });
+        with_clean_env(|jail| {
+            let broken = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+            jail.create_file("broken.pem", broken)?;
+            jail.set_env("ITAKU_MAIL__SMTP_CA_FILE", "broken.pem");
+            assert!(load().is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn urls_without_a_password_are_left_alone() {
         assert_eq!(
             redact_url_password("sqlite://./data/itaku.db?mode=rwc"),

@@ -265,7 +265,84 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoLogin>, DemoError> {
     .await?;
 
     chains(state, &id, now, today).await?;
+    obligations_under_way(state, &id, now, today).await?;
     Ok(logins)
+}
+
+/// The 年度's obligations, some of them under way, so that their screens and the calendar have
+/// something to show: 東京都国保連 submitted its training's attendance record to 目黒区 (two
+/// absentees; waiting for 目黒区's officer), and 目黒区 reported its inspection of 東京都国保連 with
+/// a finding whose follow-up is now 東京都国保連's obligation, due within the month.
+async fn obligations_under_way(
+    state: &AppState,
+    id: &impl Fn(&str) -> String,
+    at: chrono::DateTime<chrono::Utc>,
+    today: NaiveDate,
+) -> Result<(), DemoError> {
+    use crate::services::obligations::{self as ob, ObligationFilter, RecordFile, RecordInput};
+    let policy = &state.obligation_policy;
+    let mut calendar = crate::schedule::calendar::BusinessCalendar::new();
+    let now = Now { at, today };
+    ob::generate(&state.db, policy, &mut calendar, now)
+        .await
+        .map_err(|e| DemoError::Api(e.to_string()))?;
+    let kokuhoren = acting_as(state, &id("kokuhoren.staff"), today).await?;
+    let kokuhoren = Viewer::new(&kokuhoren.id, &kokuhoren.grants);
+    let officer = acting_as(state, &id("meguro.officer"), today).await?;
+    let officer = Viewer::new(&officer.id, &officer.grants);
+    let meguros = |kind: &'static str| {
+        let filter = ObligationFilter {
+            kind: Some(kind.to_owned()),
+            organisation: Some("tokyo_kokuhoren".to_owned()),
+            ..ObligationFilter::default()
+        };
+        let viewer = &kokuhoren;
+        async move {
+            let page = ob::list(&state.db, viewer, &filter, today).await?;
+            page.items
+                .into_iter()
+                .find(|o| o.municipality_id == "meguro")
+                .ok_or_else(|| DemoError::Api(format!("no {kind} obligation of 東京都国保連")))
+        }
+    };
+    let training = meguros(crate::domain::obligations::TRAINING).await?;
+    let attendance: RecordInput = serde_json::from_value(json!({ "record": {
+        "kind": "attendance", "date": today, "topic": "特定個人情報の適正な取扱いと漏えい時の報告",
+        "attendee_count": 18, "absent_count": 2 } }))
+    .map_err(|e| DemoError::Api(e.to_string()))?;
+    let list = RecordFile::inspect("受講者名簿.pdf", DEMO_PDF.to_vec(), DEMO_PDF.len())
+        .map_err(|(_, e)| DemoError::Api(format!("{e:?}")))?;
+    ob::submit(
+        &state.db,
+        policy,
+        &mut calendar,
+        &kokuhoren,
+        &training.id,
+        attendance,
+        Some(Ok(list)),
+        now,
+    )
+    .await?;
+    let inspection = meguros(crate::domain::obligations::INSPECTION).await?;
+    let report: RecordInput = serde_json::from_value(json!({ "record": {
+        "kind": "inspection", "date": today, "mode": "on_site",
+        "inspectors": ["目黒区 国保年金課 担当者", "目黒区 情報政策課 担当者"],
+        "findings": [
+            { "description": "入退室記録の確認が月1回にとどまっていた",
+              "follow_up": "入退室記録を週1回確認する手順に改め、その記録を報告する" },
+            { "description": "持出し媒体の管理簿は適切に運用されていた" } ] } }))
+    .map_err(|e| DemoError::Api(e.to_string()))?;
+    ob::record(
+        &state.db,
+        policy,
+        &mut calendar,
+        &officer,
+        &inspection.id,
+        report,
+        now,
+    )
+    .await?;
+    Ok(())
 }
 
 /// A minimal valid PDF, the file behind each demo evidence record.

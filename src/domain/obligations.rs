@@ -196,10 +196,14 @@ impl ObligationPolicy {
 
     /// The training due day of a 年度, moved to a business day.
     pub fn training_due(&self, calendar: &mut BusinessCalendar, fy: FiscalYear) -> NaiveDate {
+        calendar.on_or_before(self.training_day(fy))
+    }
+
+    /// The training due day of a 年度 as the policy declares it, before any move.
+    pub fn training_day(&self, fy: FiscalYear) -> NaiveDate {
         let (month, day) = parse_month_day(&self.training.due).unwrap_or((3, 31));
         let year = if month >= 4 { fy.year() } else { fy.year() + 1 };
-        let date = NaiveDate::from_ymd_opt(year, month, day).unwrap_or_else(|| fy.end());
-        calendar.on_or_before(date)
+        NaiveDate::from_ymd_opt(year, month, day).unwrap_or_else(|| fy.end())
     }
 
     /// Months between inspections of a node at `tier`, hosting the environment or not (0:

@@ -2,6 +2,7 @@
 
 use chrono::Duration;
 use lettre::message::Mailbox;
+use lettre::transport::smtp::client::Certificate;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -34,6 +35,9 @@ pub struct MailSettings {
     pub smtp_password: Option<SecretString>,
     /// How long one SMTP exchange may take.
     pub smtp_timeout_seconds: u64,
+    /// A PEM file of CA certificates trusted for the SMTP server besides the Mozilla roots
+    /// (a municipality's own CA on its closed network).
+    pub smtp_ca_file: Option<std::path::PathBuf>,
     /// The sender, `Name <address>` or `address`.
     pub from: String,
     /// How often the dispatcher looks for due messages; 0 disables it in this process.
@@ -53,6 +57,7 @@ impl Default for MailSettings {
             smtp_username: None,
             smtp_password: None,
             smtp_timeout_seconds: 30,
+            smtp_ca_file: None,
             from: "itaku <itaku@localhost>".to_owned(),
             dispatch_interval_seconds: 10,
             max_attempts: 10,
@@ -94,8 +99,29 @@ impl MailSettings {
         }
     }
 
+    /// The certificates of `smtp_ca_file`, if one is set: read, and refused unless the file
+    /// holds PEM certificates and nothing that fails to parse.
+    pub fn ca_certificate(&self) -> Result<Option<Certificate>, String> {
+        let Some(path) = &self.smtp_ca_file else {
+            return Ok(None);
+        };
+        let shown = path.display();
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let has_certificate = String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
+        let certificate = Certificate::from_pem(&pem)
+            .ok()
+            .filter(|_| has_certificate)
+            .ok_or_else(|| {
+                format!("{shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+            })?;
+        Ok(Some(certificate))
+    }
+
     /// What serde cannot check: `(setting, reason)` of the first problem.
     pub fn problem(&self) -> Option<(&'static str, String)> {
+        if let Err(reason) = self.ca_certificate() {
+            return Some(("mail.smtp_ca_file", reason));
+        }
         if let Err(reason) = self.sender() {
             return Some(("mail.from", reason));
         }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use secrecy::ExposeSecret as _;
 
@@ -43,12 +44,18 @@ impl MailTransport {
         let Some(host) = mail.host() else {
             return Ok(Self::Files(mail_dir.to_owned()));
         };
+        let tls = || {
+            let mut params = TlsParameters::builder(host.to_owned());
+            if let Some(certificate) = mail.ca_certificate()? {
+                params = params.add_root_certificate(certificate);
+            }
+            params.build().map_err(|e| format!("SMTP host {host}: {e}"))
+        };
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
         let builder = match mail.smtp_security {
-            SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                .map_err(|e| format!("SMTP host {host}: {e}"))?,
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
-                .map_err(|e| format!("SMTP host {host}: {e}"))?,
-            SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            SmtpSecurity::Starttls => builder.tls(Tls::Required(tls()?)),
+            SmtpSecurity::Tls => builder.tls(Tls::Wrapper(tls()?)),
+            SmtpSecurity::None => builder,
         };
         let mut builder = builder
             .port(mail.port())

@@ -341,6 +341,8 @@ pub struct EvidenceFilter {
     pub kind: Option<String>,
     /// Only records whose `valid_until` falls on or before this date.
     pub expiring_before: Option<NaiveDate>,
+    /// Only records whose `valid_until` falls on or after this date.
+    pub expiring_after: Option<NaiveDate>,
     pub page: Option<u64>,
     pub per_page: Option<u64>,
 }
@@ -421,6 +423,9 @@ pub async fn list(
     if let Some(d) = filter.expiring_before {
         q = q.filter(evidence_record::Column::ValidUntil.lte(d));
     }
+    if let Some(d) = filter.expiring_after {
+        q = q.filter(evidence_record::Column::ValidUntil.gte(d));
+    }
     let page = Page {
         page: filter.page,
         per_page: filter.per_page,
@@ -444,23 +449,32 @@ pub async fn expiring(
     days: u32,
 ) -> Result<Vec<EvidenceView>, ApiError> {
     let until = today + chrono::Days::new(u64::from(days));
+    expiring_between(db, viewer, organisation, (today, until), today).await
+}
+
+/// Evidence the viewer may see whose `valid_until` falls within `from..=to`, nearest first;
+/// revoked records are left out (the calendar).
+pub async fn expiring_between(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    organisation: Option<&str>,
+    (from, to): (NaiveDate, NaiveDate),
+    today: NaiveDate,
+) -> Result<Vec<EvidenceView>, ApiError> {
     let mut out = Vec::new();
     let mut number = 1;
     loop {
         let filter = EvidenceFilter {
             organisation: organisation.map(str::to_owned),
             kind: None,
-            expiring_before: Some(until),
+            expiring_before: Some(to),
+            expiring_after: Some(from),
             page: Some(number),
             per_page: Some(200),
         };
         let page = list(db, viewer, &filter, today).await?;
         let done = page.items.is_empty() || page.page * page.per_page >= page.total;
-        out.extend(
-            page.items
-                .into_iter()
-                .filter(|e| e.valid_until.is_some_and(|u| u >= today) && e.status != "revoked"),
-        );
+        out.extend(page.items.into_iter().filter(|e| e.status != "revoked"));
         if done {
             return Ok(out);
         }

@@ -430,7 +430,7 @@ struct MailRow<'a> {
     comment: Option<String>,
 }
 
-/// An outbox row about an obligation, linking to the inbox where the recipient acts on it.
+/// An outbox row about an obligation, linking to its screen, where the recipient acts on it.
 fn mail_row(
     o: &obligation::Model,
     m: MailRow<'_>,
@@ -446,7 +446,7 @@ fn mail_row(
         template: Set(Some(m.template.to_owned())),
         recipients: Set(Value::Array(m.recipients).to_string()),
         payload: Set(json!({
-            "path": "/inbox",
+            "path": format!("/obligations/{}", o.id),
             "event": { "comment": m.comment },
             "obligation": {
                 "id": o.id,
@@ -796,6 +796,191 @@ pub async fn get(
     Ok(views(db, vec![o], today).await?.remove(0))
 }
 
+/// The obligations the viewer may see due between `from` and `to` (both included), whatever
+/// their status, earliest first (the calendar).
+pub async fn due_between(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    from: NaiveDate,
+    to: NaiveDate,
+    today: NaiveDate,
+) -> Result<Vec<ObligationView>, DbErr> {
+    let rows = obligation::Entity::find()
+        .filter(visible_to(viewer))
+        .filter(obligation::Column::DueOn.between(from, to))
+        .order_by_asc(obligation::Column::DueOn)
+        .order_by_asc(obligation::Column::Id)
+        .all(db)
+        .await?;
+    views(db, rows, today).await
+}
+
+/// One change in an obligation's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub actor_id: String,
+    /// `attach_file`, `submit_record`, `accept`, `return`, `report_inspection`,
+    /// `record_renewal`.
+    pub event: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    /// The reason of a return, the note of a renewal.
+    pub comment: Option<String>,
+    pub details: Value,
+}
+
+/// A reminder stage written for an obligation, and what became of its mail.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReminderSent {
+    /// The policy's stage (`due`, `overdue`, `escalated`).
+    pub stage: String,
+    pub written_at: DateTime<Utc>,
+    /// `pending`, `sent` or `failed`.
+    pub mail_status: String,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<obligation_event::Model> for HistoryEntry {
+    fn from(e: obligation_event::Model) -> Self {
+        Self {
+            details: serde_json::from_str(&e.details).unwrap_or(Value::Null),
+            at: e.at,
+            actor_id: e.actor_id,
+            event: e.event,
+            from_status: e.from_status,
+            to_status: e.to_status,
+            comment: e.comment,
+        }
+    }
+}
+
+impl From<outbox_entity::Model> for ReminderSent {
+    /// The row of a stage, keyed `obligation:<id>:<stage>`.
+    fn from(r: outbox_entity::Model) -> Self {
+        let status = match r.status {
+            outbox_entity::OutboxStatus::Pending => "pending",
+            outbox_entity::OutboxStatus::Sent => "sent",
+            outbox_entity::OutboxStatus::Failed => "failed",
+        };
+        Self {
+            stage: r
+                .idempotency_key
+                .rsplit(':')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            written_at: r.created_at,
+            mail_status: status.to_owned(),
+            sent_at: r.sent_at,
+        }
+    }
+}
+
+/// An obligation with what its screen shows besides: where it belongs, its history, the
+/// reminders written and what the viewer may do.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObligationDetail {
+    pub obligation: ObligationView,
+    pub municipality_name: String,
+    pub item_title: String,
+    pub node_tier: i32,
+    /// The due day the policy declares, when it was moved to the business day before.
+    pub moved_from: Option<NaiveDate>,
+    /// The day of the next reminder stage, while one is to come.
+    pub next_reminder_on: Option<NaiveDate>,
+    /// Oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// Oldest first.
+    pub reminders: Vec<ReminderSent>,
+    /// The owner's contractor may submit the record (with its file) now.
+    pub may_submit: bool,
+    /// The root municipality's staff may record what closes it (an inspection, a renewal).
+    pub may_record: bool,
+    /// The root municipality's staff may accept or return the submitted record.
+    pub may_decide: bool,
+}
+
+/// The day the policy declares before a move to a business day: training's day of the 年度,
+/// an inspection's or compliance report's period end (the last part of its key).
+fn declared_due(policy: &ObligationPolicy, o: &obligation::Model) -> Option<NaiveDate> {
+    match o.kind.as_str() {
+        TRAINING => Some(policy.training_day(FiscalYear::new(o.fiscal_year))),
+        INSPECTION | COMPLIANCE_REPORT => o
+            .generation_key
+            .rsplit(':')
+            .next()
+            .and_then(|d| d.parse().ok()),
+        _ => None,
+    }
+}
+
+/// One obligation with its screen's details, if the viewer may see it.
+pub async fn detail(
+    db: &impl ConnectionTrait,
+    policy: &ObligationPolicy,
+    viewer: &Viewer,
+    id: &str,
+    today: NaiveDate,
+) -> Result<ObligationDetail, ApiError> {
+    let o = visible(db, viewer, id).await?;
+    let history = obligation_event::Entity::find()
+        .filter(obligation_event::Column::ObligationId.eq(id))
+        .order_by_asc(obligation_event::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(HistoryEntry::from)
+        .collect();
+    let keys: Vec<String> = policy
+        .reminders
+        .iter()
+        .map(|r| format!("obligation:{id}:{}", r.stage))
+        .collect();
+    let reminders: Vec<ReminderSent> = outbox_entity::Entity::find()
+        .filter(outbox_entity::Column::IdempotencyKey.is_in(keys))
+        .order_by_asc(outbox_entity::Column::CreatedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(ReminderSent::from)
+        .collect();
+    let item = consignment_item::Entity::find_by_id(o.item_id.as_str())
+        .one(db)
+        .await?;
+    let node = chain_node::Entity::find_by_id(o.node_id.as_str())
+        .one(db)
+        .await?;
+    let municipality_name = organisation_names(db, [o.municipality_id.clone()])
+        .await?
+        .remove(&o.municipality_id)
+        .unwrap_or_else(|| o.municipality_id.clone());
+    let municipality_records = o.kind == INSPECTION || o.kind == RENEWAL;
+    let outstanding = OUTSTANDING.contains(&o.status.as_str());
+    let moved_from = declared_due(policy, &o).filter(|d| *d != o.due_on);
+    Ok(ObligationDetail {
+        municipality_name,
+        item_title: item.map(|i| i.title).unwrap_or_default(),
+        node_tier: node.map_or(0, |n| n.tier),
+        moved_from,
+        next_reminder_on: if outstanding {
+            o.next_reminder_on
+        } else {
+            None
+        },
+        history,
+        reminders,
+        may_submit: !municipality_records
+            && outstanding
+            && viewer.is_contractor(&o.organisation_id),
+        may_record: municipality_records
+            && o.status != "closed"
+            && viewer.writes_for(&o.municipality_id),
+        may_decide: o.status == "submitted" && viewer.writes_for(&o.municipality_id),
+        obligation: get(db, viewer, id, today).await?,
+    })
+}
+
 // --- Closing ---------------------------------------------------------------------------------
 
 /// The record that closes an obligation.
@@ -998,19 +1183,63 @@ pub async fn attach(
     max_bytes: usize,
     now: Now,
 ) -> Result<ObligationView, ApiError> {
-    let kind = crate::domain::files::inspect(&bytes, max_bytes).map_err(|refusal| {
-        let code = match refusal {
-            crate::domain::files::FileRefusal::TooLarge { .. } => ErrorCode::PayloadTooLarge,
-            _ => ErrorCode::UnsupportedFileType,
-        };
-        ApiError::new(code).with_details(vec![refusal.field_error("file")])
-    })?;
+    let file = RecordFile::inspect(filename, bytes, max_bytes)
+        .map_err(|(code, error)| ApiError::new(code).with_details(vec![error]))?;
     let txn = db.begin().await?;
     let o = visible(&txn, viewer, id).await?;
     owner_may_act(viewer, &o)?;
+    attach_in(&txn, viewer, &o, file, now).await?;
+    let out = get(&txn, viewer, id, now.today).await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// A record's file, its content checked: PDF, PNG or JPEG, within the upload limit.
+pub struct RecordFile {
+    filename: String,
+    bytes: Vec<u8>,
+    kind: crate::domain::files::MediaType,
+}
+
+impl RecordFile {
+    /// Checks an upload's content; a refusal is its error code and the `file` field's reason.
+    pub fn inspect(
+        filename: &str,
+        bytes: Vec<u8>,
+        max_bytes: usize,
+    ) -> Result<Self, (ErrorCode, FieldError)> {
+        match crate::domain::files::inspect(&bytes, max_bytes) {
+            Ok(kind) => Ok(Self {
+                filename: filename.to_owned(),
+                bytes,
+                kind,
+            }),
+            Err(refusal) => {
+                let code = match refusal {
+                    crate::domain::files::FileRefusal::TooLarge { .. } => {
+                        ErrorCode::PayloadTooLarge
+                    }
+                    _ => ErrorCode::UnsupportedFileType,
+                };
+                Err((code, refusal.field_error("file")))
+            }
+        }
+    }
+}
+
+/// Stores the file and attaches it to `o` (read in `txn`, the owner allowed to act), with its
+/// history row; returns the obligation as changed.
+async fn attach_in(
+    txn: &impl ConnectionTrait,
+    viewer: &Viewer,
+    o: &obligation::Model,
+    file: RecordFile,
+    now: Now,
+) -> Result<obligation::Model, ApiError> {
     let sha =
-        crate::services::evidence::store_file(&txn, bytes, kind, to_db_precision(now.at)).await?;
-    let shown = crate::domain::files::safe_display_filename(filename, kind);
+        crate::services::evidence::store_file(txn, file.bytes, file.kind, to_db_precision(now.at))
+            .await?;
+    let shown = crate::domain::files::safe_display_filename(&file.filename, file.kind);
     let update = obligation::Entity::update_many()
         .col_expr(obligation::Column::RecordFile, Expr::value(sha.clone()))
         .col_expr(
@@ -1023,10 +1252,8 @@ pub async fn attach(
         comment: None,
         details: json!({ "sha256": sha, "filename": shown }),
     };
-    apply(&txn, &o, viewer, change, update, now.at).await?;
-    let out = get(&txn, viewer, id, now.today).await?;
-    txn.commit().await?;
-    Ok(out)
+    apply(txn, o, viewer, change, update, now.at).await?;
+    visible(txn, viewer, &o.id).await
 }
 
 /// A file of an obligation the viewer may see.
@@ -1073,84 +1300,35 @@ pub async fn record(
     input: RecordInput,
     now: Now,
 ) -> Result<ObligationView, ApiError> {
-    let mut errors = validation::no_individual_numbers(&input);
-    let wanted = match &input.record {
-        ClosingRecord::Attendance(r) => {
-            errors.extend(prefixed(validation::errors_of(r)));
-            TRAINING
-        }
-        ClosingRecord::Inspection(r) => {
-            errors.extend(prefixed(validation::errors_of(r)));
-            if r.inspectors.iter().any(|i| i.trim().is_empty()) {
-                errors.push(FieldError::new(
-                    "record.inspectors",
-                    "調査員の氏名を入力してください。",
-                    "Name every inspector.",
-                ));
-            }
-            INSPECTION
-        }
-        ClosingRecord::CorrectiveAction(r) => {
-            errors.extend(prefixed(validation::errors_of(r)));
-            INSPECTION_FOLLOWUP
-        }
-        ClosingRecord::Renewal(r) => {
-            errors.extend(prefixed(validation::errors_of(r)));
-            RENEWAL
-        }
-        ClosingRecord::ComplianceReport(r) => {
-            errors.extend(prefixed(validation::errors_of(r)));
-            COMPLIANCE_REPORT
-        }
+    submit(db, policy, calendar, viewer, id, input, None, now).await
+}
+
+/// [`record`], with the owner's file uploaded beside it (the screen's one form): the file is
+/// checked with the record's fields, every problem named at once, and attached in the
+/// record's transaction, so a refusal stores nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn submit(
+    db: &DatabaseConnection,
+    policy: &ObligationPolicy,
+    calendar: &mut BusinessCalendar,
+    viewer: &Viewer,
+    id: &str,
+    input: RecordInput,
+    file: Option<Result<RecordFile, (ErrorCode, FieldError)>>,
+    now: Now,
+) -> Result<ObligationView, ApiError> {
+    let (file, refused) = match file {
+        Some(Ok(f)) => (Some(f), None),
+        Some(Err((_, error))) => (None, Some(error)),
+        None => (None, None),
     };
-    let record_date = match &input.record {
-        ClosingRecord::Attendance(r) => r.date,
-        ClosingRecord::Inspection(r) => r.date,
-        ClosingRecord::CorrectiveAction(r) => r.date,
-        ClosingRecord::Renewal(r) => r.signed_on,
-        ClosingRecord::ComplianceReport(r) => r.date,
-    };
-    if record_date > now.today {
-        let field = match &input.record {
-            ClosingRecord::Renewal(_) => "record.signed_on",
-            _ => "record.date",
-        };
-        errors.push(FieldError::new(
-            field,
-            "未来の日付は指定できません。",
-            "The date cannot be in the future.",
-        ));
-    }
     let txn = db.begin().await?;
-    let o = visible(&txn, viewer, id).await?;
-    let fits = o.kind == wanted || (o.kind == TRAINING_FOLLOWUP && wanted == TRAINING);
-    if !fits {
-        errors.push(FieldError::new(
-            "record.kind",
-            "この義務の種類には使えない記録です。",
-            "This kind of record does not close this kind of obligation.",
-        ));
-    }
-    let renewal = match (&input.record, fits) {
-        (ClosingRecord::Renewal(r), true) => {
-            let node = node_of(&txn, &o).await?;
-            if r.new_period_end <= node.period_end {
-                errors.push(FieldError::new(
-                    "record.new_period_end",
-                    format!(
-                        "更新後の期間の末日は現在の末日({})より後の日付にしてください。",
-                        node.period_end
-                    ),
-                    format!(
-                        "The new period end must be after the current one ({}).",
-                        node.period_end
-                    ),
-                ));
-            }
-            Some((r.clone(), node))
-        }
-        _ => None,
+    let mut o = visible(&txn, viewer, id).await?;
+    let upload = RecordUpload {
+        given: file.is_some(),
+        refused,
     };
+    let (errors, renewal) = record_errors(&txn, viewer, &o, &input, upload, now.today).await?;
     validation::finish(errors)?;
     let mut record = serde_json::to_value(&input.record).unwrap_or(Value::Null);
     let at = to_db_precision(now.at);
@@ -1236,19 +1414,8 @@ pub async fn record(
     } else {
         owner_may_act(viewer, &o)?;
         check_version(&o, input.version)?;
-        if matches!(input.record, ClosingRecord::Attendance(_)) && o.record_file.is_none() {
-            return Err(ApiError::invalid_field(
-                "file",
-                "受講者名簿のファイルを先に登録してください。",
-                "Attach the attendance list file first.",
-            ));
-        }
-        if matches!(input.record, ClosingRecord::ComplianceReport(_)) && o.record_file.is_none() {
-            return Err(ApiError::invalid_field(
-                "file",
-                "遵守状況報告書のファイルを先に登録してください。",
-                "Attach the compliance report file first.",
-            ));
+        if let Some(file) = file {
+            o = attach_in(&txn, viewer, &o, file, now).await?;
         }
         let update = obligation::Entity::update_many()
             .col_expr(obligation::Column::Record, Expr::value(record.to_string()))
@@ -1269,6 +1436,156 @@ pub async fn record(
     let out = get(&txn, viewer, id, now.today).await?;
     txn.commit().await?;
     Ok(out)
+}
+
+/// What the form says of the record's file.
+#[derive(Debug, Default)]
+pub struct RecordUpload {
+    /// A file came with the record and passed its checks.
+    pub given: bool,
+    /// The file came and was refused, with the reason.
+    pub refused: Option<FieldError>,
+}
+
+/// Every problem of `input` as the record of `o`, before anything is written; with the node
+/// of a renewal.
+async fn record_errors(
+    conn: &impl ConnectionTrait,
+    viewer: &Viewer,
+    o: &obligation::Model,
+    input: &RecordInput,
+    upload: RecordUpload,
+    today: NaiveDate,
+) -> Result<(Vec<FieldError>, Option<(RenewalRecord, chain_node::Model)>), ApiError> {
+    let mut errors = validation::no_individual_numbers(input);
+    errors.extend(upload.refused.clone());
+    let wanted = match &input.record {
+        ClosingRecord::Attendance(r) => {
+            errors.extend(prefixed(validation::errors_of(r)));
+            TRAINING
+        }
+        ClosingRecord::Inspection(r) => {
+            errors.extend(prefixed(validation::errors_of(r)));
+            if r.inspectors.iter().any(|i| i.trim().is_empty()) {
+                errors.push(FieldError::new(
+                    "record.inspectors",
+                    "調査員の氏名を入力してください。",
+                    "Name every inspector.",
+                ));
+            }
+            INSPECTION
+        }
+        ClosingRecord::CorrectiveAction(r) => {
+            errors.extend(prefixed(validation::errors_of(r)));
+            INSPECTION_FOLLOWUP
+        }
+        ClosingRecord::Renewal(r) => {
+            errors.extend(prefixed(validation::errors_of(r)));
+            RENEWAL
+        }
+        ClosingRecord::ComplianceReport(r) => {
+            errors.extend(prefixed(validation::errors_of(r)));
+            COMPLIANCE_REPORT
+        }
+    };
+    let record_date = match &input.record {
+        ClosingRecord::Attendance(r) => r.date,
+        ClosingRecord::Inspection(r) => r.date,
+        ClosingRecord::CorrectiveAction(r) => r.date,
+        ClosingRecord::Renewal(r) => r.signed_on,
+        ClosingRecord::ComplianceReport(r) => r.date,
+    };
+    if record_date > today {
+        let field = match &input.record {
+            ClosingRecord::Renewal(_) => "record.signed_on",
+            _ => "record.date",
+        };
+        errors.push(FieldError::new(
+            field,
+            "未来の日付は指定できません。",
+            "The date cannot be in the future.",
+        ));
+    }
+    let owner_records = o.kind != INSPECTION && o.kind != RENEWAL;
+    let needs_file = matches!(
+        input.record,
+        ClosingRecord::Attendance(_) | ClosingRecord::ComplianceReport(_)
+    );
+    if owner_records
+        && needs_file
+        && viewer.is_contractor(&o.organisation_id)
+        && o.record_file.is_none()
+        && !upload.given
+        && upload.refused.is_none()
+    {
+        errors.push(file_first(&input.record));
+    }
+    if !owner_records && upload.given {
+        errors.push(FieldError::new(
+            "file",
+            "この記録にはファイルを添付できません。",
+            "This record takes no file.",
+        ));
+    }
+    let fits = o.kind == wanted || (o.kind == TRAINING_FOLLOWUP && wanted == TRAINING);
+    if !fits {
+        errors.push(FieldError::new(
+            "record.kind",
+            "この義務の種類には使えない記録です。",
+            "This kind of record does not close this kind of obligation.",
+        ));
+    }
+    let renewal = match (&input.record, fits) {
+        (ClosingRecord::Renewal(r), true) => {
+            let node = node_of(conn, o).await?;
+            if r.new_period_end <= node.period_end {
+                errors.push(FieldError::new(
+                    "record.new_period_end",
+                    format!(
+                        "更新後の期間の末日は現在の末日({})より後の日付にしてください。",
+                        node.period_end
+                    ),
+                    format!(
+                        "The new period end must be after the current one ({}).",
+                        node.period_end
+                    ),
+                ));
+            }
+            Some((r.clone(), node))
+        }
+        _ => None,
+    };
+    Ok((errors, renewal))
+}
+
+/// Every problem of a record the screen's form would submit, without writing anything (so a
+/// form that did not parse everywhere still shows the services' other reasons).
+pub async fn check_record(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: &str,
+    input: &RecordInput,
+    upload: RecordUpload,
+    today: NaiveDate,
+) -> Result<Vec<FieldError>, ApiError> {
+    let o = visible(db, viewer, id).await?;
+    Ok(record_errors(db, viewer, &o, input, upload, today).await?.0)
+}
+
+/// The record needs its file (the attendance list, the compliance report) first.
+fn file_first(record: &ClosingRecord) -> FieldError {
+    match record {
+        ClosingRecord::ComplianceReport(_) => FieldError::new(
+            "file",
+            "遵守状況報告書のファイルを先に登録してください。",
+            "Attach the compliance report file first.",
+        ),
+        _ => FieldError::new(
+            "file",
+            "受講者名簿のファイルを先に登録してください。",
+            "Attach the attendance list file first.",
+        ),
+    }
 }
 
 /// The root municipality's officers (chiefs, managers) record what closes an inspection or a

@@ -351,6 +351,71 @@ async fn a_contractor_uploads_evidence_and_submits_an_application_and_the_office
 }
 
 #[tokio::test]
+async fn a_contractor_opens_its_overdue_training_from_the_calendar_records_it_and_the_officer_accepts_it(
+) {
+    let (app, _cast) = crate::ui_obligations::after_the_training_was_due(Backend::Sqlite).await;
+    let training = crate::ui_obligations::training_of(&app, KOKUHOREN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("attendance-list.pdf");
+    std::fs::write(&list, crate::ui_screens::PDF).unwrap();
+    let browser = Browser::open(&app).await;
+
+    // The contractor finds the overdue training in March's calendar, marked in words.
+    browser.sign_in("kokuhoren").await;
+    browser.click("header nav a[href='/calendar']").await;
+    assert!(browser.text("#month .today").await.contains("今日"));
+    browser.click("#prev-month").await;
+    let day = browser.text("#day-2027-03-31").await;
+    assert!(
+        day.contains("【期限超過】") && day.contains("研修の実施と受講記録の提出"),
+        "{day}"
+    );
+    browser.screenshot("calendar").await;
+    browser
+        .click(&format!(
+            "#day-2027-03-31 a[href='/obligations/{}']",
+            training.id
+        ))
+        .await;
+
+    // It records the training with the attendance list.
+    assert!(browser.text("#due").await.contains("【期限超過】"));
+    browser.set_date("#f-date", "2027-03-25").await;
+    browser
+        .type_into("#f-topic", "特定個人情報の適正な取扱い")
+        .await;
+    browser.type_into("#f-attendee_count", "12").await;
+    browser.type_into("#f-file", list.to_str().unwrap()).await;
+    browser.screenshot("obligation-form").await;
+    browser.click("#submit-record").await;
+    assert!(!browser.text("#done").await.is_empty(), "submitted");
+    assert_eq!(browser.text("#status").await, "確認待ち");
+    assert_eq!(browser.text("#record-file").await, "attendance-list.pdf");
+    browser.sign_out().await;
+
+    // The officer opens it from the inbox and accepts it.
+    browser.sign_in("meguro_officer").await;
+    browser.go("/inbox").await;
+    browser
+        .click(&format!(
+            "#obligations a[href='/obligations/{}']",
+            training.id
+        ))
+        .await;
+    browser.screenshot("obligation-decision").await;
+    browser.click("#accept").await;
+    assert!(!browser.text("#done").await.is_empty(), "accepted");
+    assert_eq!(browser.text("#status").await, "完了");
+    let history = browser.text("#history").await;
+    assert!(
+        history.contains("記録の提出") && history.contains("受理"),
+        "{history}"
+    );
+    browser.screenshot("obligation-accepted").await;
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn the_manager_returns_to_the_officer_and_a_deputy_decides_for_the_absent_manager() {
     let app = spawn_app(Backend::Sqlite).await;
     let cast = Cast::create(&app).await;

@@ -764,7 +764,7 @@ async fn obligation_mail(app: &TestApp, id: &str, event: &str) -> outbox::Model 
 }
 
 /// A submitted record reaches the root municipality's officer and its return the contractor,
-/// through the real SMTP server, Japanese first, with a link that opens the inbox listing it.
+/// through the real SMTP server, Japanese first, with a link that opens the obligation's screen.
 async fn obligation_records_submitted_and_returned_are_mailed_to_who_acts_next(backend: Backend) {
     use crate::helpers::day;
     let sink = SmtpSink::get();
@@ -825,7 +825,7 @@ async fn obligation_records_submitted_and_returned_are_mailed_to_who_acts_next(b
 
     let d = dispatcher(&app, |s| s.public_url = Some(app.address.clone()));
     drain(&d, app.now()).await;
-    let link = format!("{}/inbox", app.address);
+    let link = format!("{}/obligations/{id}", app.address);
 
     let row = obligation_mail(&app, &id, "submitted").await;
     let mail = sink.wait_for(&row.id).await;
@@ -860,17 +860,24 @@ async fn obligation_records_submitted_and_returned_are_mailed_to_who_acts_next(b
         "{text}"
     );
     assert_eq!(sink.received(&row.id).len(), 1, "sent once");
-    // The link opens the contractor's inbox, which lists the returned follow-up.
-    let inbox = app
+    // The link opens the follow-up's screen for the contractor: returned, with the reason and
+    // the form to correct it.
+    let screen = app
         .client
         .get(&link)
         .header("Cookie", format!("itaku_token={}", cast.kokuhoren.token))
         .send()
         .await
-        .expect("the inbox");
-    assert_eq!(inbox.status(), 200);
-    let page = inbox.text().await.expect("a page");
+        .expect("the obligation's screen");
+    assert_eq!(screen.status(), 200);
+    let page = screen.text().await.expect("a page");
     assert!(page.contains("立入調査の指摘事項への対応"), "{page}");
+    assert!(page.contains(r#"data-status="returned""#), "{page}");
+    assert!(page.contains("確認者の氏名を記載してください。"), "{page}");
+    assert!(
+        page.contains(&format!(r#"action="/obligations/{id}/record""#)),
+        "{page}"
+    );
 }
 
 /// A user who takes the daily digest (set through the API) gets the day's messages in one
@@ -1000,8 +1007,198 @@ async fn a_digest_user_gets_one_daily_digest_listing_what_they_would_have_receiv
 }
 
 // Multi-threaded: the dispatchers and schedulers race for real.
+/// Runs `openssl` with `args` in `dir`; it must succeed.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (apt-get install -y openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA (`ca.pem`) and a server certificate for 127.0.0.1 it signed (`server.pem`,
+/// `server.key`), in `dir`.
+fn private_ca(dir: &std::path::Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=itaku test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("extensions written");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
+/// `scripts/smtp_sink.py` with STARTTLS required, stopped when dropped.
+struct TlsSink {
+    child: std::process::Child,
+    sink: SmtpSink,
+}
+
+impl TlsSink {
+    async fn start(certs: &std::path::Path) -> Self {
+        let port = closed_port();
+        let dir = certs.join("received");
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/smtp_sink.py"))
+            .args(["--port", &port.to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--tls-cert")
+            .arg(certs.join("server.pem"))
+            .arg("--tls-key")
+            .arg(certs.join("server.key"))
+            .spawn()
+            .expect("the SMTP sink starts (pip install aiosmtpd)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self {
+                    child,
+                    sink: SmtpSink { port, dir },
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the STARTTLS sink does not answer on 127.0.0.1:{port}");
+    }
+}
+
+impl Drop for TlsSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn a_starttls_server_trusted_only_through_the_ca_file_receives_the_mail(backend: Backend) {
+    let certs = tempfile::tempdir().expect("a folder");
+    private_ca(certs.path());
+    let server = TlsSink::start(certs.path()).await;
+    let app = spawn_app_with(backend, Clock::System, |s| {
+        s.mail.dispatch_interval_seconds = 0;
+    })
+    .await;
+    let cast = Cast::create(&app).await;
+    let submitted = cast.submitted_tier2(&app).await;
+    let row = mail_row(&app, id_of(&submitted), "application_submitted").await;
+    let starttls = |s: &mut Settings| {
+        s.mail.smtp_host = Some("127.0.0.1".to_owned());
+        s.mail.smtp_port = Some(server.sink.port);
+        s.mail.smtp_security = SmtpSecurity::Starttls;
+    };
+
+    // Without the CA file the server's certificate is not trusted: nothing is delivered.
+    let untrusted = dispatcher(&app, starttls);
+    let t0 = row.next_attempt_at;
+    let first = drain(&untrusted, t0).await;
+    assert!(
+        matches!(first.first(), Some(Recorded::Retry(_))),
+        "{first:?}"
+    );
+    let refused = reload(&app, &row.id).await;
+    assert!(
+        refused
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("certificate") || e.contains("UnknownIssuer")),
+        "{refused:?}"
+    );
+    assert!(server.sink.received(&row.id).is_empty());
+
+    // With it, the message goes over STARTTLS and arrives once.
+    let trusted = dispatcher(&app, |s| {
+        starttls(s);
+        s.mail.smtp_ca_file = Some(certs.path().join("ca.pem"));
+    });
+    let later = t0 + chrono::Duration::days(1);
+    let sent = drain(&trusted, later).await;
+    assert!(sent.contains(&Recorded::Sent), "{sent:?}");
+    let mail = server.sink.wait_for(&row.id).await;
+    assert_eq!(mail["rcpt_tos"], json!(["meguro_officer@example.lg.jp"]));
+    assert_eq!(reload(&app, &row.id).await.status, OutboxStatus::Sent);
+    assert_eq!(server.sink.received(&row.id).len(), 1);
+
+    // A CA file that is not PEM is refused before anything is sent.
+    std::fs::write(certs.path().join("bad.pem"), "not a certificate").expect("written");
+    let mut settings = app.settings.clone();
+    starttls(&mut settings);
+    settings.mail.smtp_ca_file = Some(certs.path().join("bad.pem"));
+    let error = Dispatcher::new(
+        app.db.clone(),
+        app.state.workflows.clone(),
+        &settings.mail,
+        &settings.mail_dir,
+        &settings.public_url(),
+    )
+    .expect_err("refused")
+    .to_string();
+    assert!(error.contains("mail.smtp_ca_file"), "{error}");
+}
+
 crate::on_both_backends!(
     multi_thread: a_submitted_application_is_mailed_to_the_officer_with_both_parts_and_the_link,
+    a_starttls_server_trusted_only_through_the_ca_file_receives_the_mail,
     an_unreachable_server_is_retried_with_back_off_then_fails_and_an_admin_retries_it,
     a_refused_recipient_fails_at_once_without_retries,
     without_an_smtp_server_each_message_is_an_eml_file_named_by_its_row,

@@ -17,7 +17,8 @@ use crate::helpers::{
     assert_api_error, day, spawn_app_with, Backend, Cast, TestApp, CHUOKAI, KOKUHOREN, MEGURO,
 };
 
-fn jst(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+/// 09:00 in Japan on the day.
+pub fn jst(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     itaku::clock::jst()
         .with_ymd_and_hms(y, m, d, 9, 0, 0)
         .single()
@@ -253,7 +254,10 @@ async fn obligations_are_generated_once_per_node_and_year_on_business_days(backe
     .unwrap();
     assert_eq!(prepared.addresses, ["meguro_manager@example.lg.jp"]);
     assert_eq!(prepared.data["obligation"]["due"], "2029-03-30");
-    assert_eq!(prepared.data["link"], "https://itaku.example.lg.jp/inbox");
+    assert_eq!(
+        prepared.data["link"],
+        format!("https://itaku.example.lg.jp/obligations/{}", first[0].id)
+    );
 }
 
 /// Two schedulers (the server's and a cron job's, on their own connections) run the same

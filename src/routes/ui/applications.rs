@@ -137,6 +137,7 @@ async fn obligation_rows(
         .into_iter()
         .map(|o| {
             json!({
+                "id": o.id,
                 "title": view::text_of(lang, serde_json::to_value(&o.title).ok().as_ref()),
                 "owner": o.organisation_name,
                 "due": view::day_label(lang, o.due_on),
@@ -147,13 +148,6 @@ async fn obligation_rows(
         .collect())
 }
 
-/// Query of the detail page.
-#[derive(Debug, Deserialize)]
-pub struct DetailQuery {
-    #[serde(default)]
-    done: Option<String>,
-}
-
 /// `GET /applications/{id}`.
 pub async fn detail(
     state: web::Data<AppState>,
@@ -161,7 +155,7 @@ pub async fn detail(
     request_id: RequestId,
     user: UiUser,
     id: web::Path<String>,
-    q: web::Query<DetailQuery>,
+    q: web::Query<super::DoneQuery>,
 ) -> Result<HttpResponse, UiError> {
     let outcome = if q.done.is_some() {
         Outcome::Done

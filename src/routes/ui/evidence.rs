@@ -523,20 +523,13 @@ async fn library_page(
     Ok(csrf.apply(html(status, body)))
 }
 
-/// Query of the library page.
-#[derive(Debug, Deserialize)]
-pub struct LibraryQuery {
-    #[serde(default)]
-    done: Option<String>,
-}
-
 /// `GET /organisations/{id}/evidence`.
 pub async fn library(
     state: web::Data<AppState>,
     request: HttpRequest,
     user: UiUser,
     org: web::Path<String>,
-    q: web::Query<LibraryQuery>,
+    q: web::Query<super::DoneQuery>,
 ) -> Result<HttpResponse, UiError> {
     library_page(
         &state,
@@ -689,15 +682,7 @@ pub async fn create(
     let mut errors = reader.errors.clone();
     let unparsed = reader.unparsed.clone();
     if parts.too_large {
-        let e = too_large(&state);
-        let spec = e.code().spec();
-        errors.add(
-            "file",
-            crate::error::Msg::new(
-                format!("{}（上限 {} MB）", spec.ja, state.settings.max_upload_mb),
-                format!("{} (at most {} MB)", spec.en, state.settings.max_upload_mb),
-            ),
-        );
+        errors.add("file", form::too_large_msg(&state));
     }
     let input = match serde_json::from_value::<EvidenceFields>(fields) {
         Ok(fields) => EvidenceInput {
@@ -739,13 +724,7 @@ pub async fn create(
         }
         refusal
     };
-    errors.extend(
-        &refusal
-            .into_iter()
-            .filter(|e| !unparsed.contains(&form_field(kind, &e.field)))
-            .collect::<Vec<_>>(),
-        |path| form_field(kind, path),
-    );
+    errors.extend_parsed(refusal, &unparsed, |path| form_field(kind, path));
     form_page(
         &state,
         &request,

@@ -42,6 +42,16 @@ pub async fn read_checked(
     })
 }
 
+/// The `file` field's reason when a file was over `max_upload_mb`.
+pub fn too_large_msg(state: &crate::startup::AppState) -> Msg {
+    let spec = crate::routes::api::evidence::too_large(state).code().spec();
+    let max_mb = state.settings.max_upload_mb;
+    Msg::new(
+        format!("{}（上限 {max_mb} MB）", spec.ja),
+        format!("{} (at most {max_mb} MB)", spec.en),
+    )
+}
+
 /// The values of a posted form, by field name (a checkbox group has several).
 #[derive(Debug, Default, Clone)]
 pub struct Values(BTreeMap<String, Vec<String>>);
@@ -114,6 +124,22 @@ impl Errors {
     pub fn extend(&mut self, errors: &[FieldError], to_field: impl Fn(&str) -> String) {
         for e in errors {
             self.add(to_field(&e.field), e.reason.clone());
+        }
+    }
+
+    /// [`Self::extend`], leaving out the errors of fields that did not parse (their own error
+    /// says enough).
+    pub fn extend_parsed(
+        &mut self,
+        errors: Vec<FieldError>,
+        unparsed: &[String],
+        to_field: impl Fn(&str) -> String,
+    ) {
+        for e in errors {
+            let field = to_field(&e.field);
+            if !unparsed.contains(&field) {
+                self.add(field, e.reason);
+            }
         }
     }
 

@@ -8,10 +8,12 @@
 mod admin;
 mod application_form;
 mod applications;
+mod calendar;
 mod evidence;
 mod form;
 mod ismap;
 mod items;
+mod obligations;
 mod portal;
 mod session;
 mod settings;
@@ -128,6 +130,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/evidence/{id}/files", web::post().to(evidence::attach))
             .route("/evidence/{id}/verify", web::post().to(evidence::verify))
             .route("/evidence/{id}/revoke", web::post().to(evidence::revoke))
+            .route("/calendar", web::get().to(calendar::month))
+            .route("/obligations/{id}", web::get().to(obligations::detail))
+            .route(
+                "/obligations/{id}/record",
+                web::post().to(obligations::record),
+            )
+            .route(
+                "/obligations/{id}/{decision}",
+                web::post().to(obligations::decision),
+            )
             .route("/items", web::get().to(items::list))
             .route("/items/{id}", web::get().to(items::chain)),
     );
@@ -167,6 +179,13 @@ async fn asset(file: web::Path<String>) -> Result<HttpResponse, UiError> {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(body))
+}
+
+/// The query of a page that may say what was just done (`?done=…`).
+#[derive(Debug, serde::Deserialize)]
+pub struct DoneQuery {
+    #[serde(default)]
+    pub done: Option<String>,
 }
 
 /// A `303 See Other` to `location`.

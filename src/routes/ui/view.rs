@@ -108,6 +108,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "settings",
         include_str!("../../../frontend/templates/settings.hbs"),
     ),
+    (
+        "obligation",
+        include_str!("../../../frontend/templates/obligation.hbs"),
+    ),
+    (
+        "calendar",
+        include_str!("../../../frontend/templates/calendar.hbs"),
+    ),
 ];
 
 /// The message catalogues, embedded in the binary.
