@@ -13,6 +13,7 @@ mod m20261127_000001_change_history;
 mod m20261127_000002_ismap_and_charts;
 mod m20261127_000003_mail_preferences;
 mod m20261127_000004_ui;
+mod m20261128_000201_assessment_withdrawal;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_ismap_and_charts::Migration),
             Box::new(m20261127_000003_mail_preferences::Migration),
             Box::new(m20261127_000004_ui::Migration),
+            Box::new(m20261128_000201_assessment_withdrawal::Migration),
         ]
     }
 }

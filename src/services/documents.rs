@@ -13,7 +13,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use validator::Validate;
 
 use crate::documents::pia::{self, PermittedNode, PiaFormat, PiaHead, PiaItem, PiaRenderer};
@@ -32,6 +32,9 @@ use crate::workflow::registry::Unmet;
 
 /// The audit event of recording an assessment in the permission instance's chain.
 pub const ASSESSMENT_EVENT: &str = "record_assessment";
+
+/// The audit event of withdrawing an assessment recorded by mistake.
+pub const WITHDRAWAL_EVENT: &str = "withdraw_assessment";
 
 /// A node below tier 1 as the consignment section names it (⑥再委託事項).
 pub(crate) fn section_node(
@@ -801,18 +804,41 @@ pub async fn unassessed_changes(
         return Ok(Vec::new());
     }
     // An assessment covers the changes it was recorded for: an application corrected after it
-    // (差戻し) may make another one, which then needs its own.
-    let assessed: Vec<ChangeItem> = pia_assessment::Entity::find()
+    // (差戻し) may make another one, which then needs its own. A withdrawn one covers nothing,
+    // and the refusal names the withdrawal.
+    let recorded = pia_assessment::Entity::find()
         .filter(pia_assessment::Column::NodeId.eq(node_id))
+        .order_by_desc(pia_assessment::Column::RecordedAt)
+        .order_by_desc(pia_assessment::Column::Id)
         .all(db)
-        .await?
-        .iter()
-        .flat_map(|a| serde_json::from_str::<Vec<ChangeItem>>(&a.items).unwrap_or_default())
-        .collect();
+        .await?;
+    let covers = |a: &pia_assessment::Model, c: &ChangeItem| {
+        serde_json::from_str::<Vec<ChangeItem>>(&a.items)
+            .unwrap_or_default()
+            .contains(c)
+    };
     Ok(changes
         .into_iter()
-        .filter(|c| !assessed.contains(c))
-        .map(|c| significant::not_assessed(c, &item.pia_file, node_id))
+        .filter(|c| {
+            !recorded
+                .iter()
+                .any(|a| a.withdrawn_at.is_none() && covers(a, c))
+        })
+        .map(|c| {
+            let unmet = significant::not_assessed(c, &item.pia_file, node_id);
+            match recorded
+                .iter()
+                .find(|a| a.withdrawn_at.is_some() && covers(a, &c))
+            {
+                Some(a) => significant::withdrawn(
+                    unmet,
+                    &a.id,
+                    a.assessed_on,
+                    a.withdrawal_reason.as_deref().unwrap_or_default(),
+                ),
+                None => unmet,
+            }
+        })
         .collect())
 }
 
@@ -854,6 +880,12 @@ pub struct AssessmentView {
     pub audit_seq: i64,
     pub recorded_by: String,
     pub recorded_at: DateTime<Utc>,
+    /// Set when it was withdrawn (recorded by mistake): it then covers no change.
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    pub withdrawn_by: Option<String>,
+    pub withdrawal_reason: Option<String>,
+    /// The withdrawal's seq in the permission instance's audit trail.
+    pub withdrawal_audit_seq: Option<i64>,
 }
 
 impl From<pia_assessment::Model> for AssessmentView {
@@ -870,6 +902,10 @@ impl From<pia_assessment::Model> for AssessmentView {
             audit_seq: m.audit_seq,
             recorded_by: m.recorded_by,
             recorded_at: m.recorded_at,
+            withdrawn_at: m.withdrawn_at,
+            withdrawn_by: m.withdrawn_by,
+            withdrawal_reason: m.withdrawal_reason,
+            withdrawal_audit_seq: m.withdrawal_audit_seq,
         }
     }
 }
@@ -952,9 +988,104 @@ pub async fn record_assessment(
         audit_seq: Set(seq),
         recorded_by: Set(viewer.user_id.clone()),
         recorded_at: Set(now),
+        withdrawn_at: Set(None),
+        withdrawn_by: Set(None),
+        withdrawal_reason: Set(None),
+        withdrawal_audit_seq: Set(None),
     }
     .insert(&txn)
     .await?;
+    txn.commit().await?;
+    Ok(row.into())
+}
+
+/// Why an assessment is withdrawn.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalInput {
+    /// Why it was recorded by mistake (取下げの理由).
+    #[validate(length(min = 1, max = 4000), custom(function = "not_blank"))]
+    pub reason: String,
+}
+
+/// Withdraws an assessment recorded by mistake, while its subcontract still awaits the
+/// decision (the decision may not have relied on it yet): the row keeps who, when and why, and
+/// a `withdraw_assessment` record joins the permission instance's audit chain, in one
+/// transaction. Afterwards it covers nothing, so the permission is blocked again until another
+/// assessment is recorded. The municipality's writers only (auditors `403`, others `404`);
+/// `409 conflict` when it is already withdrawn or the node was decided.
+pub async fn withdraw_assessment(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: &str,
+    input: WithdrawalInput,
+    acting: &Acting<'_>,
+) -> Result<AssessmentView, ApiError> {
+    let txn = db.begin().await?;
+    let row = pia_assessment::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    may_write(viewer, &row.municipality_id)?;
+    validation::finish(validation::errors_of(&input))?;
+    let conflict = |ja: &str, en: &str| {
+        ApiError::new(ErrorCode::Conflict).with_details(vec![FieldError::new("id", ja, en)])
+    };
+    if row.withdrawn_at.is_some() {
+        return Err(conflict(
+            "この評価の記録は既に取り下げられています。",
+            "This assessment has already been withdrawn.",
+        ));
+    }
+    let node = chain_node::Entity::find_by_id(&row.node_id)
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    if node.permission_state != "applying" {
+        return Err(conflict(
+            "この再委託は既に判断されたため、評価の記録は取り下げられません。",
+            "The subcontract has been decided; the assessment can no longer be withdrawn.",
+        ));
+    }
+    let now = crate::services::db_time::to_db_precision(acting.now.at);
+    let reason = input.reason.trim().to_owned();
+    let seq = instances::append_note(
+        &txn,
+        &row.instance_id,
+        WITHDRAWAL_EVENT,
+        Some(&reason),
+        json!({
+            "assessment_id": row.id,
+            "pia_file": row.pia_file,
+            "items": serde_json::from_str::<Value>(&row.items).unwrap_or(Value::Null),
+            "assessed_on": row.assessed_on,
+        }),
+        acting,
+    )
+    .await
+    .map_err(note_error)?;
+    let done = pia_assessment::Entity::update_many()
+        .col_expr(pia_assessment::Column::WithdrawnAt, Expr::value(now))
+        .col_expr(
+            pia_assessment::Column::WithdrawnBy,
+            Expr::value(viewer.user_id.clone()),
+        )
+        .col_expr(
+            pia_assessment::Column::WithdrawalReason,
+            Expr::value(reason),
+        )
+        .col_expr(pia_assessment::Column::WithdrawalAuditSeq, Expr::value(seq))
+        .filter(pia_assessment::Column::Id.eq(row.id.as_str()))
+        .filter(pia_assessment::Column::WithdrawnAt.is_null())
+        .exec(&txn)
+        .await?;
+    if done.rows_affected != 1 {
+        return Err(ErrorCode::ConcurrentUpdate.into());
+    }
+    let row = pia_assessment::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
     txn.commit().await?;
     Ok(row.into())
 }

@@ -182,6 +182,8 @@ pub async fn change_history(
     let assessments = pia_assessment::Entity::find()
         .filter(pia_assessment::Column::MunicipalityId.eq(q.municipality))
         .filter(pia_assessment::Column::PiaFile.eq(q.pia_file))
+        // A withdrawn assessment was recorded by mistake: it covers no change.
+        .filter(pia_assessment::Column::WithdrawnAt.is_null())
         .order_by_asc(pia_assessment::Column::RecordedAt)
         .order_by_asc(pia_assessment::Column::Id)
         .all(db)

@@ -2,13 +2,12 @@
 //! print view; the committee submission (付議) of a consignment or a subcontract as JSON or a
 //! print view, with the record of each submission.
 
-use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::chains::viewer;
-use super::documents::{print_view, ViewFormat};
+use super::documents::{download, print_view, ViewFormat, CSV};
 use super::instances::acting;
 use crate::auth::AuthUser;
 use crate::documents::{committee, history};
@@ -113,16 +112,11 @@ pub async fn changes(
                 per_page: page.limit(),
             })
         }
-        HistoryFormat::Csv => HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                crate::domain::files::content_disposition(&format!(
-                    "変更箇所_{}_{}.csv",
-                    h.municipality, h.pia_file
-                )),
-            ))
-            .body(history::to_csv(&h)),
+        HistoryFormat::Csv => download(
+            CSV,
+            &format!("変更箇所_{}_{}.csv", h.municipality, h.pia_file),
+        )
+        .body(history::to_csv(&h)),
         HistoryFormat::Html => print_view(history::to_html(&h)),
     })
 }
