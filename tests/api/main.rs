@@ -26,5 +26,6 @@ mod tokens;
 mod ui;
 mod ui_actions;
 mod ui_admin;
+mod ui_documents;
 pub mod ui_screens;
 mod workflows;
