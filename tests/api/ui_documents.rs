@@ -504,7 +504,38 @@ async fn a_permission_decided_after_a_fresh_assessment_leaves_nothing_awaiting(b
     assert_api_error(refused, 422, "validation_failed").await;
 }
 
+async fn the_demo_has_an_ismap_list_with_a_difference_and_a_flagged_record(backend: Backend) {
+    let app = spawn_app(backend).await;
+    itaku::demo::seed(&app.state).await.unwrap();
+    let signed_in = app.sign_in("meguro.officer", "itaku-demo-2026").await;
+    let body: Value = signed_in.json().await.unwrap();
+    let mut jar = Jar::with_session(body["token"].as_str().unwrap());
+    let html = page(jar.get(&app, "/ismap").await, 200).await;
+    let imports = up_to(&html, "imports", "</table>");
+    assert_eq!(
+        imports.matches("<tr>").count(),
+        3,
+        "a header and two imports"
+    );
+    assert!(up_to(&html, "diff", "</section>").contains("C26-0311-1"));
+    let library = page(
+        jar.get(&app, "/organisations/cloud_provider/evidence")
+            .await,
+        200,
+    )
+    .await;
+    let flags = &library[library.find("ismap-flags").expect("the flag")..];
+    assert!(
+        flags.contains("C23-0101-1") || flags.contains("有効期限"),
+        "{flags}"
+    );
+    // The documents screen of the demo: the cloud provider waits for its assessment.
+    let html = page(jar.get(&app, "/documents").await, 200).await;
+    assert!(up_to(&html, "awaiting", "</ul>").contains("クラウド事業者株式会社"));
+}
+
 on_both_backends!(
+    the_demo_has_an_ismap_list_with_a_difference_and_a_flagged_record,
     an_officer_records_an_assessment_and_withdraws_it_on_the_documents_screen,
     only_the_municipalitys_staff_see_its_documents_and_auditors_only_read_them,
     an_officer_creates_a_structure_chart_version_and_marks_it_submitted_on_its_screen,
