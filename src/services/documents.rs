@@ -58,10 +58,10 @@ pub(crate) fn section_node(
 
 /// Items read per page of a PIA export: bounds what is held in memory and keeps each
 /// `IN (…)` list far below the databases' limits on bound parameters.
-const EXPORT_PAGE: u64 = 500;
+pub(crate) const EXPORT_PAGE: u64 = 500;
 
 /// Chunks of an export in flight between the reading task and the response.
-const EXPORT_CHANNEL: usize = 8;
+pub(crate) const EXPORT_CHANNEL: usize = 8;
 
 /// A PIA section export under way: the names for its file name, and its bytes as they are
 /// rendered (an error ends it early; the response is then cut off).
@@ -73,7 +73,7 @@ pub struct PiaExport {
 
 /// Opens a read-only transaction whose reads all see one snapshot: on PostgreSQL `REPEATABLE
 /// READ`; a SQLite transaction holds the snapshot of its first read anyway (WAL).
-async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+pub(crate) async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     match db.get_database_backend() {
         DbBackend::Postgres => {
             db.begin_with_config(
@@ -86,7 +86,10 @@ async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, 
     }
 }
 
-fn items_of_file(municipality: &str, pia_file: &str) -> Select<consignment_item::Entity> {
+pub(crate) fn items_of_file(
+    municipality: &str,
+    pia_file: &str,
+) -> Select<consignment_item::Entity> {
     consignment_item::Entity::find()
         .filter(consignment_item::Column::MunicipalityId.eq(municipality))
         .filter(consignment_item::Column::PiaFile.eq(pia_file))
@@ -147,22 +150,7 @@ async fn export_items(
     let mut after: Option<(DateTime<Utc>, String)> = None;
     let mut number = 0;
     loop {
-        let mut page = items_of_file(municipality, pia_file);
-        if let Some((at, id)) = &after {
-            page = page.filter(
-                Expr::tuple([
-                    Expr::col(consignment_item::Column::CreatedAt).into(),
-                    Expr::col(consignment_item::Column::Id).into(),
-                ])
-                .gt(Expr::tuple([Expr::value(*at), Expr::value(id.clone())])),
-            );
-        }
-        let items = page
-            .order_by_asc(consignment_item::Column::CreatedAt)
-            .order_by_asc(consignment_item::Column::Id)
-            .limit(EXPORT_PAGE)
-            .all(txn)
-            .await?;
+        let items = items_page(txn, municipality, pia_file, after.as_ref()).await?;
         let Some(last) = items.last() else {
             break;
         };
@@ -182,6 +170,31 @@ async fn export_items(
         .map_err(ApiError::internal)?;
     let _ = tx.send(Ok(last)).await;
     Ok(())
+}
+
+/// The next page of a PIA file's consignment items in registration order (`created_at`, then
+/// id), after the item `after` names.
+pub(crate) async fn items_page(
+    db: &impl ConnectionTrait,
+    municipality: &str,
+    pia_file: &str,
+    after: Option<&(DateTime<Utc>, String)>,
+) -> Result<Vec<consignment_item::Model>, DbErr> {
+    let mut page = items_of_file(municipality, pia_file);
+    if let Some((at, id)) = after {
+        page = page.filter(
+            Expr::tuple([
+                Expr::col(consignment_item::Column::CreatedAt).into(),
+                Expr::col(consignment_item::Column::Id).into(),
+            ])
+            .gt(Expr::tuple([Expr::value(*at), Expr::value(id.clone())])),
+        );
+    }
+    page.order_by_asc(consignment_item::Column::CreatedAt)
+        .order_by_asc(consignment_item::Column::Id)
+        .limit(EXPORT_PAGE)
+        .all(db)
+        .await
 }
 
 /// The section's items for a page of consignment items, numbered after `numbered_before`.
@@ -1114,19 +1127,33 @@ pub async fn list_assessments(
         .collect())
 }
 
+/// Rows written straight to a test database: a municipality, its contractors, items of one
+/// PIA file and their nodes.
 #[cfg(test)]
-mod tests {
-    use chrono::Duration;
-    use serde_json::Value;
+pub(crate) mod fixtures {
+    use chrono::{DateTime, NaiveDate, Utc};
+    use entity::{chain_node, consignment_item};
+    use sea_orm::{DatabaseConnection, Set};
 
-    use super::*;
-    use crate::services::test_db::{backend_tests, Backend, TestDb, TestResult};
+    use crate::services::access::Viewer;
     use crate::services::users::{self, NewOrganisation};
 
-    const CITY: &str = "city";
-    const FILE: &str = "国民健康保険関係情報ファイル";
+    pub const CITY: &str = "city";
+    pub const FILE: &str = "国民健康保険関係情報ファイル";
 
-    fn officer_of(org: &str) -> Viewer {
+    /// A streamed export read to its end.
+    pub async fn read_body(
+        mut body: tokio::sync::mpsc::Receiver<Result<Vec<u8>, crate::error::ApiError>>,
+    ) -> Result<Vec<u8>, crate::error::ApiError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = body.recv().await {
+            out.extend(chunk?);
+        }
+        Ok(out)
+    }
+
+    /// An officer of `org`.
+    pub fn officer_of(org: &str) -> Viewer {
         Viewer {
             user_id: "officer".to_owned(),
             municipal: [org.to_owned()].into(),
@@ -1136,21 +1163,46 @@ mod tests {
         }
     }
 
-    async fn read_to_end(mut export: PiaExport) -> Result<Vec<u8>, ApiError> {
-        let mut out = Vec::new();
-        while let Some(chunk) = export.body.recv().await {
-            out.extend(chunk?);
-        }
-        Ok(out)
-    }
-
-    /// More items than two pages, registered in threes at the same instant (so a page boundary
-    /// falls between items that only their ids order), every third with a permitted tier 2.
-    async fn an_export_longer_than_a_page_keeps_registration_order(backend: Backend) -> TestResult {
-        let db = TestDb::fresh(backend).await?;
+    /// The instant the fixtures start at, with the organisations created then, and how many
+    /// items make more than two pages of an export (the last page's first three).
+    pub async fn start(db: &DatabaseConnection) -> Result<(DateTime<Utc>, usize), String> {
         let now = crate::services::db_time::to_db_precision(
             DateTime::from_timestamp(1_792_000_000, 0).ok_or("a time")?,
         );
+        organisations(db, now).await?;
+        let page = usize::try_from(super::EXPORT_PAGE).map_err(|e| e.to_string())?;
+        Ok((now, 2 * page + 3))
+    }
+
+    /// The `i`th item's id and registration: in threes at one instant, a second apart.
+    pub fn nth(i: usize, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+        let id = format!("item-{:05}-{}", i / 3, i % 3);
+        let seconds = i64::try_from(i / 3).unwrap_or(i64::MAX);
+        (id, now + chrono::Duration::seconds(seconds))
+    }
+
+    /// Writes the items and the nodes.
+    pub async fn insert(
+        db: &DatabaseConnection,
+        items: Vec<consignment_item::ActiveModel>,
+        nodes: Vec<chain_node::ActiveModel>,
+    ) -> Result<(), sea_orm::DbErr> {
+        use sea_orm::EntityTrait;
+        for chunk in items.chunks(200) {
+            consignment_item::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(db)
+                .await?;
+        }
+        for chunk in nodes.chunks(200) {
+            chain_node::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// 目黒区 (`city`), 東京都国保連 (`t1`) and 国保中央会 (`t2`).
+    pub async fn organisations(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<(), String> {
         for (id, kind, name) in [
             (CITY, "municipality", "目黒区"),
             ("t1", "vendor", "東京都国保連"),
@@ -1162,75 +1214,120 @@ mod tests {
                 name_ja: name.to_owned(),
                 name_en: None,
             };
-            users::create_organisation(&db.conn, org, now).await?;
+            users::create_organisation(db, org, now)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
         }
-        let n: usize = 2 * usize::try_from(EXPORT_PAGE)? + 3;
-        let day = NaiveDate::from_ymd_opt(2026, 4, 1).ok_or("a day")?;
+        Ok(())
+    }
+
+    /// An item of `FILE` of `city` with `t1` at tier 1, registered at `at`.
+    pub fn item(id: &str, title: &str, at: DateTime<Utc>) -> consignment_item::ActiveModel {
+        let day = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap_or_default();
+        consignment_item::ActiveModel {
+            id: Set(id.to_owned()),
+            municipality_id: Set(CITY.to_owned()),
+            owning_section: Set(None),
+            title: Set(title.to_owned()),
+            content: Set("内容".to_owned()),
+            handler_bracket: Set("from_10_to_49".to_owned()),
+            data_items: Set("[]".to_owned()),
+            pia_file: Set(FILE.to_owned()),
+            recording_medium: Set("電子".to_owned()),
+            period_start: Set(day),
+            period_end: Set(day),
+            contractor_id: Set("t1".to_owned()),
+            subcontract_policy: Set("書面により許諾する。".to_owned()),
+            created_at: Set(at),
+            updated_at: Set(at),
+            version: Set(1),
+            ..Default::default()
+        }
+    }
+
+    /// A node of `item` in `state` since `at`, created then (no permission instance).
+    #[allow(clippy::too_many_arguments)]
+    pub fn node(
+        id: &str,
+        item: &str,
+        parent: Option<&str>,
+        tier: i32,
+        contractor: &str,
+        state: &str,
+        created: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> chain_node::ActiveModel {
+        let day = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap_or_default();
+        chain_node::ActiveModel {
+            id: Set(id.to_owned()),
+            item_id: Set(item.to_owned()),
+            parent_id: Set(parent.map(str::to_owned)),
+            tier: Set(tier),
+            contractor_id: Set(contractor.to_owned()),
+            scope_of_work: Set("運用".to_owned()),
+            data_scope: Set("資格情報".to_owned()),
+            reason: Set("運用".to_owned()),
+            capability: Set("実績".to_owned()),
+            inspection_requirements: Set("受け入れる".to_owned()),
+            planned_amount: Set(None),
+            structure_chart: Set("{}".to_owned()),
+            supervision: Set("月次".to_owned()),
+            period_start: Set(day),
+            period_end: Set(day),
+            hosts_environment: Set(false),
+            cloud_classification: Set(None),
+            handler_bracket: Set(None),
+            service_name: Set(None),
+            advance_permission: Set(None),
+            permission_state: Set(state.to_owned()),
+            state_changed_at: Set(at),
+            state_reason: Set(None),
+            created_at: Set(created),
+            updated_at: Set(at),
+            version: Set(1),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::fixtures::{self, officer_of, CITY, FILE};
+    use super::*;
+    use crate::services::test_db::{backend_tests, Backend, TestDb, TestResult};
+
+    async fn read_to_end(export: PiaExport) -> Result<Vec<u8>, ApiError> {
+        fixtures::read_body(export.body).await
+    }
+
+    /// More items than two pages, registered in threes at the same instant (so a page boundary
+    /// falls between items that only their ids order), every third with a permitted tier 2.
+    async fn an_export_longer_than_a_page_keeps_registration_order(backend: Backend) -> TestResult {
+        let db = TestDb::fresh(backend).await?;
+        let (now, n) = fixtures::start(&db.conn).await?;
         let mut items = Vec::new();
         let mut nodes = Vec::new();
         for i in 0..n {
             // Items 498–500 share an instant across the first page's end: the id orders them.
-            let id = format!("item-{:05}-{}", i / 3, i % 3);
-            let at = now + Duration::seconds(i64::try_from(i / 3)?);
-            items.push(consignment_item::ActiveModel {
-                id: Set(id.clone()),
-                municipality_id: Set(CITY.to_owned()),
-                owning_section: Set(None),
-                title: Set(format!("事務{i}")),
-                content: Set("内容".to_owned()),
-                handler_bracket: Set("from_10_to_49".to_owned()),
-                data_items: Set("[]".to_owned()),
-                pia_file: Set(FILE.to_owned()),
-                recording_medium: Set("電子".to_owned()),
-                period_start: Set(day),
-                period_end: Set(day),
-                contractor_id: Set("t1".to_owned()),
-                subcontract_policy: Set("書面により許諾する。".to_owned()),
-                created_at: Set(at),
-                updated_at: Set(at),
-                version: Set(1),
-                ..Default::default()
-            });
+            let (id, at) = fixtures::nth(i, now);
+            items.push(fixtures::item(&id, &format!("事務{i}"), at));
             if i % 3 == 0 {
-                nodes.push(chain_node::ActiveModel {
-                    id: Set(format!("{id}-t2")),
-                    item_id: Set(id),
-                    parent_id: Set(None),
-                    tier: Set(2),
-                    contractor_id: Set("t2".to_owned()),
-                    scope_of_work: Set("運用".to_owned()),
-                    data_scope: Set("資格情報".to_owned()),
-                    reason: Set("運用".to_owned()),
-                    capability: Set("実績".to_owned()),
-                    inspection_requirements: Set("受け入れる".to_owned()),
-                    planned_amount: Set(None),
-                    structure_chart: Set("{}".to_owned()),
-                    supervision: Set("月次".to_owned()),
-                    period_start: Set(day),
-                    period_end: Set(day),
-                    hosts_environment: Set(false),
-                    cloud_classification: Set(None),
-                    handler_bracket: Set(None),
-                    service_name: Set(None),
-                    advance_permission: Set(None),
-                    permission_state: Set("permitted".to_owned()),
-                    state_changed_at: Set(at),
-                    state_reason: Set(None),
-                    created_at: Set(at),
-                    updated_at: Set(at),
-                    version: Set(1),
-                    ..Default::default()
-                });
+                let node = format!("{id}-t2");
+                nodes.push(fixtures::node(
+                    &node,
+                    &id,
+                    None,
+                    2,
+                    "t2",
+                    "permitted",
+                    at,
+                    at,
+                ));
             }
         }
-        for chunk in items.chunks(200) {
-            consignment_item::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&db.conn)
-                .await?;
-        }
-        chain_node::Entity::insert_many(nodes)
-            .exec_without_returning(&db.conn)
-            .await?;
+        fixtures::insert(&db.conn, items, nodes).await?;
 
         let officer = officer_of(CITY);
         let export = export_pia(&db.conn, &officer, CITY, FILE, PiaFormat::Json).await?;

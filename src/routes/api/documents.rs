@@ -43,7 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A print view's headers: standalone, no script, inline style only.
-fn print_view_headers() -> HttpResponseBuilder {
+pub(crate) fn print_view_headers() -> HttpResponseBuilder {
     let mut response = HttpResponse::Ok();
     response
         .content_type("text/html; charset=utf-8")
@@ -95,6 +95,13 @@ pub(crate) fn download(content_type: &str, filename: &str) -> HttpResponseBuilde
     response
 }
 
+/// A streamed export's chunks as a response body (an error cuts the response off).
+pub(crate) fn chunks(
+    mut body: tokio::sync::mpsc::Receiver<Result<Vec<u8>, ApiError>>,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, ApiError>> {
+    futures_util::stream::poll_fn(move |cx| body.poll_recv(cx)).map_ok(web::Bytes::from)
+}
+
 /// The media type of CSV downloads (UTF-8 with a BOM).
 pub(crate) const CSV: &str = "text/csv; charset=utf-8";
 
@@ -125,8 +132,7 @@ pub async fn pia_section(
     )
     .await?;
     let stem = format!("PIA_委託_{}_{}", export.municipality, export.pia_file);
-    let mut body = export.body;
-    let body = futures_util::stream::poll_fn(move |cx| body.poll_recv(cx)).map_ok(web::Bytes::from);
+    let body = chunks(export.body);
     let mut response = match q.format {
         Format::Json => {
             let mut r = HttpResponse::Ok();
