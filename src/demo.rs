@@ -266,6 +266,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoLogin>, DemoError> {
 
     chains(state, &id, now, today).await?;
     obligations_under_way(state, &id, now, today).await?;
+    ismap_lists(state, &id("admin"), now).await?;
     Ok(logins)
 }
 
@@ -342,6 +343,56 @@ async fn obligations_under_way(
         now,
     )
     .await?;
+    Ok(())
+}
+
+/// Two imports of a small ISMAP list (the Japanese headers of the published list): the second
+/// adds a service and renews the demo cloud provider's Example Cloud, so `/ismap` shows a
+/// difference and the provider's ISMAP record, which still states the old expiry, is flagged.
+const ISMAP_LISTS: [(&str, &str); 2] = [
+    (
+        "ismap_list_2025.csv",
+        "登録番号,サービス名称,事業者名,登録日,有効期限,備考\n\
+         C23-0101-1,Example Cloud,クラウド事業者株式会社,2023/6/1,2027/3/31,\n\
+         C22-0042-2,デモ統合基盤サービス,デモ情報システム株式会社,2022/10/1,2026/12/31,\n\
+         C24-0207-1,サンプルSaaS,サンプル株式会社,2024/4/1,2028/3/31,\n",
+    ),
+    (
+        "ismap_list_2026.csv",
+        "登録番号,サービス名称,事業者名,登録日,有効期限,備考\n\
+         C23-0101-1,Example Cloud,クラウド事業者株式会社,2023/6/1,2028/3/31,\n\
+         C22-0042-2,デモ統合基盤サービス,デモ情報システム株式会社,2022/10/1,2026/12/31,更新申請中\n\
+         C24-0207-1,サンプルSaaS,サンプル株式会社,2024/4/1,2028/3/31,\n\
+         C26-0311-1,自治体向けデータ連携基盤,連携基盤株式会社,2026/4/1,2029/3/31,\n",
+    ),
+];
+
+/// Imports the demo's ISMAP lists as the admin.
+async fn ismap_lists(
+    state: &AppState,
+    admin: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DemoError> {
+    for (filename, csv) in ISMAP_LISTS {
+        crate::services::ismap::import(
+            &state.db,
+            crate::services::ismap::Access {
+                admin: true,
+                municipal: false,
+            },
+            crate::services::ismap::ImportInput {
+                filename: Some(filename.to_owned()),
+                bytes: csv.as_bytes().to_vec(),
+                mapping: None,
+            },
+            crate::services::document_trail::Actor {
+                user_id: admin,
+                at: now,
+                request_id: None,
+            },
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -667,6 +718,20 @@ async fn chains(
     for f in basic_evidence("クラウド事業者株式会社", "kokuho_chuokai", "2028-03-31") {
         evidence(state, &chuokai, &officer_m, f, "cloud_provider", true).await?;
     }
+    // Its ISMAP registration, recorded from the certificate before the renewal (the list now
+    // says 2028-03-31): not verified, and flagged against the current list.
+    evidence(
+        state,
+        &chuokai,
+        &officer_m,
+        json!({"kind": "ismap", "registration_number": "C23-0101-1",
+               "service_name": "Example Cloud", "provider": "クラウド事業者株式会社",
+               "registration_date": "2023-06-01", "expiry_date": "2027-03-31",
+               "scope_statement": "Example Cloud の IaaS 全体(東京・大阪リージョン)"}),
+        "cloud_provider",
+        false,
+    )
+    .await?;
     fire!(&chuokai, cloud.id.clone(), "submit", None).await?;
     fire!(&kokuhoren, cloud.id.clone(), "endorse", None).await?;
     if let Some(t) = cloud.targets.first() {

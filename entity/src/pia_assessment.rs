@@ -1,6 +1,7 @@
 //! `pia_assessments`: the municipality's record that it made the assessment (特定個人情報保護評価)
-//! a significant change needs, before permitting the subcontract that makes it (事前). Insert
-//! only; each has an audit record in the permission instance's chain.
+//! a significant change needs, before permitting the subcontract that makes it (事前). Never
+//! deleted: one recorded by mistake is withdrawn (who, when, why); its record and its withdrawal
+//! each have an audit record in the permission instance's chain.
 
 use sea_orm::entity::prelude::*;
 
@@ -29,6 +30,14 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub recorded_by: String,
     pub recorded_at: DateTimeUtc,
+    /// Set when the assessment was withdrawn (recorded by mistake); it then covers nothing.
+    pub withdrawn_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub withdrawn_by: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub withdrawal_reason: Option<String>,
+    /// The withdrawal's record in the permission instance's audit chain.
+    pub withdrawal_audit_seq: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

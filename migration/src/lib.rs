@@ -14,6 +14,7 @@ mod m20261127_000002_ismap_and_charts;
 mod m20261127_000003_mail_preferences;
 mod m20261127_000004_ui;
 mod m20261128_000001_list_indexes;
+mod m20261128_000201_assessment_withdrawal;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_mail_preferences::Migration),
             Box::new(m20261127_000004_ui::Migration),
             Box::new(m20261128_000001_list_indexes::Migration),
+            Box::new(m20261128_000201_assessment_withdrawal::Migration),
         ]
     }
 }

@@ -190,16 +190,23 @@ struct Draft {
     entered: Vec<String>,
 }
 
-/// Every change of the file, oldest first.
-fn drafts(inputs: &HistoryInputs) -> Vec<Draft> {
-    let mut out = Vec::new();
-    // 委託の有無: the count of items, per moment items were added.
-    let mut created: BTreeMap<DateTime<Utc>, Vec<usize>> = BTreeMap::new();
-    for i in &inputs.items {
+/// The items added at each moment (their numbers), for the 委託の有無 rows.
+pub type Added = BTreeMap<DateTime<Utc>, Vec<usize>>;
+
+/// The items of `items` added at each moment.
+pub fn added(items: &[HistoryItem]) -> Added {
+    let mut created = Added::new();
+    for i in items {
         created.entry(i.created_at).or_default().push(i.number);
     }
-    let mut count = 0usize;
-    for (at, numbers) in &created {
+    created
+}
+
+/// The 委託の有無 rows of the moments in `created`, `count_before` items having been added
+/// before the first of them.
+fn count_drafts(created: &Added, count_before: usize, out: &mut Vec<Draft>) {
+    let mut count = count_before;
+    for (at, numbers) in created {
         let summary = |n: usize| {
             if n == 0 {
                 "[委託しない]".to_owned()
@@ -220,6 +227,12 @@ fn drafts(inputs: &HistoryInputs) -> Vec<Draft> {
             entered: Vec::new(),
         });
     }
+}
+
+/// Every change of the items of `inputs`, with the 委託の有無 rows of `created`.
+fn drafts(inputs: &HistoryInputs, created: &Added, count_before: usize) -> Vec<Draft> {
+    let mut out = Vec::new();
+    count_drafts(created, count_before, &mut out);
     for item in &inputs.items {
         out.push(Draft {
             at: item.created_at,
@@ -317,12 +330,45 @@ pub fn history(
     to: NaiveDate,
     item: Option<usize>,
 ) -> ChangeHistory {
-    let mut rows: Vec<ChangeRow> = drafts(inputs)
+    let period = Period { from, to, item };
+    let rows = rows_between(inputs, &added(&inputs.items), 0, None, period);
+    ChangeHistory {
+        municipality: inputs.municipality.clone(),
+        pia_file: inputs.pia_file.clone(),
+        item,
+        from,
+        to,
+        rows,
+    }
+}
+
+/// Which rows a history shows: days in Japan (both included), optionally of one 委託事項.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: Option<NaiveDate>,
+    pub to: NaiveDate,
+    pub item: Option<usize>,
+}
+
+/// The rows of `period` whose moment lies within `window` (both ends included; everything when
+/// `None`), in the history's order: the changes of `inputs.items` and the 委託の有無 rows of
+/// `created`, `count_before` items having been added before it. A file's history is the
+/// concatenation of its consecutive windows, so it can be rendered a window at a time, each
+/// window holding every item with a moment in it.
+pub fn rows_between(
+    inputs: &HistoryInputs,
+    created: &Added,
+    count_before: usize,
+    window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    period: Period,
+) -> Vec<ChangeRow> {
+    let mut rows: Vec<ChangeRow> = drafts(inputs, created, count_before)
         .into_iter()
-        .filter(|d| item.is_none_or(|n| d.items.contains(&n)))
+        .filter(|d| window.is_none_or(|(first, last)| first <= d.at && d.at <= last))
+        .filter(|d| period.item.is_none_or(|n| d.items.contains(&n)))
         .filter_map(|d| {
             let day = crate::clock::jst_date(d.at);
-            if from.is_some_and(|f| day < f) || day > to {
+            if period.from.is_some_and(|f| day < f) || day > period.to {
                 return None;
             }
             Some(row(inputs, d, day))
@@ -332,14 +378,7 @@ pub fn history(
         (a.at, &a.items, a.line, &a.item, &a.before, &a.after)
             .cmp(&(b.at, &b.items, b.line, &b.item, &b.before, &b.after))
     });
-    ChangeHistory {
-        municipality: inputs.municipality.clone(),
-        pia_file: inputs.pia_file.clone(),
-        item,
-        from,
-        to,
-        rows,
-    }
+    rows
 }
 
 fn row(inputs: &HistoryInputs, d: Draft, day: NaiveDate) -> ChangeRow {
@@ -398,70 +437,148 @@ fn cells(r: &ChangeRow) -> [String; 7] {
     ]
 }
 
-/// CSV as Excel opens it: UTF-8 with a BOM, CRLF line ends, every field quoted (commas, quotes
-/// and newlines inside Japanese text stay in their cell).
-pub fn to_csv(h: &ChangeHistory) -> Vec<u8> {
-    let mut out = String::from("\u{feff}");
-    let line = |out: &mut String, cells: &[String]| {
-        let quoted: Vec<String> = cells.iter().map(|c| pia::csv_cell(c)).collect();
-        out.push_str(&quoted.join(","));
-        out.push_str("\r\n");
-    };
-    line(&mut out, &COLUMNS.map(str::to_owned));
-    for r in &h.rows {
-        line(&mut out, &cells(r));
+/// How a history is written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryFormat {
+    /// CSV as Excel opens it: UTF-8 with a BOM, CRLF line ends, every field quoted (commas,
+    /// quotes and newlines inside Japanese text stay in their cell).
+    Csv,
+    /// The A4 (landscape) print view: standalone, no script, everything escaped; significant
+    /// changes carry a mark in their own column.
+    Html,
+}
+
+/// What the head of a written history names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryHead {
+    pub municipality: String,
+    pub pia_file: String,
+    pub from: Option<NaiveDate>,
+    pub to: NaiveDate,
+}
+
+/// Writes a history piece by piece — its head, each row as it comes, its end — so that a long
+/// one is sent while it is read: the same rows give the same bytes as [`to_csv`] and [`to_html`].
+#[derive(Debug)]
+pub struct HistoryRenderer {
+    format: HistoryFormat,
+    rows: usize,
+}
+
+impl HistoryRenderer {
+    pub fn new(format: HistoryFormat) -> Self {
+        Self { format, rows: 0 }
     }
-    out.into_bytes()
+
+    /// The head: the BOM and the column names, or the print view up to its table's body.
+    pub fn head(&mut self, h: &HistoryHead) -> Vec<u8> {
+        let mut out = String::new();
+        match self.format {
+            HistoryFormat::Csv => {
+                out.push('\u{feff}');
+                csv_line(&mut out, &COLUMNS.map(str::to_owned));
+            }
+            HistoryFormat::Html => {
+                let _ = write!(
+                    out,
+                    "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>変更箇所 {} {}</title>\
+                     <style>@page{{size:A4 landscape;margin:12mm}}body{{font-family:sans-serif;font-size:9.5pt}}\
+                     table{{border-collapse:collapse;width:100%}}th,td{{border:1px solid #000;padding:3px;\
+                     vertical-align:top;text-align:left}}th{{background:#eee}}tr{{break-inside:avoid}}\
+                     thead{{display:table-header-group}}.day{{white-space:nowrap}}</style></head><body>\
+                     <h1>変更箇所</h1><p>{} 特定個人情報ファイル: {} ({})</p>",
+                    esc(&h.municipality),
+                    esc(&h.pia_file),
+                    esc(&h.municipality),
+                    esc(&h.pia_file),
+                    esc(&period_ja(h.from, h.to)),
+                );
+                out.push_str("<table><thead><tr>");
+                for c in COLUMNS {
+                    let _ = write!(out, "<th>{}</th>", esc(c));
+                }
+                out.push_str("</tr></thead><tbody>");
+            }
+        }
+        out.into_bytes()
+    }
+
+    /// One row.
+    pub fn row(&mut self, r: &ChangeRow) -> Vec<u8> {
+        self.rows += 1;
+        let mut out = String::new();
+        match self.format {
+            HistoryFormat::Csv => csv_line(&mut out, &cells(r)),
+            HistoryFormat::Html => {
+                let [day, rest @ ..] = cells(r);
+                let _ = write!(out, "<tr><td class=\"day\">{}</td>", esc(&day));
+                for c in rest {
+                    let _ = write!(out, "<td>{}</td>", esc(&c));
+                }
+                out.push_str("</tr>");
+            }
+        }
+        out.into_bytes()
+    }
+
+    /// The end (the print view says when the period had no change).
+    pub fn finish(self) -> Vec<u8> {
+        match self.format {
+            HistoryFormat::Csv => Vec::new(),
+            HistoryFormat::Html => {
+                let mut out = String::new();
+                if self.rows == 0 {
+                    let _ = write!(
+                        out,
+                        "<tr><td colspan=\"7\">{}</td></tr>",
+                        esc("この期間に変更はありません。")
+                    );
+                }
+                out.push_str("</tbody></table></body></html>\n");
+                out.into_bytes()
+            }
+        }
+    }
+}
+
+fn csv_line(out: &mut String, cells: &[String]) {
+    let quoted: Vec<String> = cells.iter().map(|c| pia::csv_cell(c)).collect();
+    out.push_str(&quoted.join(","));
+    out.push_str("\r\n");
 }
 
 /// The period as a heading says it.
-fn period_ja(h: &ChangeHistory) -> String {
-    match h.from {
-        Some(f) => format!("{}から{}まで", date_label_ja(f), date_label_ja(h.to)),
-        None => format!("{}まで", date_label_ja(h.to)),
+fn period_ja(from: Option<NaiveDate>, to: NaiveDate) -> String {
+    match from {
+        Some(f) => format!("{}から{}まで", date_label_ja(f), date_label_ja(to)),
+        None => format!("{}まで", date_label_ja(to)),
     }
 }
 
-/// The A4 (landscape) print view: standalone, no script, everything escaped; significant changes
-/// carry a mark in their own column.
-pub fn to_html(h: &ChangeHistory) -> String {
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>変更箇所 {} {}</title>\
-         <style>@page{{size:A4 landscape;margin:12mm}}body{{font-family:sans-serif;font-size:9.5pt}}\
-         table{{border-collapse:collapse;width:100%}}th,td{{border:1px solid #000;padding:3px;\
-         vertical-align:top;text-align:left}}th{{background:#eee}}tr{{break-inside:avoid}}\
-         thead{{display:table-header-group}}.day{{white-space:nowrap}}</style></head><body>\
-         <h1>変更箇所</h1><p>{} 特定個人情報ファイル: {} ({})</p>",
-        esc(&h.municipality),
-        esc(&h.pia_file),
-        esc(&h.municipality),
-        esc(&h.pia_file),
-        esc(&period_ja(h)),
-    );
-    out.push_str("<table><thead><tr>");
-    for c in COLUMNS {
-        let _ = write!(out, "<th>{}</th>", esc(c));
-    }
-    out.push_str("</tr></thead><tbody>");
-    if h.rows.is_empty() {
-        let _ = write!(
-            out,
-            "<tr><td colspan=\"7\">{}</td></tr>",
-            esc("この期間に変更はありません。")
-        );
-    }
+/// A whole history in `format`.
+fn render(h: &ChangeHistory, format: HistoryFormat) -> Vec<u8> {
+    let mut renderer = HistoryRenderer::new(format);
+    let mut out = renderer.head(&HistoryHead {
+        municipality: h.municipality.clone(),
+        pia_file: h.pia_file.clone(),
+        from: h.from,
+        to: h.to,
+    });
     for r in &h.rows {
-        let [day, rest @ ..] = cells(r);
-        let _ = write!(out, "<tr><td class=\"day\">{}</td>", esc(&day));
-        for c in rest {
-            let _ = write!(out, "<td>{}</td>", esc(&c));
-        }
-        out.push_str("</tr>");
+        out.extend(renderer.row(r));
     }
-    out.push_str("</tbody></table></body></html>\n");
+    out.extend(renderer.finish());
     out
+}
+
+/// CSV as Excel opens it: UTF-8 with a BOM, CRLF line ends, every field quoted.
+pub fn to_csv(h: &ChangeHistory) -> Vec<u8> {
+    render(h, HistoryFormat::Csv)
+}
+
+/// The A4 (landscape) print view.
+pub fn to_html(h: &ChangeHistory) -> String {
+    String::from_utf8_lossy(&render(h, HistoryFormat::Html)).into_owned()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! file count as significant is each municipality's choice; a significant change must be
 //! assessed before it takes effect (事前; さいたま市 seed: 「重要な変更に該当するため」 事前). Pure.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Msg;
@@ -114,6 +115,29 @@ pub fn not_assessed(item: ChangeItem, pia_file: &str, node_id: &str) -> Unmet {
         "pia_file": pia_file,
         "node_id": node_id,
     }))
+}
+
+/// The refusal reason when the assessment that covered the change was withdrawn: the
+/// withdrawal and its reason are named, so the officer sees why the permission is blocked again.
+pub fn withdrawn(
+    mut unmet: Unmet,
+    assessment_id: &str,
+    assessed_on: NaiveDate,
+    reason: &str,
+) -> Unmet {
+    unmet.message.ja.push_str(&format!(
+        "(記録されていた評価({assessed_on}実施)は取り下げられています。理由: {reason})"
+    ));
+    unmet.message.en.push_str(&format!(
+        " (the assessment recorded as made on {assessed_on} was withdrawn: {reason})"
+    ));
+    if let Some(serde_json::Value::Object(detail)) = unmet.detail.as_mut() {
+        detail.insert(
+            "withdrawn_assessment".to_owned(),
+            serde_json::json!({ "id": assessment_id, "reason": reason }),
+        );
+    }
+    unmet
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use validator::Validate;
 
 use crate::documents::pia::{self, PermittedNode, PiaFormat, PiaHead, PiaItem, PiaRenderer};
@@ -32,6 +32,9 @@ use crate::workflow::registry::Unmet;
 
 /// The audit event of recording an assessment in the permission instance's chain.
 pub const ASSESSMENT_EVENT: &str = "record_assessment";
+
+/// The audit event of withdrawing an assessment recorded by mistake.
+pub const WITHDRAWAL_EVENT: &str = "withdraw_assessment";
 
 /// A node below tier 1 as the consignment section names it (⑥再委託事項).
 pub(crate) fn section_node(
@@ -55,10 +58,10 @@ pub(crate) fn section_node(
 
 /// Items read per page of a PIA export: bounds what is held in memory and keeps each
 /// `IN (…)` list far below the databases' limits on bound parameters.
-const EXPORT_PAGE: u64 = 500;
+pub(crate) const EXPORT_PAGE: u64 = 500;
 
 /// Chunks of an export in flight between the reading task and the response.
-const EXPORT_CHANNEL: usize = 8;
+pub(crate) const EXPORT_CHANNEL: usize = 8;
 
 /// A PIA section export under way: the names for its file name, and its bytes as they are
 /// rendered (an error ends it early; the response is then cut off).
@@ -70,7 +73,7 @@ pub struct PiaExport {
 
 /// Opens a read-only transaction whose reads all see one snapshot: on PostgreSQL `REPEATABLE
 /// READ`; a SQLite transaction holds the snapshot of its first read anyway (WAL).
-async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+pub(crate) async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     match db.get_database_backend() {
         DbBackend::Postgres => {
             db.begin_with_config(
@@ -83,7 +86,10 @@ async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, 
     }
 }
 
-fn items_of_file(municipality: &str, pia_file: &str) -> Select<consignment_item::Entity> {
+pub(crate) fn items_of_file(
+    municipality: &str,
+    pia_file: &str,
+) -> Select<consignment_item::Entity> {
     consignment_item::Entity::find()
         .filter(consignment_item::Column::MunicipalityId.eq(municipality))
         .filter(consignment_item::Column::PiaFile.eq(pia_file))
@@ -144,22 +150,7 @@ async fn export_items(
     let mut after: Option<(DateTime<Utc>, String)> = None;
     let mut number = 0;
     loop {
-        let mut page = items_of_file(municipality, pia_file);
-        if let Some((at, id)) = &after {
-            page = page.filter(
-                Expr::tuple([
-                    Expr::col(consignment_item::Column::CreatedAt).into(),
-                    Expr::col(consignment_item::Column::Id).into(),
-                ])
-                .gt(Expr::tuple([Expr::value(*at), Expr::value(id.clone())])),
-            );
-        }
-        let items = page
-            .order_by_asc(consignment_item::Column::CreatedAt)
-            .order_by_asc(consignment_item::Column::Id)
-            .limit(EXPORT_PAGE)
-            .all(txn)
-            .await?;
+        let items = items_page(txn, municipality, pia_file, after.as_ref()).await?;
         let Some(last) = items.last() else {
             break;
         };
@@ -179,6 +170,31 @@ async fn export_items(
         .map_err(ApiError::internal)?;
     let _ = tx.send(Ok(last)).await;
     Ok(())
+}
+
+/// The next page of a PIA file's consignment items in registration order (`created_at`, then
+/// id), after the item `after` names.
+pub(crate) async fn items_page(
+    db: &impl ConnectionTrait,
+    municipality: &str,
+    pia_file: &str,
+    after: Option<&(DateTime<Utc>, String)>,
+) -> Result<Vec<consignment_item::Model>, DbErr> {
+    let mut page = items_of_file(municipality, pia_file);
+    if let Some((at, id)) = after {
+        page = page.filter(
+            Expr::tuple([
+                Expr::col(consignment_item::Column::CreatedAt).into(),
+                Expr::col(consignment_item::Column::Id).into(),
+            ])
+            .gt(Expr::tuple([Expr::value(*at), Expr::value(id.clone())])),
+        );
+    }
+    page.order_by_asc(consignment_item::Column::CreatedAt)
+        .order_by_asc(consignment_item::Column::Id)
+        .limit(EXPORT_PAGE)
+        .all(db)
+        .await
 }
 
 /// The section's items for a page of consignment items, numbered after `numbered_before`.
@@ -891,18 +907,41 @@ pub async fn unassessed_changes(
         return Ok(Vec::new());
     }
     // An assessment covers the changes it was recorded for: an application corrected after it
-    // (差戻し) may make another one, which then needs its own.
-    let assessed: Vec<ChangeItem> = pia_assessment::Entity::find()
+    // (差戻し) may make another one, which then needs its own. A withdrawn one covers nothing,
+    // and the refusal names the withdrawal.
+    let recorded = pia_assessment::Entity::find()
         .filter(pia_assessment::Column::NodeId.eq(node_id))
+        .order_by_desc(pia_assessment::Column::RecordedAt)
+        .order_by_desc(pia_assessment::Column::Id)
         .all(db)
-        .await?
-        .iter()
-        .flat_map(|a| serde_json::from_str::<Vec<ChangeItem>>(&a.items).unwrap_or_default())
-        .collect();
+        .await?;
+    let covers = |a: &pia_assessment::Model, c: &ChangeItem| {
+        serde_json::from_str::<Vec<ChangeItem>>(&a.items)
+            .unwrap_or_default()
+            .contains(c)
+    };
     Ok(changes
         .into_iter()
-        .filter(|c| !assessed.contains(c))
-        .map(|c| significant::not_assessed(c, &item.pia_file, node_id))
+        .filter(|c| {
+            !recorded
+                .iter()
+                .any(|a| a.withdrawn_at.is_none() && covers(a, c))
+        })
+        .map(|c| {
+            let unmet = significant::not_assessed(c, &item.pia_file, node_id);
+            match recorded
+                .iter()
+                .find(|a| a.withdrawn_at.is_some() && covers(a, &c))
+            {
+                Some(a) => significant::withdrawn(
+                    unmet,
+                    &a.id,
+                    a.assessed_on,
+                    a.withdrawal_reason.as_deref().unwrap_or_default(),
+                ),
+                None => unmet,
+            }
+        })
         .collect())
 }
 
@@ -944,6 +983,12 @@ pub struct AssessmentView {
     pub audit_seq: i64,
     pub recorded_by: String,
     pub recorded_at: DateTime<Utc>,
+    /// Set when it was withdrawn (recorded by mistake): it then covers no change.
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    pub withdrawn_by: Option<String>,
+    pub withdrawal_reason: Option<String>,
+    /// The withdrawal's seq in the permission instance's audit trail.
+    pub withdrawal_audit_seq: Option<i64>,
 }
 
 impl From<pia_assessment::Model> for AssessmentView {
@@ -960,6 +1005,10 @@ impl From<pia_assessment::Model> for AssessmentView {
             audit_seq: m.audit_seq,
             recorded_by: m.recorded_by,
             recorded_at: m.recorded_at,
+            withdrawn_at: m.withdrawn_at,
+            withdrawn_by: m.withdrawn_by,
+            withdrawal_reason: m.withdrawal_reason,
+            withdrawal_audit_seq: m.withdrawal_audit_seq,
         }
     }
 }
@@ -1042,9 +1091,104 @@ pub async fn record_assessment(
         audit_seq: Set(seq),
         recorded_by: Set(viewer.user_id.clone()),
         recorded_at: Set(now),
+        withdrawn_at: Set(None),
+        withdrawn_by: Set(None),
+        withdrawal_reason: Set(None),
+        withdrawal_audit_seq: Set(None),
     }
     .insert(&txn)
     .await?;
+    txn.commit().await?;
+    Ok(row.into())
+}
+
+/// Why an assessment is withdrawn.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalInput {
+    /// Why it was recorded by mistake (取下げの理由).
+    #[validate(length(min = 1, max = 4000), custom(function = "not_blank"))]
+    pub reason: String,
+}
+
+/// Withdraws an assessment recorded by mistake, while its subcontract still awaits the
+/// decision (the decision may not have relied on it yet): the row keeps who, when and why, and
+/// a `withdraw_assessment` record joins the permission instance's audit chain, in one
+/// transaction. Afterwards it covers nothing, so the permission is blocked again until another
+/// assessment is recorded. The municipality's writers only (auditors `403`, others `404`);
+/// `409 conflict` when it is already withdrawn or the node was decided.
+pub async fn withdraw_assessment(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: &str,
+    input: WithdrawalInput,
+    acting: &Acting<'_>,
+) -> Result<AssessmentView, ApiError> {
+    let txn = db.begin().await?;
+    let row = pia_assessment::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    may_write(viewer, &row.municipality_id)?;
+    validation::finish(validation::errors_of(&input))?;
+    let conflict = |ja: &str, en: &str| {
+        ApiError::new(ErrorCode::Conflict).with_details(vec![FieldError::new("id", ja, en)])
+    };
+    if row.withdrawn_at.is_some() {
+        return Err(conflict(
+            "この評価の記録は既に取り下げられています。",
+            "This assessment has already been withdrawn.",
+        ));
+    }
+    let node = chain_node::Entity::find_by_id(&row.node_id)
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
+    if node.permission_state != "applying" {
+        return Err(conflict(
+            "この再委託は既に判断されたため、評価の記録は取り下げられません。",
+            "The subcontract has been decided; the assessment can no longer be withdrawn.",
+        ));
+    }
+    let now = crate::services::db_time::to_db_precision(acting.now.at);
+    let reason = input.reason.trim().to_owned();
+    let seq = instances::append_note(
+        &txn,
+        &row.instance_id,
+        WITHDRAWAL_EVENT,
+        Some(&reason),
+        json!({
+            "assessment_id": row.id,
+            "pia_file": row.pia_file,
+            "items": serde_json::from_str::<Value>(&row.items).unwrap_or(Value::Null),
+            "assessed_on": row.assessed_on,
+        }),
+        acting,
+    )
+    .await
+    .map_err(note_error)?;
+    let done = pia_assessment::Entity::update_many()
+        .col_expr(pia_assessment::Column::WithdrawnAt, Expr::value(now))
+        .col_expr(
+            pia_assessment::Column::WithdrawnBy,
+            Expr::value(viewer.user_id.clone()),
+        )
+        .col_expr(
+            pia_assessment::Column::WithdrawalReason,
+            Expr::value(reason),
+        )
+        .col_expr(pia_assessment::Column::WithdrawalAuditSeq, Expr::value(seq))
+        .filter(pia_assessment::Column::Id.eq(row.id.as_str()))
+        .filter(pia_assessment::Column::WithdrawnAt.is_null())
+        .exec(&txn)
+        .await?;
+    if done.rows_affected != 1 {
+        return Err(ErrorCode::ConcurrentUpdate.into());
+    }
+    let row = pia_assessment::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::NotFound)?;
     txn.commit().await?;
     Ok(row.into())
 }
@@ -1073,19 +1217,33 @@ pub async fn list_assessments(
         .collect())
 }
 
+/// Rows written straight to a test database: a municipality, its contractors, items of one
+/// PIA file and their nodes.
 #[cfg(test)]
-mod tests {
-    use chrono::Duration;
-    use serde_json::Value;
+pub(crate) mod fixtures {
+    use chrono::{DateTime, NaiveDate, Utc};
+    use entity::{chain_node, consignment_item};
+    use sea_orm::{DatabaseConnection, Set};
 
-    use super::*;
-    use crate::services::test_db::{backend_tests, Backend, TestDb, TestResult};
+    use crate::services::access::Viewer;
     use crate::services::users::{self, NewOrganisation};
 
-    const CITY: &str = "city";
-    const FILE: &str = "国民健康保険関係情報ファイル";
+    pub const CITY: &str = "city";
+    pub const FILE: &str = "国民健康保険関係情報ファイル";
 
-    fn officer_of(org: &str) -> Viewer {
+    /// A streamed export read to its end.
+    pub async fn read_body(
+        mut body: tokio::sync::mpsc::Receiver<Result<Vec<u8>, crate::error::ApiError>>,
+    ) -> Result<Vec<u8>, crate::error::ApiError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = body.recv().await {
+            out.extend(chunk?);
+        }
+        Ok(out)
+    }
+
+    /// An officer of `org`.
+    pub fn officer_of(org: &str) -> Viewer {
         Viewer {
             user_id: "officer".to_owned(),
             municipal: [org.to_owned()].into(),
@@ -1095,21 +1253,46 @@ mod tests {
         }
     }
 
-    async fn read_to_end(mut export: PiaExport) -> Result<Vec<u8>, ApiError> {
-        let mut out = Vec::new();
-        while let Some(chunk) = export.body.recv().await {
-            out.extend(chunk?);
-        }
-        Ok(out)
-    }
-
-    /// More items than two pages, registered in threes at the same instant (so a page boundary
-    /// falls between items that only their ids order), every third with a permitted tier 2.
-    async fn an_export_longer_than_a_page_keeps_registration_order(backend: Backend) -> TestResult {
-        let db = TestDb::fresh(backend).await?;
+    /// The instant the fixtures start at, with the organisations created then, and how many
+    /// items make more than two pages of an export (the last page's first three).
+    pub async fn start(db: &DatabaseConnection) -> Result<(DateTime<Utc>, usize), String> {
         let now = crate::services::db_time::to_db_precision(
             DateTime::from_timestamp(1_792_000_000, 0).ok_or("a time")?,
         );
+        organisations(db, now).await?;
+        let page = usize::try_from(super::EXPORT_PAGE).map_err(|e| e.to_string())?;
+        Ok((now, 2 * page + 3))
+    }
+
+    /// The `i`th item's id and registration: in threes at one instant, a second apart.
+    pub fn nth(i: usize, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+        let id = format!("item-{:05}-{}", i / 3, i % 3);
+        let seconds = i64::try_from(i / 3).unwrap_or(i64::MAX);
+        (id, now + chrono::Duration::seconds(seconds))
+    }
+
+    /// Writes the items and the nodes.
+    pub async fn insert(
+        db: &DatabaseConnection,
+        items: Vec<consignment_item::ActiveModel>,
+        nodes: Vec<chain_node::ActiveModel>,
+    ) -> Result<(), sea_orm::DbErr> {
+        use sea_orm::EntityTrait;
+        for chunk in items.chunks(200) {
+            consignment_item::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(db)
+                .await?;
+        }
+        for chunk in nodes.chunks(200) {
+            chain_node::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// 目黒区 (`city`), 東京都国保連 (`t1`) and 国保中央会 (`t2`).
+    pub async fn organisations(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<(), String> {
         for (id, kind, name) in [
             (CITY, "municipality", "目黒区"),
             ("t1", "vendor", "東京都国保連"),
@@ -1121,75 +1304,120 @@ mod tests {
                 name_ja: name.to_owned(),
                 name_en: None,
             };
-            users::create_organisation(&db.conn, org, now).await?;
+            users::create_organisation(db, org, now)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
         }
-        let n: usize = 2 * usize::try_from(EXPORT_PAGE)? + 3;
-        let day = NaiveDate::from_ymd_opt(2026, 4, 1).ok_or("a day")?;
+        Ok(())
+    }
+
+    /// An item of `FILE` of `city` with `t1` at tier 1, registered at `at`.
+    pub fn item(id: &str, title: &str, at: DateTime<Utc>) -> consignment_item::ActiveModel {
+        let day = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap_or_default();
+        consignment_item::ActiveModel {
+            id: Set(id.to_owned()),
+            municipality_id: Set(CITY.to_owned()),
+            owning_section: Set(None),
+            title: Set(title.to_owned()),
+            content: Set("内容".to_owned()),
+            handler_bracket: Set("from_10_to_49".to_owned()),
+            data_items: Set("[]".to_owned()),
+            pia_file: Set(FILE.to_owned()),
+            recording_medium: Set("電子".to_owned()),
+            period_start: Set(day),
+            period_end: Set(day),
+            contractor_id: Set("t1".to_owned()),
+            subcontract_policy: Set("書面により許諾する。".to_owned()),
+            created_at: Set(at),
+            updated_at: Set(at),
+            version: Set(1),
+            ..Default::default()
+        }
+    }
+
+    /// A node of `item` in `state` since `at`, created then (no permission instance).
+    #[allow(clippy::too_many_arguments)]
+    pub fn node(
+        id: &str,
+        item: &str,
+        parent: Option<&str>,
+        tier: i32,
+        contractor: &str,
+        state: &str,
+        created: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> chain_node::ActiveModel {
+        let day = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap_or_default();
+        chain_node::ActiveModel {
+            id: Set(id.to_owned()),
+            item_id: Set(item.to_owned()),
+            parent_id: Set(parent.map(str::to_owned)),
+            tier: Set(tier),
+            contractor_id: Set(contractor.to_owned()),
+            scope_of_work: Set("運用".to_owned()),
+            data_scope: Set("資格情報".to_owned()),
+            reason: Set("運用".to_owned()),
+            capability: Set("実績".to_owned()),
+            inspection_requirements: Set("受け入れる".to_owned()),
+            planned_amount: Set(None),
+            structure_chart: Set("{}".to_owned()),
+            supervision: Set("月次".to_owned()),
+            period_start: Set(day),
+            period_end: Set(day),
+            hosts_environment: Set(false),
+            cloud_classification: Set(None),
+            handler_bracket: Set(None),
+            service_name: Set(None),
+            advance_permission: Set(None),
+            permission_state: Set(state.to_owned()),
+            state_changed_at: Set(at),
+            state_reason: Set(None),
+            created_at: Set(created),
+            updated_at: Set(at),
+            version: Set(1),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::fixtures::{self, officer_of, CITY, FILE};
+    use super::*;
+    use crate::services::test_db::{backend_tests, Backend, TestDb, TestResult};
+
+    async fn read_to_end(export: PiaExport) -> Result<Vec<u8>, ApiError> {
+        fixtures::read_body(export.body).await
+    }
+
+    /// More items than two pages, registered in threes at the same instant (so a page boundary
+    /// falls between items that only their ids order), every third with a permitted tier 2.
+    async fn an_export_longer_than_a_page_keeps_registration_order(backend: Backend) -> TestResult {
+        let db = TestDb::fresh(backend).await?;
+        let (now, n) = fixtures::start(&db.conn).await?;
         let mut items = Vec::new();
         let mut nodes = Vec::new();
         for i in 0..n {
             // Items 498–500 share an instant across the first page's end: the id orders them.
-            let id = format!("item-{:05}-{}", i / 3, i % 3);
-            let at = now + Duration::seconds(i64::try_from(i / 3)?);
-            items.push(consignment_item::ActiveModel {
-                id: Set(id.clone()),
-                municipality_id: Set(CITY.to_owned()),
-                owning_section: Set(None),
-                title: Set(format!("事務{i}")),
-                content: Set("内容".to_owned()),
-                handler_bracket: Set("from_10_to_49".to_owned()),
-                data_items: Set("[]".to_owned()),
-                pia_file: Set(FILE.to_owned()),
-                recording_medium: Set("電子".to_owned()),
-                period_start: Set(day),
-                period_end: Set(day),
-                contractor_id: Set("t1".to_owned()),
-                subcontract_policy: Set("書面により許諾する。".to_owned()),
-                created_at: Set(at),
-                updated_at: Set(at),
-                version: Set(1),
-                ..Default::default()
-            });
+            let (id, at) = fixtures::nth(i, now);
+            items.push(fixtures::item(&id, &format!("事務{i}"), at));
             if i % 3 == 0 {
-                nodes.push(chain_node::ActiveModel {
-                    id: Set(format!("{id}-t2")),
-                    item_id: Set(id),
-                    parent_id: Set(None),
-                    tier: Set(2),
-                    contractor_id: Set("t2".to_owned()),
-                    scope_of_work: Set("運用".to_owned()),
-                    data_scope: Set("資格情報".to_owned()),
-                    reason: Set("運用".to_owned()),
-                    capability: Set("実績".to_owned()),
-                    inspection_requirements: Set("受け入れる".to_owned()),
-                    planned_amount: Set(None),
-                    structure_chart: Set("{}".to_owned()),
-                    supervision: Set("月次".to_owned()),
-                    period_start: Set(day),
-                    period_end: Set(day),
-                    hosts_environment: Set(false),
-                    cloud_classification: Set(None),
-                    handler_bracket: Set(None),
-                    service_name: Set(None),
-                    advance_permission: Set(None),
-                    permission_state: Set("permitted".to_owned()),
-                    state_changed_at: Set(at),
-                    state_reason: Set(None),
-                    created_at: Set(at),
-                    updated_at: Set(at),
-                    version: Set(1),
-                    ..Default::default()
-                });
+                let node = format!("{id}-t2");
+                nodes.push(fixtures::node(
+                    &node,
+                    &id,
+                    None,
+                    2,
+                    "t2",
+                    "permitted",
+                    at,
+                    at,
+                ));
             }
         }
-        for chunk in items.chunks(200) {
-            consignment_item::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&db.conn)
-                .await?;
-        }
-        chain_node::Entity::insert_many(nodes)
-            .exec_without_returning(&db.conn)
-            .await?;
+        fixtures::insert(&db.conn, items, nodes).await?;
 
         let officer = officer_of(CITY);
         let export = export_pia(&db.conn, &officer, CITY, FILE, PiaFormat::Json).await?;

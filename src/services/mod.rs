@@ -12,6 +12,7 @@ pub mod committee;
 pub mod db_time;
 pub mod definitions;
 pub mod digests;
+pub mod document_index;
 pub mod document_trail;
 pub mod documents;
 pub mod evidence;

@@ -580,3 +580,48 @@ async fn the_pia_section_and_the_structure_chart_print_to_pdf_on_a4() {
     );
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_officer_records_the_assessment_on_the_documents_screen_and_the_manager_permits() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let cast = Cast::create(&app).await;
+    crate::documents::record_inputs(&app, &cast).await;
+    let waiting = crate::documents::at_decision_reaching_500(&app, &cast).await;
+    let browser = Browser::open(&app).await;
+
+    browser.sign_in("meguro_officer").await;
+    browser.click("#nav-documents").await;
+    let awaiting = browser.text("#awaiting").await;
+    assert!(awaiting.contains("事前"), "blocked: {awaiting}");
+    browser.click("#f-node_id option:nth-child(2)").await;
+    browser
+        .set_date("#f-assessed_on", &app.state.clock.today_jst().to_string())
+        .await;
+    browser
+        .type_into(
+            "#f-summary",
+            "取扱者数が500人以上となるため全項目評価を実施した。",
+        )
+        .await;
+    browser.screenshot("documents").await;
+    browser.click("#record-submit").await;
+    assert!(!browser.text("#done").await.is_empty());
+    browser.text("#awaiting-none").await;
+    assert!(browser
+        .text("#assessment-list")
+        .await
+        .contains("全項目評価を実施した。"));
+    browser.sign_out().await;
+
+    // No longer blocked: the manager permits it.
+    browser.sign_in("meguro_manager").await;
+    browser
+        .go(&format!(
+            "/applications/{}",
+            waiting["id"].as_str().unwrap()
+        ))
+        .await;
+    browser.click("#event-approve").await;
+    assert!(!browser.text("#done").await.is_empty(), "permitted");
+    browser.close().await;
+}

@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    application_fields, assert_api_error, spawn_app, Backend, Cast, TestApp, KOKUHOREN, MEGURO,
+    application_fields, assert_api_error, spawn_app, Backend, Cast, Person, TestApp, KOKUHOREN,
+    MEGURO,
 };
 use crate::ui::{page, Jar};
 
@@ -268,20 +269,44 @@ pub(crate) async fn act_ok(app: &TestApp, token: &str, application: &str, event:
     answer
 }
 
-async fn a_significant_change_is_refused_until_its_assessment_is_recorded_in_advance(
-    backend: Backend,
-) {
-    let app = spawn_app(backend).await;
-    let cast = Cast::create(&app).await;
-    let auditor = app.person("meguro_auditor", &[(MEGURO, "auditor")]).await;
-    let officer = &cast.officer.token;
+/// With 目黒区's own 100–499 staff recorded, a tier-2 application for 500–999 handlers (120 +
+/// 500: the handlers reach 500, a significant change) submitted and approved by the officer and
+/// the chief: it waits for the manager.
+pub(crate) async fn at_decision_reaching_500(app: &TestApp, cast: &Cast) -> Value {
+    let big = apply_with_bracket(app, cast, "from_500_to_999").await;
+    let id = big["id"].as_str().unwrap();
+    act_ok(app, &cast.kokuhoren.token, id, "submit").await;
+    for who in [&cast.officer, &cast.chief] {
+        act_ok(app, &who.token, id, "approve").await;
+    }
+    big
+}
+
+/// The file's threshold inputs, recorded by the officer: 100–499 of its own staff.
+pub(crate) async fn record_inputs(app: &TestApp, cast: &Cast) {
     put_ok(
-        &app,
+        app,
         "/api/v1/documents/pia-files",
-        officer,
+        &cast.officer.token,
         &inputs("from_100_to_499", None),
     )
     .await;
+}
+
+/// The app and its cast, 目黒区's auditor, and the file's threshold inputs recorded.
+async fn with_inputs_and_auditor(backend: Backend) -> (TestApp, Cast, Person) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    let auditor = app.person("meguro_auditor", &[(MEGURO, "auditor")]).await;
+    record_inputs(&app, &cast).await;
+    (app, cast, auditor)
+}
+
+async fn a_significant_change_is_refused_until_its_assessment_is_recorded_in_advance(
+    backend: Backend,
+) {
+    let (app, cast, auditor) = with_inputs_and_auditor(backend).await;
+    let officer = &cast.officer.token;
     let settings = app
         .get_json(
             &format!("/api/v1/documents/settings?municipality={MEGURO}"),
@@ -294,15 +319,10 @@ async fn a_significant_change_is_refused_until_its_assessment_is_recorded_in_adv
         "the default set"
     );
 
-    // 120 + 500: the handlers reach 500, a significant change.
-    let big = apply_with_bracket(&app, &cast, "from_500_to_999").await;
+    let big = at_decision_reaching_500(&app, &cast).await;
     let id = big["id"].as_str().unwrap();
     let node = big["targets"][0]["node_id"].as_str().unwrap();
     let instance = big["targets"][0]["instance_id"].as_str().unwrap();
-    act_ok(&app, &cast.kokuhoren.token, id, "submit").await;
-    for who in [&cast.officer, &cast.chief] {
-        act_ok(&app, &who.token, id, "approve").await;
-    }
     let before = app.footprint(instance).await;
     let refused = act(&app, &cast.manager.token, id, "approve").await;
     let error = assert_api_error(refused, 422, "transition_rejected").await;
@@ -482,7 +502,121 @@ async fn which_changes_are_significant_is_each_municipalitys_setting(backend: Ba
     assert_eq!(body["details"][0]["field"], "node_id");
 }
 
+async fn an_assessment_recorded_by_mistake_is_withdrawn_and_the_permission_is_blocked_again(
+    backend: Backend,
+) {
+    let (app, cast, auditor) = with_inputs_and_auditor(backend).await;
+    let officer = &cast.officer.token;
+    let big = at_decision_reaching_500(&app, &cast).await;
+    let id = big["id"].as_str().unwrap();
+    let instance = big["targets"][0]["instance_id"].as_str().unwrap();
+    let body = json!({
+        "node_id": big["targets"][0]["node_id"],
+        "assessed_on": app.state.clock.today_jst(),
+        "summary": "別の再委託の評価を誤って記録した。",
+    });
+    let recorded = app
+        .post_json_with_token("/api/v1/documents/assessments", officer, &body)
+        .await;
+    assert_eq!(recorded.status(), 201);
+    let recorded: Value = recorded.json().await.unwrap();
+    let path = format!(
+        "/api/v1/documents/assessments/{}/withdraw",
+        recorded["id"].as_str().unwrap()
+    );
+    let reason = json!({ "reason": "別の申請の評価を誤って記録したため" });
+
+    // Only the municipality's writers withdraw it; a blank reason changes nothing.
+    let before = app.footprint(instance).await;
+    for stranger in [&cast.kokuhoren.token, &cast.outsider.token] {
+        let hidden = app.post_json_with_token(&path, stranger, &reason).await;
+        assert_api_error(hidden, 404, "not_found").await;
+    }
+    let read_only = app
+        .post_json_with_token(&path, &auditor.token, &reason)
+        .await;
+    assert_api_error(read_only, 403, "forbidden").await;
+    let blank = app
+        .post_json_with_token(&path, officer, &json!({ "reason": "  " }))
+        .await;
+    let blank = assert_api_error(blank, 422, "validation_failed").await;
+    assert_eq!(blank["details"][0]["field"], "reason");
+    assert_eq!(app.footprint(instance).await, before, "nothing written");
+
+    let withdrawn = app.post_json_with_token(&path, officer, &reason).await;
+    assert_eq!(withdrawn.status(), 200);
+    let withdrawn: Value = withdrawn.json().await.unwrap();
+    assert_eq!(withdrawn["withdrawal_reason"], reason["reason"]);
+    assert_eq!(withdrawn["withdrawn_by"], cast.officer.id.as_str());
+    assert!(withdrawn["withdrawn_at"].is_string());
+    // Audited in the permission's own trail, in the same transaction as the row.
+    let trail = app.audit_rows(instance).await;
+    let last = trail.last().unwrap();
+    assert_eq!(last.event, "withdraw_assessment");
+    assert_eq!(
+        last.seq,
+        withdrawn["withdrawal_audit_seq"].as_i64().unwrap()
+    );
+    assert_eq!(last.comment.as_deref(), reason["reason"].as_str());
+    assert!(itaku::services::audit::verify(&app.db)
+        .await
+        .unwrap()
+        .is_clean());
+    // Never deleted: the list keeps it, marked withdrawn.
+    let listed = app
+        .get_json(
+            &format!("/api/v1/documents/assessments?municipality={MEGURO}"),
+            &auditor.token,
+        )
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["withdrawal_reason"], reason["reason"]);
+    let again = app.post_json_with_token(&path, officer, &reason).await;
+    assert_api_error(again, 409, "conflict").await;
+
+    // The permission is blocked again, and the refusal says why.
+    let refused = act(&app, &cast.manager.token, id, "approve").await;
+    let error = assert_api_error(refused, 422, "transition_rejected").await;
+    let unmet = error["details"]["unmet"].as_array().unwrap();
+    assert_eq!(unmet.len(), 1, "{error}");
+    assert_eq!(unmet[0]["code"], "significant_change_not_assessed");
+    assert_eq!(
+        unmet[0]["detail"]["withdrawn_assessment"]["id"],
+        recorded["id"]
+    );
+    for lang in ["ja", "en"] {
+        assert!(
+            unmet[0]["message"][lang]
+                .as_str()
+                .unwrap()
+                .contains("別の申請の評価を誤って記録したため"),
+            "the withdrawal's reason in the refusal: {error}"
+        );
+    }
+
+    // Recorded again, the permission goes through; after the decision nothing is withdrawn.
+    let second = app
+        .post_json_with_token("/api/v1/documents/assessments", officer, &body)
+        .await;
+    assert_eq!(second.status(), 201);
+    let second: Value = second.json().await.unwrap();
+    act_ok(&app, &cast.manager.token, id, "approve").await;
+    let late = app
+        .post_json_with_token(
+            &format!(
+                "/api/v1/documents/assessments/{}/withdraw",
+                second["id"].as_str().unwrap()
+            ),
+            officer,
+            &reason,
+        )
+        .await;
+    let late = assert_api_error(late, 409, "conflict").await;
+    assert_eq!(late["details"][0]["field"], "id");
+}
+
 crate::on_both_backends!(
+    an_assessment_recorded_by_mistake_is_withdrawn_and_the_permission_is_blocked_again,
     the_threshold_test_counts_every_contractor_at_its_brackets_lower_bound,
     only_the_municipalitys_own_staff_read_and_record_the_threshold_inputs,
     a_pending_subcontract_that_takes_the_handlers_to_500_warns_of_a_reassessment,

@@ -27,5 +27,6 @@ mod ui;
 mod ui_actions;
 mod ui_admin;
 pub mod ui_obligations;
+mod ui_documents;
 pub mod ui_screens;
 mod workflows;

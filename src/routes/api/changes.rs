@@ -2,20 +2,19 @@
 //! print view; the committee submission (付議) of a consignment or a subcontract as JSON or a
 //! print view, with the record of each submission.
 
-use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::chains::viewer;
-use super::documents::{print_view, ViewFormat};
+use super::documents::{chunks, download, print_view, print_view_headers, ViewFormat, CSV};
 use super::instances::acting;
 use crate::auth::AuthUser;
 use crate::documents::{committee, history};
 use crate::error::ApiError;
 use crate::services::chains::Page;
 use crate::services::committee::{self as submissions, SubmissionRecord, SubmittedInput};
-use crate::services::history::{change_history, HistoryQuery};
+use crate::services::history::{change_history, export_changes, HistoryQuery};
 use crate::startup::AppState;
 use tracing_actix_web::RequestId;
 
@@ -83,21 +82,17 @@ pub async fn changes(
     user: AuthUser,
     q: web::Query<ChangesQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut h = change_history(
-        &state.db,
-        &viewer(&user),
-        HistoryQuery {
-            municipality: &q.municipality,
-            pia_file: &q.pia_file,
-            item_id: q.item.as_deref(),
-            from: q.from,
-            to: q.to,
-        },
-        state.clock.today_jst(),
-    )
-    .await?;
-    Ok(match q.format {
+    let query = HistoryQuery {
+        municipality: &q.municipality,
+        pia_file: &q.pia_file,
+        item_id: q.item.as_deref(),
+        from: q.from,
+        to: q.to,
+    };
+    let today = state.clock.today_jst();
+    let format = match q.format {
         HistoryFormat::Json => {
+            let mut h = change_history(&state.db, &viewer(&user), query, today).await?;
             let page = Page {
                 page: q.page,
                 per_page: q.per_page,
@@ -106,25 +101,25 @@ pub async fn changes(
             let skip = usize::try_from(page.offset()).unwrap_or(usize::MAX);
             let take = usize::try_from(page.limit()).unwrap_or(usize::MAX);
             h.rows = h.rows.into_iter().skip(skip).take(take).collect();
-            HttpResponse::Ok().json(HistoryPage {
+            return Ok(HttpResponse::Ok().json(HistoryPage {
                 history: h,
                 total,
                 page: page.number(),
                 per_page: page.limit(),
-            })
+            }));
         }
-        HistoryFormat::Csv => HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                crate::domain::files::content_disposition(&format!(
-                    "変更箇所_{}_{}.csv",
-                    h.municipality, h.pia_file
-                )),
-            ))
-            .body(history::to_csv(&h)),
-        HistoryFormat::Html => print_view(history::to_html(&h)),
-    })
+        HistoryFormat::Csv => history::HistoryFormat::Csv,
+        HistoryFormat::Html => history::HistoryFormat::Html,
+    };
+    let export = export_changes(&state.db, &viewer(&user), query, today, format).await?;
+    let mut response = match format {
+        history::HistoryFormat::Csv => download(
+            CSV,
+            &format!("変更箇所_{}_{}.csv", export.municipality, export.pia_file),
+        ),
+        history::HistoryFormat::Html => print_view_headers(),
+    };
+    Ok(response.streaming(chunks(export.body)))
 }
 
 /// Which node, and how.

@@ -17,7 +17,7 @@ use crate::startup::AppState;
 use tracing_actix_web::RequestId;
 
 /// `/documents/pia`, `/documents/threshold`, `/documents/pia-files`, `/documents/settings`,
-/// `/documents/assessments`.
+/// `/documents/assessments`, `/documents/assessments/{id}/withdraw`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/documents/pia").route(web::get().to(pia_section)))
         .service(web::resource("/documents/threshold").route(web::get().to(threshold_test)))
@@ -35,11 +35,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/documents/assessments")
                 .route(web::get().to(list_assessments))
                 .route(web::post().to(record_assessment)),
+        )
+        .service(
+            web::resource("/documents/assessments/{id}/withdraw")
+                .route(web::post().to(withdraw_assessment)),
         );
 }
 
 /// A print view's headers: standalone, no script, inline style only.
-fn print_view_headers() -> HttpResponseBuilder {
+pub(crate) fn print_view_headers() -> HttpResponseBuilder {
     let mut response = HttpResponse::Ok();
     response
         .content_type("text/html; charset=utf-8")
@@ -77,9 +81,32 @@ pub struct PiaQuery {
     pub format: Format,
 }
 
-fn attachment(name: &str) -> String {
-    crate::domain::files::content_disposition(name)
+/// A download: its content type and its name as an attachment (RFC 6266, with the UTF-8 form
+/// for Japanese names), never sniffed; the body, whole or streamed, is the caller's.
+pub(crate) fn download(content_type: &str, filename: &str) -> HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(content_type)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            crate::domain::files::content_disposition(filename),
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    response
 }
+
+/// A streamed export's chunks as a response body (an error cuts the response off).
+pub(crate) fn chunks(
+    mut body: tokio::sync::mpsc::Receiver<Result<Vec<u8>, ApiError>>,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, ApiError>> {
+    futures_util::stream::poll_fn(move |cx| body.poll_recv(cx)).map_ok(web::Bytes::from)
+}
+
+/// The media type of CSV downloads (UTF-8 with a BOM).
+pub(crate) const CSV: &str = "text/csv; charset=utf-8";
+
+/// The media type of XLSX downloads.
+pub(crate) const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// 「4. 特定個人情報ファイルの取扱いの委託」 for one PIA file, from the chains (permitted tiers only).
 #[utoipa::path(get, path = "/api/v1/documents/pia", tag = "documents", params(PiaQuery),
@@ -105,31 +132,15 @@ pub async fn pia_section(
     )
     .await?;
     let stem = format!("PIA_委託_{}_{}", export.municipality, export.pia_file);
-    let mut body = export.body;
-    let body = futures_util::stream::poll_fn(move |cx| body.poll_recv(cx)).map_ok(web::Bytes::from);
+    let body = chunks(export.body);
     let mut response = match q.format {
         Format::Json => {
             let mut r = HttpResponse::Ok();
             r.content_type("application/json");
             r
         }
-        Format::Csv => {
-            let mut r = HttpResponse::Ok();
-            r.content_type("text/csv; charset=utf-8").insert_header((
-                header::CONTENT_DISPOSITION,
-                attachment(&format!("{stem}.csv")),
-            ));
-            r
-        }
-        Format::Xlsx => {
-            let mut r = HttpResponse::Ok();
-            r.content_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-                .insert_header((
-                    header::CONTENT_DISPOSITION,
-                    attachment(&format!("{stem}.xlsx")),
-                ));
-            r
-        }
+        Format::Csv => download(CSV, &format!("{stem}.csv")),
+        Format::Xlsx => download(XLSX, &format!("{stem}.xlsx")),
         Format::Html => print_view_headers(),
     };
     Ok(response.streaming(body))
@@ -302,4 +313,32 @@ pub async fn record_assessment(
     )
     .await?;
     Ok(HttpResponse::Created().json(view))
+}
+
+/// Withdraw an assessment recorded by mistake, with the reason, while its subcontract still
+/// awaits the decision: kept with who, when and why, audited in the permission's trail; the
+/// permission is then blocked again until an assessment is recorded.
+#[utoipa::path(post, path = "/api/v1/documents/assessments/{id}/withdraw", tag = "documents",
+    params(("id" = String, Path, description = "the assessment")),
+    request_body = documents::WithdrawalInput,
+    responses((status = 200, body = documents::AssessmentView), (status = 403), (status = 404),
+        (status = 409, description = "conflict: already withdrawn, or the subcontract was decided"),
+        (status = 422, description = "validation_failed: `reason` blank")))]
+pub async fn withdraw_assessment(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    request_id: RequestId,
+    id: web::Path<String>,
+    body: web::Json<documents::WithdrawalInput>,
+) -> Result<HttpResponse, ApiError> {
+    let rid = request_id.to_string();
+    let view = documents::withdraw_assessment(
+        &state.db,
+        &viewer(&user),
+        &id,
+        body.into_inner(),
+        &acting(&state, &user, &rid),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
 }

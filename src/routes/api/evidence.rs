@@ -183,13 +183,7 @@ pub async fn download(
 
 /// A stored file as a download: always an attachment, never sniffed or rendered by the browser.
 pub(crate) fn attachment(content: entity::file::Model, filename: &str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content.media_type)
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            crate::domain::files::content_disposition(filename),
-        ))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+    super::documents::download(&content.media_type, filename)
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
         .insert_header((
             header::CONTENT_SECURITY_POLICY,

@@ -53,6 +53,7 @@ use super::{
         documents::set_settings,
         documents::list_assessments,
         documents::record_assessment,
+        documents::withdraw_assessment,
         changes::changes,
         changes::committee_submission,
         changes::list_submissions,

@@ -61,7 +61,8 @@ fn svg(body: String) -> HttpResponse {
         .body(body)
 }
 
-fn actor<'a>(state: &AppState, user: &'a AuthUser, rid: &'a str) -> Actor<'a> {
+/// Who acts on a document, now, under the request.
+pub(crate) fn actor<'a>(state: &AppState, user: &'a AuthUser, rid: &'a str) -> Actor<'a> {
     Actor {
         user_id: &user.id,
         at: state.clock.now(),

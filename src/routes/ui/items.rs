@@ -60,7 +60,7 @@ pub async fn list(
 }
 
 /// The colour class of a permission state.
-fn state_code(permission_state: &str) -> &'static str {
+pub(super) fn state_code(permission_state: &str) -> &'static str {
     match permission_state {
         "permitted" => "permitted",
         "applying" => "pending",
@@ -150,7 +150,7 @@ fn changes_href(municipality: &str, pia_file: &str, item: &str) -> String {
 
 /// A query value percent-encoded byte by byte (RFC 3986: only unreserved characters as they
 /// are).
-fn query_value(s: &str) -> String {
+pub(super) fn query_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -164,7 +164,7 @@ fn query_value(s: &str) -> String {
 
 /// The structure chart section of the item page: for the municipality's staff only (the chart
 /// is its document), with the differences from the last submitted version and the versions.
-async fn structure_chart_data(
+pub(super) async fn structure_chart_data(
     state: &AppState,
     user: &UiUser,
     lang: Lang,
@@ -210,14 +210,19 @@ async fn structure_chart_data(
             json!({ "kind": kind(&c.kind), "organisation": c.organisation, "fields": fields })
         })
         .collect();
+    let base = format!("/items/{}/structure-chart", query_value(item_id));
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| {
             json!({
                 "number": v.number,
+                "href": format!("{base}/versions/{}", v.number),
                 "created": view::moment_label(lang, v.created_at),
                 "submitted": v.submitted_at.map(|at| view::moment_label(lang, at))
                     .unwrap_or_else(|| lang.text("items.structure_chart_not_submitted", "")),
+                "submit_action": v.submitted_at.is_none()
+                    .then(|| format!("{base}/versions/{}/submit", v.number)),
+                "version": v.version,
             })
         })
         .collect();
@@ -227,7 +232,10 @@ async fn structure_chart_data(
         "resubmit": view.resubmission_required,
         "changes": changes,
         "versions": versions,
-        "print_href": format!("/api/v1/items/{item_id}/structure-chart?format=html"),
+        "print_href": format!("/api/v1/items/{}/structure-chart?format=html", query_value(item_id)),
+        "manage_href": base,
+        "create_action": format!("{base}/versions"),
+        "may_write": v.writes_for(municipality_id),
     }))
 }
 

@@ -9,6 +9,7 @@ mod admin;
 mod application_form;
 mod applications;
 mod calendar;
+mod documents;
 mod evidence;
 mod form;
 mod ismap;
@@ -17,6 +18,7 @@ mod obligations;
 mod portal;
 mod session;
 mod settings;
+mod structure_chart;
 pub mod view;
 
 use std::future::Future;
@@ -140,8 +142,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/obligations/{id}/{decision}",
                 web::post().to(obligations::decision),
             )
+            .route("/documents", web::get().to(documents::index))
+            .route("/documents/assessments", web::post().to(documents::record))
+            .route(
+                "/documents/assessments/{id}/withdraw",
+                web::post().to(documents::withdraw),
+            )
             .route("/items", web::get().to(items::list))
-            .route("/items/{id}", web::get().to(items::chain)),
+            .route("/items/{id}", web::get().to(items::chain))
+            .route(
+                "/items/{id}/structure-chart",
+                web::get().to(structure_chart::chart),
+            )
+            .route(
+                "/items/{id}/structure-chart/versions",
+                web::post().to(structure_chart::create_version),
+            )
+            .route(
+                "/items/{id}/structure-chart/versions/{number}",
+                web::get().to(structure_chart::version),
+            )
+            .route(
+                "/items/{id}/structure-chart/versions/{number}/submit",
+                web::post().to(structure_chart::submit_version),
+            ),
     );
 }
 
@@ -193,6 +217,29 @@ pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
+}
+
+/// A signed-in user's page: `template` rendered with the layout's values (`title`, the CSRF
+/// token of the request, `path` for the language form) and `own`, the CSRF cookie set when new.
+#[allow(clippy::too_many_arguments)]
+pub async fn user_page(
+    state: &crate::startup::AppState,
+    request: &HttpRequest,
+    user: &UiUser,
+    path: &str,
+    title: &str,
+    template: &str,
+    own: serde_json::Value,
+    status: StatusCode,
+) -> Result<HttpResponse, UiError> {
+    let lang = Lang::of(request);
+    let fail = |e| UiError::api(e, lang);
+    let csrf = Csrf::of(request);
+    let page = Page::for_user(state, &user.0, lang, &csrf.token, path)
+        .await
+        .map_err(fail)?;
+    let body = view::render(template, &page.data(title, own)).map_err(fail)?;
+    Ok(csrf.apply(html(status, body)))
 }
 
 /// An HTML page response.

@@ -116,6 +116,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         "calendar",
         include_str!("../../../frontend/templates/calendar.hbs"),
     ),
+    (
+        "documents",
+        include_str!("../../../frontend/templates/documents.hbs"),
+    ),
+    (
+        "structure_chart",
+        include_str!("../../../frontend/templates/structure_chart.hbs"),
+    ),
+    (
+        "structure_chart_version",
+        include_str!("../../../frontend/templates/structure_chart_version.hbs"),
+    ),
 ];
 
 /// The message catalogues, embedded in the binary.
