@@ -26,7 +26,7 @@ mod tokens;
 mod ui;
 mod ui_actions;
 mod ui_admin;
-pub mod ui_obligations;
 mod ui_documents;
+pub mod ui_obligations;
 pub mod ui_screens;
 mod workflows;
