@@ -121,10 +121,19 @@ pub async fn inbox(
     limit: usize,
 ) -> Result<Inbox, ApiError> {
     let by_definition = waiting_states(workflows);
-    let states: BTreeSet<String> = by_definition
-        .values()
-        .flat_map(|s| s.keys().cloned())
-        .collect();
+    // Drafts wait for their submitter alone; route states for whoever holds the step.
+    let states_of = |wanted: fn(Task) -> bool| -> BTreeSet<String> {
+        by_definition
+            .values()
+            .flat_map(|s| {
+                s.iter()
+                    .filter(|(_, t)| wanted(**t))
+                    .map(|(k, _)| k.clone())
+            })
+            .collect()
+    };
+    let drafts = states_of(|t| t == Task::Submit);
+    let routes = states_of(|t| t != Task::Submit);
     let scope = Scope::new(viewer);
     let mut sql = Sql::new(db.get_database_backend());
     scope.with(&mut sql);
@@ -138,12 +147,15 @@ pub async fn inbox(
          JOIN subcontract_applications a ON a.id = t.application_id \
          JOIN workflow_instances i ON i.id = t.instance_id WHERE ",
     )
-    .in_list("i.state", &states)
-    .push(" AND (i.submitter = ")
+    .push("((")
+    .in_list("i.state", &drafts)
+    .push(" AND i.submitter = ")
     .bind(actor.id.to_owned())
-    .push(" OR ");
+    .push(") OR (")
+    .in_list("i.state", &routes)
+    .push(" AND ");
     scope.target(&mut sql);
-    sql.push(") ORDER BY i.updated_at, a.number");
+    sql.push(")) ORDER BY i.updated_at, a.number");
     let candidates = Candidate::find_by_statement(sql.statement())
         .all(db)
         .await?;
