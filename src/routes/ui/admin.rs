@@ -94,6 +94,15 @@ fn admin_only(user: &UiUser, lang: Lang) -> Result<(), UiError> {
     }
 }
 
+/// The checks every admin form post makes first, in this order: the CSRF token, then that the
+/// user is an admin (anyone else gets 404). Returns the page language.
+fn admin_post(request: &HttpRequest, user: &UiUser, csrf: Option<&str>) -> Result<Lang, UiError> {
+    let lang = Lang::of(request);
+    Csrf::check(request, csrf)?;
+    admin_only(user, lang)?;
+    Ok(lang)
+}
+
 fn role_label(lang: Lang, role: &str) -> String {
     lang.text(&format!("roles.{role}"), role)
 }
@@ -230,10 +239,8 @@ pub async fn create_user(
     user: UiUser,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, UiError> {
-    let lang = Lang::of(&request);
     let values = Values::from_pairs(form.into_inner());
-    Csrf::check(&request, Some(values.get("csrf")))?;
-    admin_only(&user, lang)?;
+    let lang = admin_post(&request, &user, Some(values.get("csrf")))?;
     let email = Some(values.get("email").to_owned()).filter(|e| !e.trim().is_empty());
     let new = services::admin::NewAccount {
         login: values.get("login").to_owned(),
@@ -287,10 +294,8 @@ pub async fn grant_role(
     id: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, UiError> {
-    let lang = Lang::of(&request);
     let values = Values::from_pairs(form.into_inner());
-    Csrf::check(&request, Some(values.get("csrf")))?;
-    admin_only(&user, lang)?;
+    let lang = admin_post(&request, &user, Some(values.get("csrf")))?;
     let target = target_user(&state, &id, lang).await?;
     let day = |name: &str| values.get(name).trim().parse::<NaiveDate>().ok();
     let mut reasons = Vec::new();
@@ -339,9 +344,7 @@ pub async fn end_role(
     id: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, UiError> {
-    let lang = Lang::of(&request);
-    Csrf::check(&request, form.csrf.as_deref())?;
-    admin_only(&user, lang)?;
+    let lang = admin_post(&request, &user, form.csrf.as_deref())?;
     let held = entity::membership::Entity::find_by_id(id.as_str())
         .one(&state.db)
         .await
@@ -367,9 +370,7 @@ pub async fn deactivate(
     id: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, UiError> {
-    let lang = Lang::of(&request);
-    Csrf::check(&request, form.csrf.as_deref())?;
-    admin_only(&user, lang)?;
+    let lang = admin_post(&request, &user, form.csrf.as_deref())?;
     let target = target_user(&state, &id, lang).await?;
     let result =
         services::admin::deactivate(&state.db, &user.0.id, &target.id, state.clock.now()).await;
@@ -564,10 +565,8 @@ pub async fn create_organisation(
     user: UiUser,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, UiError> {
-    let lang = Lang::of(&request);
     let values = Values::from_pairs(form.into_inner());
-    Csrf::check(&request, Some(values.get("csrf")))?;
-    admin_only(&user, lang)?;
+    let lang = admin_post(&request, &user, Some(values.get("csrf")))?;
     let id = Some(values.get("id").trim().to_owned()).filter(|i| !i.is_empty());
     let result = match organisation_input(&values, id, values.get("kind")) {
         Ok(input) => {
@@ -702,10 +701,8 @@ pub async fn update_organisation(
     id: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, UiError> {
-    let lang = Lang::of(&request);
     let values = Values::from_pairs(form.into_inner());
-    Csrf::check(&request, Some(values.get("csrf")))?;
-    admin_only(&user, lang)?;
+    let lang = admin_post(&request, &user, Some(values.get("csrf")))?;
     let found = find_organisation(&state, &id, lang).await?;
     let result = match organisation_input(&values, None, &found.kind) {
         Ok(input) => {
@@ -897,9 +894,7 @@ pub async fn retry_mail(
     id: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, UiError> {
-    let lang = Lang::of(&request);
-    Csrf::check(&request, form.csrf.as_deref())?;
-    admin_only(&user, lang)?;
+    let lang = admin_post(&request, &user, form.csrf.as_deref())?;
     match services::admin::retry_mail(&state.db, &user.0.id, &id, state.clock.now()).await {
         Ok(_) => Ok(see_other("/admin/mail?done=retried")),
         Err(e) if e.code() == ErrorCode::Conflict => {
