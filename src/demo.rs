@@ -996,7 +996,7 @@ pub async fn scale(
         let input: crate::services::chains::ItemInput = serde_json::from_value(json!({
             "municipality_id": "meguro",
             "owning_section": "情報政策課",
-            "title": format!("規模試験の委託事務 {k:03}"),
+            "title": scale_item_title(k),
             "content": "規模試験のための委託事務",
             "handler_bracket": "from_10_to_49",
             "data_items": ["識別情報"],
@@ -1096,8 +1096,81 @@ pub async fn scale(
     Ok(report)
 }
 
+/// The report of a database [`scale`] grew before, read back from the database, or `None` when
+/// it was never grown: a benchmark can then measure the same dataset again without seeding it
+/// anew.
+pub async fn scaled(state: &AppState) -> Result<Option<ScaleReport>, DemoError> {
+    use crate::services::sql::Sql;
+    use sea_orm::{ConnectionTrait, FromQueryResult};
+    #[derive(FromQueryResult)]
+    struct Sample {
+        application_id: String,
+        item_id: String,
+    }
+    #[derive(FromQueryResult)]
+    struct Counts {
+        items: i64,
+        vendors: i64,
+        applications: i64,
+        evidence_records: i64,
+    }
+    let backend = state.db.get_database_backend();
+    let mut sql = Sql::new(backend);
+    // The second application of the first item: the one `scale` leaves with the officer.
+    sql.push(
+        "SELECT t.application_id AS application_id, t.item_id AS item_id \
+         FROM application_targets t \
+         JOIN subcontract_applications a ON a.id = t.application_id \
+         JOIN consignment_items c ON c.id = t.item_id WHERE c.title = ",
+    )
+    .bind(scale_item_title(0))
+    .push(" AND a.contractor_id = ")
+    .bind(scale_vendor(1));
+    let Some(sample) = Sample::find_by_statement(sql.statement())
+        .one(&state.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let vendors = format!("{SCALE_VENDOR_PREFIX}%");
+    let mut sql = Sql::new(backend);
+    sql.push(
+        "SELECT (SELECT COUNT(DISTINCT t.item_id) FROM application_targets t \
+         JOIN subcontract_applications a ON a.id = t.application_id \
+         WHERE a.contractor_id LIKE ",
+    )
+    .bind(vendors.clone())
+    .push(") AS items, (SELECT COUNT(*) FROM organisations WHERE id LIKE ")
+    .bind(vendors.clone())
+    .push(") AS vendors, (SELECT COUNT(*) FROM subcontract_applications WHERE contractor_id LIKE ")
+    .bind(vendors.clone())
+    .push(") AS applications, (SELECT COUNT(*) FROM evidence_records WHERE organisation_id LIKE ")
+    .bind(vendors)
+    .push(") AS evidence_records");
+    let counts = Counts::find_by_statement(sql.statement())
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| DemoError::Api("the generated data cannot be counted".to_owned()))?;
+    let size = |n: i64| usize::try_from(n).unwrap_or(0);
+    Ok(Some(ScaleReport {
+        items: size(counts.items),
+        vendors: size(counts.vendors),
+        applications: size(counts.applications),
+        evidence_records: size(counts.evidence_records),
+        sample_application: sample.application_id,
+        sample_item: sample.item_id,
+    }))
+}
+
+fn scale_item_title(k: usize) -> String {
+    format!("規模試験の委託事務 {k:03}")
+}
+
+/// The generated vendors' organisation ids start with this.
+const SCALE_VENDOR_PREFIX: &str = "scale_vendor_";
+
 fn scale_vendor(v: usize) -> String {
-    format!("scale_vendor_{v:03}")
+    format!("{SCALE_VENDOR_PREFIX}{v:03}")
 }
 
 /// `n` past evidence records of the scale vendors, written in batches: certificates and NDAs
