@@ -277,6 +277,8 @@ async fn seed(conn: &DatabaseConnection, ids: &[String]) -> BenchResult<Vec<Chai
             updated_at: Set(at(0)),
             audit_seq: Set(0),
             audit_head: Set(GENESIS_HASH.to_owned()),
+            waiting_org: Set(None),
+            waiting_roles: Set(None),
         });
         workflow_instance::Entity::insert_many(rows)
             .exec_without_returning(&txn)

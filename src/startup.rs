@@ -144,6 +144,14 @@ impl Application {
             .await
             .map_err(|e| StartupError::Workflows(e.to_string()))?;
         tracing::info!(definitions = workflows.len(), "workflow definitions loaded");
+        let filled = crate::services::instances::index_waiting(&db, &workflows)
+            .await
+            .map_err(|e| {
+                StartupError::Workflows(format!("cannot index who instances wait for: {e:?}"))
+            })?;
+        if filled > 0 {
+            tracing::info!(instances = filled, "who instances wait for indexed");
+        }
         let obligation_policy = crate::schedule::load_obligation_policy(&settings)
             .map_err(StartupError::ObligationPolicy)?;
 

@@ -37,6 +37,14 @@ pub struct Model {
     /// `hash` of the last audit record of this instance (64 zeros before the first one).
     #[sea_orm(column_type = "Text")]
     pub audit_head: String,
+    /// The organisation of the route step the instance waits at (none when the step names
+    /// none, or when it waits for no one).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub waiting_org: Option<String>,
+    /// The roles that may act at that step, each between spaces (` officer `, ` a b `); none
+    /// when the instance stands at no route step.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub waiting_roles: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ mod m20261127_000003_mail_preferences;
 mod m20261127_000004_ui;
 mod m20261128_000001_list_indexes;
 mod m20261128_000201_assessment_withdrawal;
+mod m20261201_000001_instance_waiting;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_ui::Migration),
             Box::new(m20261128_000001_list_indexes::Migration),
             Box::new(m20261128_000201_assessment_withdrawal::Migration),
+            Box::new(m20261201_000001_instance_waiting::Migration),
         ]
     }
 }

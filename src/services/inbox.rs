@@ -8,8 +8,10 @@
 //! a decision would pass its guards today (evidence, permissions above) is for the
 //! application's page to tell: a blocked decision still waits for its decider.
 //!
-//! The database selects the candidates — targets the user may see, in a state that can wait for
-//! someone — ordered by how long they have waited; the engine then reads only those.
+//! Each instance row carries who it waits for (`waiting_org`, `waiting_roles`, written with
+//! every transition), so the database counts the targets waiting for the user and returns the
+//! first page of them, longest waiting first, with one indexed query each; the engine then
+//! reads only that page, for the step's label.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -82,6 +84,16 @@ struct Candidate {
     context: String,
     progress: String,
     updated_at: DateTime<Utc>,
+    waiting_org: Option<String>,
+    waiting_roles: Option<String>,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct StateCount {
+    workflow_id: String,
+    workflow_version: i32,
+    state: String,
+    n: i64,
 }
 
 /// Per definition, what each state can wait for: the initial state for its submitter, and each
@@ -112,6 +124,59 @@ fn waiting_states(workflows: &WorkflowSet) -> BTreeMap<(String, i32), BTreeMap<S
         .collect()
 }
 
+/// What a state of a definition waits for, if anything.
+fn task_of(
+    by_definition: &BTreeMap<(String, i32), BTreeMap<String, Task>>,
+    workflow: &str,
+    version: i32,
+    state: &str,
+) -> Option<Task> {
+    by_definition
+        .get(&(workflow.to_owned(), version))
+        .and_then(|s| s.get(state))
+        .copied()
+}
+
+/// `LIKE` pattern of a role in `waiting_roles` (see [`instances::waiting_columns`]).
+fn role_pattern(role: &str) -> String {
+    let escaped = role
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("% {escaped} %")
+}
+
+/// Whether a step waiting for `roles` in `org` waits for a holder of `grants`: the engine's
+/// rule (a step in no organisation takes the role from anywhere).
+fn holds(grants: &[Grant], org: Option<&str>, roles: &str) -> bool {
+    grants.iter().any(|g| {
+        roles.split(' ').any(|r| !r.is_empty() && r == g.role)
+            && org.is_none_or(|o| g.org.as_deref() == Some(o))
+    })
+}
+
+/// The condition for a row `i` waiting for a holder of one of `grants` (see [`holds`]).
+fn waits_for(sql: &mut Sql, grants: &[&Grant]) {
+    if grants.is_empty() {
+        sql.push("1 = 0");
+        return;
+    }
+    sql.push("(");
+    for (ix, g) in grants.iter().enumerate() {
+        if ix > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(i.waiting_roles LIKE ")
+            .bind(role_pattern(&g.role))
+            .push(" ESCAPE '\\' AND (i.waiting_org IS NULL");
+        if let Some(org) = &g.org {
+            sql.push(" OR i.waiting_org = ").bind(org.clone());
+        }
+        sql.push("))");
+    }
+    sql.push(")");
+}
+
 /// The targets waiting for `actor` (whose visibility is `viewer`).
 pub async fn inbox(
     db: &impl ConnectionTrait,
@@ -121,52 +186,85 @@ pub async fn inbox(
     limit: usize,
 ) -> Result<Inbox, ApiError> {
     let by_definition = waiting_states(workflows);
-    // Drafts wait for their submitter alone; route states for whoever holds the step.
-    let states_of = |wanted: fn(Task) -> bool| -> BTreeSet<String> {
-        by_definition
-            .values()
-            .flat_map(|s| {
-                s.iter()
-                    .filter(|(_, t)| wanted(**t))
-                    .map(|(k, _)| k.clone())
-            })
-            .collect()
-    };
-    let drafts = states_of(|t| t == Task::Submit);
-    let routes = states_of(|t| t != Task::Submit);
+    let drafts: BTreeSet<String> = by_definition
+        .values()
+        .flat_map(|s| {
+            s.iter()
+                .filter(|(_, t)| **t == Task::Submit)
+                .map(|(k, _)| k.clone())
+        })
+        .collect();
+    // The user's grants and those of the people the user may decide for (代決).
+    let grants: Vec<&Grant> = actor
+        .grants
+        .iter()
+        .chain(actor.deputy_for.iter().flat_map(|d| d.grants.iter()))
+        .collect();
     let scope = Scope::new(viewer);
-    let mut sql = Sql::new(db.get_database_backend());
+    // Drafts wait for their submitter alone; a route step for whoever holds its roles in its
+    // organisation, as its row says. Both among the targets the user may see.
+    let filter = |sql: &mut Sql| {
+        sql.push(
+            " FROM application_targets t \
+             JOIN subcontract_applications a ON a.id = t.application_id \
+             JOIN workflow_instances i ON i.id = t.instance_id WHERE ((",
+        )
+        .in_list("i.state", &drafts)
+        .push(" AND i.submitter = ")
+        .bind(actor.id.to_owned())
+        .push(") OR (");
+        waits_for(sql, &grants);
+        sql.push(" AND ");
+        scope.target(sql);
+        sql.push("))");
+    };
+    let backend = db.get_database_backend();
+    let mut sql = Sql::new(backend);
+    scope.with(&mut sql);
+    sql.push(
+        "SELECT i.workflow_id AS workflow_id, i.workflow_version AS workflow_version, \
+         i.state AS state, COUNT(*) AS n",
+    );
+    filter(&mut sql);
+    sql.push(" GROUP BY i.workflow_id, i.workflow_version, i.state");
+    let counts = StateCount::find_by_statement(sql.statement())
+        .all(db)
+        .await?;
+    let mut inbox = Inbox::default();
+    for c in counts {
+        let Some(task) = task_of(&by_definition, &c.workflow_id, c.workflow_version, &c.state)
+        else {
+            continue;
+        };
+        let n = usize::try_from(c.n).unwrap_or(0);
+        match task {
+            Task::Submit => inbox.submit += n,
+            Task::Endorse => inbox.endorse += n,
+            Task::Approve => inbox.approve += n,
+        }
+        inbox.total += n;
+    }
+
+    let mut sql = Sql::new(backend);
     scope.with(&mut sql);
     sql.push(
         "SELECT a.id AS application_id, a.number AS number, a.created_at AS filed_at, \
          a.applicant_id AS applicant_id, a.contractor_id AS contractor_id, \
          t.municipality_id AS municipality_id, i.workflow_id AS workflow_id, \
          i.workflow_version AS workflow_version, i.state AS state, i.submitter AS submitter, \
-         i.context AS context, i.progress AS progress, i.updated_at AS updated_at \
-         FROM application_targets t \
-         JOIN subcontract_applications a ON a.id = t.application_id \
-         JOIN workflow_instances i ON i.id = t.instance_id WHERE ",
-    )
-    .push("((")
-    .in_list("i.state", &drafts)
-    .push(" AND i.submitter = ")
-    .bind(actor.id.to_owned())
-    .push(") OR (")
-    .in_list("i.state", &routes)
-    .push(" AND ");
-    scope.target(&mut sql);
-    sql.push(")) ORDER BY i.updated_at, a.number");
+         i.context AS context, i.progress AS progress, i.updated_at AS updated_at, \
+         i.waiting_org AS waiting_org, i.waiting_roles AS waiting_roles",
+    );
+    filter(&mut sql);
+    sql.push(" ORDER BY i.updated_at, a.number LIMIT ")
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
     let candidates = Candidate::find_by_statement(sql.statement())
         .all(db)
         .await?;
 
-    let mut inbox = Inbox::default();
     let mut waiting = Vec::new();
     for c in candidates {
-        let Some(task) = by_definition
-            .get(&(c.workflow_id.clone(), c.workflow_version))
-            .and_then(|s| s.get(&c.state))
-            .copied()
+        let Some(task) = task_of(&by_definition, &c.workflow_id, c.workflow_version, &c.state)
         else {
             continue;
         };
@@ -177,50 +275,30 @@ pub async fn inbox(
             continue;
         };
         let mut by_proxy = None;
-        let step_label = if task == Task::Submit {
-            if c.submitter != actor.id {
-                continue;
-            }
-            None
-        } else {
-            let stored = StoredInstance {
-                state: c.state.clone(),
-                submitter: c.submitter.clone(),
-                context: parse(&c.context)?,
-                progress: parse(&c.progress)?,
-            };
-            let Some(w) = rt
-                .waiting_for(&stored)
-                .map_err(|e| ApiError::internal(format!("{e:?}")))?
-            else {
-                continue;
-            };
-            let holds = |grants: &[Grant]| {
-                w.grants.iter().any(|want| {
-                    grants
+        let step_label = match &c.waiting_roles {
+            Some(roles) if task != Task::Submit => {
+                let org = c.waiting_org.as_deref();
+                if !holds(actor.grants, org, roles) {
+                    by_proxy = actor
+                        .deputy_for
                         .iter()
-                        .any(|g| g.role == want.role && (want.org.is_none() || g.org == want.org))
-                })
-            };
-            if holds(actor.grants) {
-                by_proxy = None;
-            } else if let Some(d) = actor.deputy_for.iter().find(|d| holds(&d.grants)) {
-                by_proxy = Some(d.principal.clone());
-            } else {
-                continue;
+                        .find(|d| holds(&d.grants, org, roles))
+                        .map(|d| d.principal.clone());
+                }
+                let stored = StoredInstance {
+                    state: c.state.clone(),
+                    submitter: c.submitter.clone(),
+                    context: parse(&c.context)?,
+                    progress: parse(&c.progress)?,
+                };
+                rt.waiting_for(&stored)
+                    .map_err(|e| ApiError::internal(format!("{e:?}")))?
+                    .map(|w| w.label)
             }
-            Some(w.label)
+            _ => None,
         };
-        match task {
-            Task::Submit => inbox.submit += 1,
-            Task::Endorse => inbox.endorse += 1,
-            Task::Approve => inbox.approve += 1,
-        }
-        inbox.total += 1;
-        if waiting.len() < limit {
-            let state_label = rt.state_label(&c.state);
-            waiting.push((c, task, step_label, state_label, by_proxy));
-        }
+        let state_label = rt.state_label(&c.state);
+        waiting.push((c, task, step_label, state_label, by_proxy));
     }
     let names = crate::services::chains::names(
         db,
@@ -257,4 +335,42 @@ pub async fn inbox(
 fn parse(text: &str) -> Result<serde_json::Value, ApiError> {
     serde_json::from_str(text)
         .map_err(|e| ApiError::internal(format!("a stored instance is not JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(role: &str, org: Option<&str>) -> Grant {
+        Grant {
+            role: role.to_owned(),
+            org: org.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_step_waits_for_its_roles_in_its_organisation_only() {
+        let officer = [grant("officer", Some("meguro"))];
+        assert!(holds(&officer, Some("meguro"), " officer "));
+        assert!(holds(&officer, Some("meguro"), " chief officer "));
+        assert!(!holds(&officer, Some("setagaya"), " officer "));
+        assert!(!holds(&officer, Some("meguro"), " chief "));
+        assert!(!holds(&officer, Some("meguro"), " officers "));
+        // A step in no organisation takes the role from anywhere.
+        assert!(holds(&officer, None, " officer "));
+        assert!(!holds(
+            &[grant("officer", None)],
+            Some("meguro"),
+            " officer "
+        ));
+        assert!(!holds(&officer, Some("meguro"), " "));
+    }
+
+    #[test]
+    fn a_role_pattern_matches_the_role_alone() {
+        assert_eq!(role_pattern("officer"), "% officer %");
+        // `_` and `%` in a role name are literal, not wildcards.
+        assert_eq!(role_pattern("cs_gold"), "% cs\\_gold %");
+        assert_eq!(role_pattern("a%b"), "% a\\%b %");
+    }
 }

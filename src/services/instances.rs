@@ -6,7 +6,7 @@ use entity::{audit_record, workflow_instance};
 use sea_orm::sea_query::{Expr, UpdateStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QueryTrait, SqlErr, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -424,32 +424,35 @@ fn prepare_create<'s>(
             }),
         },
     )?;
+    let st = StoredInstance {
+        state: created.state,
+        submitter: acting.actor.id.to_owned(),
+        context: created.context,
+        progress: created.progress,
+    };
+    let (waiting_org, waiting_roles) = waiting_columns(rt.waiting_for(&st)?.as_ref());
     let row = workflow_instance::Model {
         id,
         workflow_id: rt.id().to_owned(),
         workflow_version: i32::try_from(rt.version()).unwrap_or(i32::MAX),
-        state: created.state.clone(),
+        state: st.state.clone(),
         version: 1,
-        submitter: acting.actor.id.to_owned(),
+        submitter: st.submitter.clone(),
         organisation_id: created.owner.clone(),
-        context: created.context.to_string(),
-        progress: created.progress.to_string(),
+        context: st.context.to_string(),
+        progress: st.progress.to_string(),
         corrects_instance_id: new.corrects.map(str::to_owned),
         created_at: now,
         updated_at: now,
         // The record is sealed already, so the row carries its head from the start.
         audit_seq: sealed.head().seq,
         audit_head: sealed.head().hash.clone(),
+        waiting_org,
+        waiting_roles,
     };
     let insert =
         workflow_instance::Entity::insert(workflow_instance::ActiveModel::from(row.clone()))
             .into_query();
-    let st = StoredInstance {
-        state: created.state,
-        submitter: row.submitter.clone(),
-        context: created.context,
-        progress: created.progress,
-    };
     Ok((Created { row, rt, st }, insert, sealed))
 }
 
@@ -542,6 +545,10 @@ struct Transition<'s> {
     rt: &'s dyn WorkflowRuntime,
     st: StoredInstance,
     fired: Fired,
+    /// Who the instance waits for once the transition is written: kept on its row for the
+    /// inbox, and with its notifications so that they go to the people of that step even when
+    /// they are delivered after it moved on.
+    waiting: Option<Waiting>,
     /// The audit chain head once the transition's record is written.
     head: ChainHead,
     now: DateTime<Utc>,
@@ -555,10 +562,12 @@ impl Transition<'_> {
             rt,
             st,
             fired,
+            waiting,
             head,
             now,
         } = self;
         row.state.clone_from(&fired.to);
+        (row.waiting_org, row.waiting_roles) = waiting_columns(waiting.as_ref());
         row.progress = fired.progress.to_string();
         row.version += 1;
         row.updated_at = now;
@@ -641,12 +650,19 @@ async fn decide<'s>(
             details: audit_details(&fired, req),
         },
     )?;
+    let after = StoredInstance {
+        state: fired.to.clone(),
+        progress: fired.progress.clone(),
+        ..st.clone()
+    };
+    let waiting = rt.waiting_for(&after)?;
     let transition = Transition {
         head: sealed.head().clone(),
         row,
         rt,
         st,
         fired,
+        waiting,
         now,
     };
     Ok((transition, sealed))
@@ -661,21 +677,23 @@ async fn write_transition(
     req: &FireRequest<'_>,
 ) -> Result<(), InstanceError> {
     write_with_row(conn, row_update(t), sealed).await?;
-    // Who the instance now waits for, kept with its notifications so that they go to the
-    // people of that step even when they are delivered after it moved on.
-    let after = StoredInstance {
-        state: t.fired.to.clone(),
-        progress: t.fired.progress.clone(),
-        ..t.st.clone()
-    };
-    let waiting = t.rt.waiting_for(&after)?;
-    run_effects(conn, &t.row, t.head.seq, &t.fired, req, waiting, t.now).await?;
+    run_effects(
+        conn,
+        &t.row,
+        t.head.seq,
+        &t.fired,
+        req,
+        t.waiting.as_ref(),
+        t.now,
+    )
+    .await?;
     Ok(())
 }
 
 /// The update of the instance row a transition makes, under the version it was decided on.
 fn row_update(t: &Transition<'_>) -> UpdateStatement {
     use workflow_instance::Column as I;
+    let (waiting_org, waiting_roles) = waiting_columns(t.waiting.as_ref());
     workflow_instance::Entity::update_many()
         .col_expr(I::State, Expr::value(t.fired.to.clone()))
         .col_expr(I::Progress, Expr::value(t.fired.progress.to_string()))
@@ -683,9 +701,84 @@ fn row_update(t: &Transition<'_>) -> UpdateStatement {
         .col_expr(I::UpdatedAt, Expr::value(t.now))
         .col_expr(I::AuditSeq, Expr::value(t.head.seq))
         .col_expr(I::AuditHead, Expr::value(t.head.hash.clone()))
+        .col_expr(I::WaitingOrg, Expr::value(waiting_org))
+        .col_expr(I::WaitingRoles, Expr::value(waiting_roles))
         .filter(I::Id.eq(t.row.id.as_str()))
         .filter(I::Version.eq(t.row.version))
         .into_query()
+}
+
+/// The row's `waiting_org` and `waiting_roles` for who an instance waits for: the step's
+/// organisation, and its roles each between spaces (` officer `), so that a role is found with
+/// `LIKE '% officer %'`. Both are none when it waits at no step.
+pub fn waiting_columns(waiting: Option<&Waiting>) -> (Option<String>, Option<String>) {
+    let Some(w) = waiting else {
+        return (None, None);
+    };
+    let org = w.grants.iter().find_map(|g| g.org.clone());
+    let mut roles = String::from(" ");
+    for g in &w.grants {
+        if !roles.contains(&format!(" {} ", g.role)) {
+            roles.push_str(&g.role);
+            roles.push(' ');
+        }
+    }
+    (org, Some(roles))
+}
+
+/// Fills in `waiting_org` and `waiting_roles` on the rows that stand at a route step without
+/// them: rows written before those columns existed. Returns how many rows it filled. Run at
+/// start-up after the definitions are loaded; replicas starting at once write the same values.
+pub async fn index_waiting(
+    db: &DatabaseConnection,
+    workflows: &WorkflowSet,
+) -> Result<u64, InstanceError> {
+    use workflow_instance::Column as I;
+    const BATCH: u64 = 500;
+    let mut filled = 0;
+    for rt in workflows.iter() {
+        let routed: Vec<String> = rt
+            .describe()
+            .states
+            .into_iter()
+            .filter(|s| s.route.is_some())
+            .map(|s| s.id)
+            .collect();
+        if routed.is_empty() {
+            continue;
+        }
+        let version = i32::try_from(rt.version()).unwrap_or(i32::MAX);
+        let mut after = String::new();
+        loop {
+            let rows = workflow_instance::Entity::find()
+                .filter(I::WorkflowId.eq(rt.id()))
+                .filter(I::WorkflowVersion.eq(version))
+                .filter(I::State.is_in(routed.iter().map(String::as_str)))
+                .filter(I::WaitingRoles.is_null())
+                .filter(I::Id.gt(after.as_str()))
+                .order_by_asc(I::Id)
+                .limit(BATCH)
+                .all(db)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after.clone_from(&last.id);
+            for row in &rows {
+                let (org, roles) = waiting_columns(rt.waiting_for(&stored(row)?)?.as_ref());
+                if roles.is_none() {
+                    continue;
+                }
+                workflow_instance::Entity::update_many()
+                    .col_expr(I::WaitingOrg, Expr::value(org))
+                    .col_expr(I::WaitingRoles, Expr::value(roles))
+                    .filter(I::Id.eq(row.id.as_str()))
+                    .filter(I::Version.eq(row.version))
+                    .exec(db)
+                    .await?;
+                filled += 1;
+            }
+        }
+    }
+    Ok(filled)
 }
 
 /// Whether the instance row and its audit record can be written without a transaction: on
@@ -776,7 +869,7 @@ async fn run_effects(
     seq: i64,
     fired: &Fired,
     req: &FireRequest<'_>,
-    waiting: Option<Waiting>,
+    waiting: Option<&Waiting>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let payload = json!({
@@ -917,6 +1010,38 @@ mod tests {
     use crate::services::test_db::{backend_tests, Backend, TestDb, TestResult};
     use crate::workflow::kinds::workload::{self, WorkloadContext};
     use crate::workflow::{Grant, Kinds};
+
+    #[test]
+    fn who_a_step_waits_for_is_its_organisation_and_its_roles_between_spaces() {
+        let waiting = |roles: &[&str], org: Option<&str>| Waiting {
+            step: "check".to_owned(),
+            label: Label {
+                ja: "審査".to_owned(),
+                en: "Check".to_owned(),
+            },
+            grants: roles
+                .iter()
+                .map(|r| Grant {
+                    role: (*r).to_owned(),
+                    org: org.map(str::to_owned),
+                })
+                .collect(),
+        };
+        assert_eq!(waiting_columns(None), (None, None));
+        assert_eq!(
+            waiting_columns(Some(&waiting(&["officer"], Some("meguro")))),
+            (Some("meguro".to_owned()), Some(" officer ".to_owned()))
+        );
+        assert_eq!(
+            waiting_columns(Some(&waiting(&["chief", "officer", "chief"], None))),
+            (None, Some(" chief officer ".to_owned()))
+        );
+        // Every slot taken: it waits for no one.
+        assert_eq!(
+            waiting_columns(Some(&waiting(&[], Some("meguro")))),
+            (None, Some(" ".to_owned()))
+        );
+    }
 
     async fn deployed_workload(db: &DatabaseConnection) -> Result<WorkflowSet, String> {
         let mut kinds = Kinds::product();

@@ -152,6 +152,8 @@ pub async fn insert_instance(
         updated_at: Set(at),
         audit_seq: Set(0),
         audit_head: Set(GENESIS_HASH.to_owned()),
+        waiting_org: Set(None),
+        waiting_roles: Set(None),
     })
     .exec_without_returning(conn)
     .await?;

@@ -283,6 +283,39 @@ async fn the_inbox_lists_each_target_for_whoever_acts_at_its_step(backend: Backe
         )
         .await;
     assert_eq!(refused.status().as_u16() / 100, 4, "blocked");
+    // A row written before instances kept who they wait for is indexed when the application
+    // starts: until then the manager's inbox cannot find it, afterwards it can.
+    let instance = filed["targets"][0]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    {
+        use entity::workflow_instance::{Column, Entity};
+        use sea_orm::sea_query::Expr;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        Entity::update_many()
+            .col_expr(Column::WaitingOrg, Expr::value(Option::<String>::None))
+            .col_expr(Column::WaitingRoles, Expr::value(Option::<String>::None))
+            .filter(Column::Id.eq(instance.as_str()))
+            .exec(&app.db)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        inbox_counts(&inbox(cast.manager.token.clone()).await),
+        [0; 4]
+    );
+    let filled = itaku::services::instances::index_waiting(&app.db, &app.state.workflows)
+        .await
+        .unwrap();
+    assert_eq!(filled, 1, "only the row that lost its columns");
+    let row = app.instance_row(&instance).await;
+    assert_eq!(row.waiting_org.as_deref(), Some(crate::helpers::MEGURO));
+    assert_eq!(row.waiting_roles.as_deref(), Some(" manager "));
+    assert_eq!(
+        inbox_counts(&inbox(cast.manager.token.clone()).await),
+        [1, 0, 0, 1]
+    );
     // Nothing of it reaches another municipality.
     assert_eq!(
         inbox_counts(&inbox(cast.outsider.token.clone()).await),
