@@ -3,6 +3,7 @@
 //! created and moved through the real services, so every one has its audit trail.
 
 use chrono::NaiveDate;
+use futures_util::StreamExt;
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -947,8 +948,8 @@ const SCALE_VENDORS: usize = 100;
 /// `evidence` evidence records, for page benchmarks at the scale of a large municipality:
 /// 目黒区 consigns ⌈applications / 100⌉ more items to 東京都国保連, which applies for a
 /// subcontract to each of 100 vendors under every item. Every application goes through the real
-/// services: one in 20 stays a draft, one waits for the officer, one for the chief, one for the
-/// manager, one is rejected, the rest are permitted. Each vendor's four current evidence records
+/// services, several items at a time: one in 20 stays a draft, one waits for the officer, one
+/// for the chief, one for the manager, one is rejected, the rest are permitted. Each vendor's four current evidence records
 /// are recorded and verified through the services too; the rest of `evidence` is their history —
 /// older certificates, expired and superseded — written directly, spread evenly over the vendors.
 pub async fn scale(
@@ -991,99 +992,25 @@ pub async fn scale(
         )
         .await?;
     }
-    let mut filed = 0usize;
-    for k in 0..items {
-        let input: crate::services::chains::ItemInput = serde_json::from_value(json!({
-            "municipality_id": "meguro",
-            "owning_section": "情報政策課",
-            "title": scale_item_title(k),
-            "content": "規模試験のための委託事務",
-            "handler_bracket": "from_10_to_49",
-            "data_items": ["識別情報"],
-            "pia_file": "規模試験ファイル",
-            "recording_medium": "電子記録媒体",
-            "period_start": "2026-04-01",
-            "period_end": "2027-03-31",
-            "contractor_id": "tokyo_kokuhoren",
-            "subcontract_policy": "委託先から再委託の許諾申請書の提出を受け、区が審査の上、書面により許諾する。",
-            "registered_work": "規模試験",
-            "consignment_reason": "規模試験のため。",
-        }))
-        .map_err(|e| DemoError::Api(e.to_string()))?;
-        let item =
-            crate::services::chains::create_item(&state.db, &officer_view, input, now).await?;
-        let tier1 = crate::services::chains::nodes_of_item(&state.db, &item.id)
-            .await?
-            .first()
-            .map(|n| n.id.clone())
-            .unwrap_or_default();
-        if report.sample_item.is_empty() {
-            report.sample_item = item.id.clone();
-        }
-        for v in 0..vendors.min(applications - filed) {
-            let name = format!("規模試験システム株式会社 {v:03}");
-            // Small teams (fewer than 10 handlers each), so the file's handler count stays
-            // under the threshold of a significant change however many vendors there are.
-            let mut f = fields("規模試験のため", "システムの運用", &name, "電子記録媒体");
-            f["handler_bracket"] = json!("under_10");
-            let app = file_application(
-                state,
-                &kokuhoren,
-                &scale_vendor(v),
-                vec![tier1.clone()],
-                f,
-                now,
-                today,
-            )
-            .await?;
-            if k == 0 {
-                for f in basic_evidence(&name, "tokyo_kokuhoren", "2028-03-31") {
-                    evidence(state, &officer, &officer, f, &scale_vendor(v), true).await?;
-                    report.evidence_records += 1;
-                }
-            }
-            let fate = filed % 20;
-            filed += 1;
-            if fate == 0 {
-                continue;
-            }
-            fire_event(
-                state,
-                &kokuhoren,
-                app.id.clone(),
-                "submit",
-                None,
-                now,
-                today,
-            )
-            .await?;
-            match fate {
-                1 => report.sample_application = app.id.clone(),
-                2 | 3 => {
-                    for who in [&officer, &chief].into_iter().take(fate - 1) {
-                        fire_event(state, who, app.id.clone(), "approve", None, now, today).await?;
-                    }
-                }
-                4 => {
-                    let reason = Some("規模試験: 再委託の必要性が認められない");
-                    fire_event(
-                        state,
-                        &officer,
-                        app.id.clone(),
-                        "reject",
-                        reason,
-                        now,
-                        today,
-                    )
-                    .await?;
-                }
-                _ => {
-                    for who in [&officer, &chief, &manager] {
-                        fire_event(state, who, app.id.clone(), "approve", None, now, today).await?;
-                    }
-                }
-            }
-        }
+    let cast = ScaleCast {
+        officer: &officer,
+        chief: &chief,
+        manager: &manager,
+        kokuhoren: &kokuhoren,
+        officer_view: &officer_view,
+    };
+    // The first item records the vendors' evidence; the others only file and decide, a few
+    // at a time, as several users would.
+    let first = scale_item(state, &cast, 0, vendors, applications).await?;
+    report.sample_item = first.item;
+    report.sample_application = first.sample.unwrap_or_default();
+    report.evidence_records += first.evidence;
+    let mut filed = first.filed;
+    let mut rest = futures_util::stream::iter(1..items)
+        .map(|k| scale_item(state, &cast, k, vendors, applications))
+        .buffer_unordered(SCALE_WORKERS);
+    while let Some(done) = rest.next().await {
+        filed += done?.filed;
     }
     report.applications = filed;
     report.evidence_records += history(
@@ -1094,6 +1021,137 @@ pub async fn scale(
     )
     .await?;
     Ok(report)
+}
+
+/// The users [`scale`] acts as.
+struct ScaleCast<'a> {
+    officer: &'a OwnedActor,
+    chief: &'a OwnedActor,
+    manager: &'a OwnedActor,
+    kokuhoren: &'a OwnedActor,
+    officer_view: &'a Viewer,
+}
+
+/// What [`scale_item`] made.
+struct ScaledItem {
+    item: String,
+    filed: usize,
+    evidence: usize,
+    /// An application it left waiting for the officer.
+    sample: Option<String>,
+}
+
+/// How many items [`scale`] seeds at once after the first.
+const SCALE_WORKERS: usize = 3;
+
+/// Item `k` of [`scale`]: the item, and one application under its tier-1 node per vendor (of
+/// the `applications` in all), each left at its fate; item 0 also records the vendors'
+/// evidence.
+async fn scale_item(
+    state: &AppState,
+    cast: &ScaleCast<'_>,
+    k: usize,
+    vendors: usize,
+    applications: usize,
+) -> Result<ScaledItem, DemoError> {
+    let today = state.clock.today_jst();
+    let now = state.clock.now();
+    let input: crate::services::chains::ItemInput = serde_json::from_value(json!({
+        "municipality_id": "meguro",
+        "owning_section": "情報政策課",
+        "title": scale_item_title(k),
+        "content": "規模試験のための委託事務",
+        "handler_bracket": "from_10_to_49",
+        "data_items": ["識別情報"],
+        "pia_file": "規模試験ファイル",
+        "recording_medium": "電子記録媒体",
+        "period_start": "2026-04-01",
+        "period_end": "2027-03-31",
+        "contractor_id": "tokyo_kokuhoren",
+        "subcontract_policy": "委託先から再委託の許諾申請書の提出を受け、区が審査の上、書面により許諾する。",
+        "registered_work": "規模試験",
+        "consignment_reason": "規模試験のため。",
+    }))
+    .map_err(|e| DemoError::Api(e.to_string()))?;
+    let item =
+        crate::services::chains::create_item(&state.db, cast.officer_view, input, now).await?;
+    let tier1 = crate::services::chains::nodes_of_item(&state.db, &item.id)
+        .await?
+        .first()
+        .map(|n| n.id.clone())
+        .unwrap_or_default();
+    let mut made = ScaledItem {
+        item: item.id,
+        filed: 0,
+        evidence: 0,
+        sample: None,
+    };
+    let first = k * vendors;
+    for v in 0..vendors.min(applications.saturating_sub(first)) {
+        let name = format!("規模試験システム株式会社 {v:03}");
+        // Small teams (fewer than 10 handlers each), so the file's handler count stays
+        // under the threshold of a significant change however many vendors there are.
+        let mut f = fields("規模試験のため", "システムの運用", &name, "電子記録媒体");
+        f["handler_bracket"] = json!("under_10");
+        let app = file_application(
+            state,
+            cast.kokuhoren,
+            &scale_vendor(v),
+            vec![tier1.clone()],
+            f,
+            now,
+            today,
+        )
+        .await?;
+        if k == 0 {
+            for f in basic_evidence(&name, "tokyo_kokuhoren", "2028-03-31") {
+                evidence(state, cast.officer, cast.officer, f, &scale_vendor(v), true).await?;
+                made.evidence += 1;
+            }
+        }
+        made.filed += 1;
+        let fate = (first + v) % 20;
+        if fate == 0 {
+            continue;
+        }
+        fire_event(
+            state,
+            cast.kokuhoren,
+            app.id.clone(),
+            "submit",
+            None,
+            now,
+            today,
+        )
+        .await?;
+        let deciders: &[&OwnedActor] = match fate {
+            1 => {
+                made.sample.get_or_insert(app.id.clone());
+                &[]
+            }
+            2 => &[cast.officer],
+            3 => &[cast.officer, cast.chief],
+            4 => {
+                let reason = Some("規模試験: 再委託の必要性が認められない");
+                fire_event(
+                    state,
+                    cast.officer,
+                    app.id.clone(),
+                    "reject",
+                    reason,
+                    now,
+                    today,
+                )
+                .await?;
+                &[]
+            }
+            _ => &[cast.officer, cast.chief, cast.manager],
+        };
+        for who in deciders {
+            fire_event(state, who, app.id.clone(), "approve", None, now, today).await?;
+        }
+    }
+    Ok(made)
 }
 
 /// The report of a database [`scale`] grew before, read back from the database, or `None` when

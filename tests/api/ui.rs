@@ -724,3 +724,92 @@ mod obligations_inbox {
 
     on_both_backends!(the_inbox_lists_open_obligations_by_due_date_and_marks_the_overdue_ones);
 }
+
+/// The generated dataset of the page benchmark: what it reports is what the inboxes show, and
+/// it reads back from the database unchanged.
+mod scaled_demo {
+    use super::*;
+    use crate::helpers::spawn_app_with;
+    use itaku::clock::Clock;
+
+    async fn token(app: &TestApp, login: &str) -> String {
+        let signed_in = app.sign_in(login, itaku::demo::DEMO_PASSWORD).await;
+        let body: Value = signed_in.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn the_scaled_demo_leaves_its_applications_at_each_step_and_reads_back(backend: Backend) {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let app = spawn_app_with(backend, Clock::Fixed(at), |s| {
+            s.timer_interval_seconds = 0;
+            s.mail.dispatch_interval_seconds = 0;
+        })
+        .await;
+        assert!(itaku::demo::scaled(&app.state).await.unwrap().is_none());
+        itaku::demo::seed(&app.state).await.unwrap();
+        let mut before = Vec::new();
+        for login in ["meguro.officer", "meguro.chief", "meguro.manager"] {
+            let mut jar = Jar::with_session(&token(&app, login).await);
+            before.push(inbox_counts(
+                &page(jar.get(&app, "/inbox").await, 200).await,
+            ));
+        }
+        // Two items: the first with the 100 vendors, the second with 20 of them, seeded beside
+        // other work.
+        let report = itaku::demo::scale(&app.state, 120, 500).await.unwrap();
+        assert_eq!(
+            (report.items, report.vendors, report.applications),
+            (2, 100, 120)
+        );
+        assert_eq!(report.evidence_records, 500, "400 current, 100 past");
+        // One in 20 waits at each step of 目黒区's route: 6 each of the 120.
+        for (ix, login) in ["meguro.officer", "meguro.chief", "meguro.manager"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut jar = Jar::with_session(&token(&app, login).await);
+            let html = page(jar.get(&app, "/inbox").await, 200).await;
+            let after = inbox_counts(&html);
+            assert_eq!(after[0], before[ix][0] + 6, "{login}: {html}");
+            assert_eq!(after[3], before[ix][3] + 6, "{login}: {html}");
+        }
+        let officer = token(&app, "meguro.officer").await;
+        let mut jar = Jar::with_session(&officer);
+        let html = page(
+            jar.get(
+                &app,
+                &format!("/applications/{}", report.sample_application),
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert!(html.contains("規模試験システム株式会社 001"), "{html}");
+        let again = itaku::demo::scaled(&app.state)
+            .await
+            .unwrap()
+            .expect("the report");
+        assert_eq!(
+            (
+                again.items,
+                again.vendors,
+                again.applications,
+                again.evidence_records,
+                again.sample_application.as_str(),
+                again.sample_item.as_str(),
+            ),
+            (
+                2,
+                100,
+                120,
+                500,
+                report.sample_application.as_str(),
+                report.sample_item.as_str(),
+            )
+        );
+    }
+
+    on_both_backends!(the_scaled_demo_leaves_its_applications_at_each_step_and_reads_back);
+}
