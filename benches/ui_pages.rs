@@ -116,6 +116,9 @@ async fn pages(
         let clock = Instant::now();
         itaku::demo::seed(&state).await?;
         let report = itaku::demo::scale(&state, usize::try_from(n)?, evidence).await?;
+        // The planner's statistics of a live database: what PostgreSQL's autovacuum would have
+        // gathered by now, and SQLite's `ANALYZE`.
+        sea_orm::ConnectionTrait::execute_unprepared(&state.db, "ANALYZE").await?;
         eprintln!(
             "ui_pages: {}: seeded {} applications, {} evidence records in {:.1?}",
             backend.name(),

@@ -37,8 +37,8 @@ pub struct Model {
     /// `hash` of the last audit record of this instance (64 zeros before the first one).
     #[sea_orm(column_type = "Text")]
     pub audit_head: String,
-    /// The organisation of the route step the instance waits at (none when the step names
-    /// none, or when it waits for no one).
+    /// The organisation of the route step the instance waits at (empty when the step names
+    /// none; none when it stands at no step).
     #[sea_orm(column_type = "Text", nullable)]
     pub waiting_org: Option<String>,
     /// The roles that may act at that step, each between spaces (` officer `, ` a b `); none

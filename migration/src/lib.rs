@@ -16,6 +16,7 @@ mod m20261127_000004_ui;
 mod m20261128_000001_list_indexes;
 mod m20261128_000201_assessment_withdrawal;
 mod m20261201_000001_instance_waiting;
+mod m20261201_000002_inbox_indexes;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_list_indexes::Migration),
             Box::new(m20261128_000201_assessment_withdrawal::Migration),
             Box::new(m20261201_000001_instance_waiting::Migration),
+            Box::new(m20261201_000002_inbox_indexes::Migration),
         ]
     }
 }

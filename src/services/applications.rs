@@ -865,8 +865,16 @@ pub async fn facts_for(
         .ok_or(ErrorCode::NotFound)?;
     let policy = policy_of(workflows, &inst.workflow_id, inst.workflow_version)?;
     let chain = chain_facts(db, node_id).await?;
-    let significant = crate::services::documents::unassessed_changes(db, node_id, today).await?;
-    Ok(json!({ "chain": chain, "policy": policy, "significant_changes": significant }))
+    let (significant, reassessment) =
+        crate::services::documents::pending_node_checks(db, node_id, today).await?;
+    // The re-assessment warning is for the decision screen, not the guards: it rides along so
+    // that the screen does not count the file's handlers a second time.
+    Ok(json!({
+        "chain": chain,
+        "policy": policy,
+        "significant_changes": significant,
+        "reassessment_warning": reassessment,
+    }))
 }
 
 /// The chain facts of a node (see [`facts_for`]).
@@ -1042,9 +1050,16 @@ pub async fn checklist_of(
     let mut evaluation = policy::evaluate(&policy, &facts, today);
     // The handler count is the municipality's own document: only its staff see the warning.
     if viewer.is_municipal(&target.municipality_id) {
-        evaluation.warnings.extend(
-            crate::services::documents::reassessment_warning(db, &target.node_id, today).await?,
-        );
+        let known_warning = known
+            .and_then(|f| f.get("reassessment_warning"))
+            .map(|w| serde_json::from_value::<Option<crate::domain::policy::Warning>>(w.clone()));
+        let warning = match known_warning {
+            Some(Ok(warning)) => warning,
+            _ => {
+                crate::services::documents::reassessment_warning(db, &target.node_id, today).await?
+            }
+        };
+        evaluation.warnings.extend(warning);
         // ISMAP records that disagree with the current list, for the officer to look at.
         evaluation
             .warnings

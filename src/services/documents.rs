@@ -773,9 +773,17 @@ pub async fn reassessment_warning(
     else {
         return Ok(None);
     };
-    let Some((before, after)) = crossing_for(db, &node, &item, today).await? else {
-        return Ok(None);
-    };
+    let crossing = crossing_for(db, &node, &item, today).await?;
+    Ok(crossing.map(|(before, after)| reassessment_of(&node, &item, before, after)))
+}
+
+/// The warning of [`reassessment_warning`] for a crossing found.
+fn reassessment_of(
+    node: &chain_node::Model,
+    item: &consignment_item::Model,
+    before: ThresholdTest,
+    after: ThresholdTest,
+) -> Warning {
     let result = |t: &ThresholdTest| t.result.as_ref().map(|r| r.label.clone());
     let (ja_change, en_change) = match (result(&before), result(&after)) {
         (Some(b), Some(a)) if b != a => (
@@ -790,7 +798,7 @@ pub async fn reassessment_warning(
         ),
         _ => (String::new(), String::new()),
     };
-    Ok(Some(Warning {
+    Warning {
         code: "reassessment_required".to_owned(),
         message: Msg::new(
             format!(
@@ -811,7 +819,7 @@ pub async fn reassessment_warning(
             "assessment_before": before.result.map(|r| r.assessment),
             "assessment_after": after.result.map(|r| r.assessment),
         }),
-    }))
+    }
 }
 
 /// The threshold test without and with a pending node, when the node takes its file's handlers
@@ -854,10 +862,13 @@ pub(crate) fn stored_change_items(row: Option<&document_setting::Model>) -> Vec<
 }
 
 /// The significant changes permitting a pending node (tier 2 or below) would make, with its item.
+/// `crosses` is whether permitting it takes the file's handlers to 500 or more, when the caller
+/// knows already; else it is worked out when a significant change of that kind is counted.
 async fn pending_changes(
     db: &impl ConnectionTrait,
     node: &chain_node::Model,
     today: NaiveDate,
+    crosses: Option<bool>,
 ) -> Result<Option<(consignment_item::Model, Vec<ChangeItem>)>, ApiError> {
     if node.permission_state != "applying" || node.parent_id.is_none() {
         return Ok(None);
@@ -884,7 +895,10 @@ async fn pending_changes(
         cloud_handling_data: node.hosts_environment
             && node.cloud_classification.as_deref() != Some("no_access"),
         handlers_reach_500: enabled.contains(&ChangeItem::HandlersReach500)
-            && crossing_for(db, node, &item, today).await?.is_some(),
+            && match crosses {
+                Some(known) => known,
+                None => crossing_for(db, node, &item, today).await?.is_some(),
+            },
     };
     let changes = significant::changes(&enabled, facts);
     Ok(Some((item, changes)))
@@ -900,9 +914,49 @@ pub async fn unassessed_changes(
     let Some(node) = chain_node::Entity::find_by_id(node_id).one(db).await? else {
         return Ok(Vec::new());
     };
-    let Some((item, changes)) = pending_changes(db, &node, today).await? else {
+    let Some((item, changes)) = pending_changes(db, &node, today, None).await? else {
         return Ok(Vec::new());
     };
+    not_assessed(db, &item, node_id, changes).await
+}
+
+/// What the municipality's documents say of a node on `today` when it is pending: the
+/// significant changes not assessed ([`unassessed_changes`]) and the re-assessment warning
+/// ([`reassessment_warning`]), with the file's handlers counted once for both.
+pub async fn pending_node_checks(
+    db: &impl ConnectionTrait,
+    node_id: &str,
+    today: NaiveDate,
+) -> Result<(Vec<Unmet>, Option<Warning>), ApiError> {
+    let Some(node) = chain_node::Entity::find_by_id(node_id).one(db).await? else {
+        return Ok((Vec::new(), None));
+    };
+    if node.permission_state != "applying" {
+        return Ok((Vec::new(), None));
+    }
+    let Some(item) = consignment_item::Entity::find_by_id(&node.item_id)
+        .one(db)
+        .await?
+    else {
+        return Ok((Vec::new(), None));
+    };
+    let crossing = crossing_for(db, &node, &item, today).await?;
+    let crosses = crossing.is_some();
+    let warning = crossing.map(|(before, after)| reassessment_of(&node, &item, before, after));
+    let unmet = match pending_changes(db, &node, today, Some(crosses)).await? {
+        Some((item, changes)) => not_assessed(db, &item, node_id, changes).await?,
+        None => Vec::new(),
+    };
+    Ok((unmet, warning))
+}
+
+/// Of a pending node's significant changes, those no standing assessment covers.
+async fn not_assessed(
+    db: &impl ConnectionTrait,
+    item: &consignment_item::Model,
+    node_id: &str,
+    changes: Vec<ChangeItem>,
+) -> Result<Vec<Unmet>, ApiError> {
     if changes.is_empty() {
         return Ok(Vec::new());
     }
@@ -1035,7 +1089,7 @@ pub async fn record_assessment(
     may_write(viewer, &item.municipality_id)?;
     let mut errors = validation::errors_of(&input);
     errors.extend(not_in_future(Some(input.assessed_on), today, "assessed_on"));
-    let changes = match pending_changes(&txn, &node, today).await? {
+    let changes = match pending_changes(&txn, &node, today, None).await? {
         None => {
             errors.push(FieldError::new(
                 "node_id",

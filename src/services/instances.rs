@@ -709,13 +709,18 @@ fn row_update(t: &Transition<'_>) -> UpdateStatement {
 }
 
 /// The row's `waiting_org` and `waiting_roles` for who an instance waits for: the step's
-/// organisation, and its roles each between spaces (` officer `), so that a role is found with
-/// `LIKE '% officer %'`. Both are none when it waits at no step.
+/// organisation (empty when the step names none: the role from anywhere), and its roles each
+/// between spaces (` officer `), so that a role is found with `LIKE '% officer %'`. Both are
+/// none when it waits at no step, so an index on `waiting_org` holds only what waits.
 pub fn waiting_columns(waiting: Option<&Waiting>) -> (Option<String>, Option<String>) {
     let Some(w) = waiting else {
         return (None, None);
     };
-    let org = w.grants.iter().find_map(|g| g.org.clone());
+    let org = w
+        .grants
+        .iter()
+        .find_map(|g| g.org.clone())
+        .unwrap_or_default();
     let mut roles = String::from(" ");
     for g in &w.grants {
         if !roles.contains(&format!(" {} ", g.role)) {
@@ -723,7 +728,7 @@ pub fn waiting_columns(waiting: Option<&Waiting>) -> (Option<String>, Option<Str
             roles.push(' ');
         }
     }
-    (org, Some(roles))
+    (Some(org), Some(roles))
 }
 
 /// Fills in `waiting_org` and `waiting_roles` on the rows that stand at a route step without
@@ -1034,12 +1039,12 @@ mod tests {
         );
         assert_eq!(
             waiting_columns(Some(&waiting(&["chief", "officer", "chief"], None))),
-            (None, Some(" chief officer ".to_owned()))
+            (Some(String::new()), Some(" chief officer ".to_owned()))
         );
         // Every slot taken: it waits for no one.
         assert_eq!(
             waiting_columns(Some(&waiting(&[], Some("meguro")))),
-            (None, Some(" ".to_owned()))
+            (Some("meguro".to_owned()), Some(" ".to_owned()))
         );
     }
 
