@@ -1041,10 +1041,10 @@ mod tests {
             waiting_columns(Some(&waiting(&["chief", "officer", "chief"], None))),
             (Some(String::new()), Some(" chief officer ".to_owned()))
         );
-        // Every slot taken: it waits for no one.
+        // Every slot taken: it waits for no one (no role matches).
         assert_eq!(
             waiting_columns(Some(&waiting(&[], Some("meguro")))),
-            (Some("meguro".to_owned()), Some(" ".to_owned()))
+            (Some(String::new()), Some(" ".to_owned()))
         );
     }
 
