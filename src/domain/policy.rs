@@ -532,6 +532,19 @@ pub struct ChainFacts {
 }
 
 impl ChainFacts {
+    /// The same facts without the evidence records that cannot change an evaluation on `today`:
+    /// of the expired records alike in everything [`evaluate`] reads but their dates
+    /// (organisation, node, kind, services, counterparty, renewal, verification, revocation),
+    /// only the one it would report stays — the one that lasted longest, the first of equals —
+    /// in its place. A record superseded by its renewals is such a record; a municipality keeps
+    /// years of them, and the decision screen and the guards read every fact several times.
+    pub fn without_superseded(mut self, today: NaiveDate) -> Self {
+        for node in std::iter::once(&mut self.node).chain(self.ancestors.iter_mut()) {
+            node.evidence = without_superseded(std::mem::take(&mut node.evidence), today);
+        }
+        self
+    }
+
     /// Tier 1 first, the node last.
     fn top_down(&self) -> impl Iterator<Item = &NodeFacts> {
         self.ancestors
@@ -539,6 +552,46 @@ impl ChainFacts {
             .rev()
             .chain(std::iter::once(&self.node))
     }
+}
+
+/// See [`ChainFacts::without_superseded`].
+fn without_superseded(evidence: Vec<EvidenceFact>, today: NaiveDate) -> Vec<EvidenceFact> {
+    type Alike<'a> = (
+        &'a str,
+        Option<&'a str>,
+        EvidenceKind,
+        Option<&'a str>,
+        &'a [String],
+        Option<&'a str>,
+        [bool; 3],
+    );
+    let expired = |e: &EvidenceFact| {
+        e.valid_from.is_none_or(|from| from <= today)
+            && e.dated_status(today) == Some(EvidenceStatus::Expired)
+    };
+    let mut kept: std::collections::HashMap<Alike<'_>, usize> = std::collections::HashMap::new();
+    for (ix, e) in evidence.iter().enumerate().filter(|(_, e)| expired(e)) {
+        let alike = (
+            e.organisation_id.as_str(),
+            e.node_id.as_deref(),
+            e.kind,
+            e.service_name.as_deref(),
+            e.covered_services.as_slice(),
+            e.counterparty_organisation_id.as_deref(),
+            [e.renewal_pending, e.verified, e.revoked],
+        );
+        let slot = kept.entry(alike).or_insert(ix);
+        if lasts_longer(e, Some(&evidence[*slot])) {
+            *slot = ix;
+        }
+    }
+    let stays: BTreeSet<usize> = kept.into_values().collect();
+    evidence
+        .into_iter()
+        .enumerate()
+        .filter(|(ix, e)| !expired(e) || stays.contains(ix))
+        .map(|(_, e)| e)
+        .collect()
 }
 
 // --- Evaluation ----------------------------------------------------------------------------
@@ -1761,6 +1814,61 @@ mod tests {
     }
 
     // --- Choosing what to report ---------------------------------------------------------
+
+    /// Years of renewals of every record of the chain: what the evaluation says is the same
+    /// with them and without the superseded ones, whichever record counts or is reported.
+    #[test]
+    fn superseded_records_change_no_evaluation() {
+        let history = |facts: &mut ChainFacts, years: i32| {
+            for node in std::iter::once(&mut facts.node).chain(facts.ancestors.iter_mut()) {
+                let current = node.evidence.clone();
+                for e in current {
+                    for y in 1..=years {
+                        node.evidence.push(EvidenceFact {
+                            id: format!("{}-{y}", e.id),
+                            valid_from: Some(d(2025 - y, 4, 1)),
+                            valid_until: Some(d(2026 - y, 3, 31)),
+                            ..e.clone()
+                        });
+                    }
+                }
+            }
+        };
+        let mut full = chain();
+        history(&mut full, 5);
+        let pruned = full.clone().without_superseded(today());
+        let count = |f: &ChainFacts| {
+            std::iter::once(&f.node)
+                .chain(&f.ancestors)
+                .map(|n| n.evidence.len())
+                .sum::<usize>()
+        };
+        let current = count(&chain());
+        assert_eq!(count(&full), current * 6);
+        // Each current record keeps the last of its renewals, the one an expiry would name.
+        assert_eq!(count(&pruned), current * 2);
+        assert_eq!(evaluate_default(&full), evaluate_default(&pruned));
+
+        // With the current records gone, the expired ones are what is reported: the same.
+        let mut lapsed = chain();
+        for node in std::iter::once(&mut lapsed.node).chain(lapsed.ancestors.iter_mut()) {
+            node.evidence.clear();
+        }
+        let mut old = full.clone();
+        for node in std::iter::once(&mut old.node).chain(old.ancestors.iter_mut()) {
+            node.evidence
+                .retain(|e| e.id.contains('-') && e.valid_until < Some(today()));
+        }
+        let pruned = old.clone().without_superseded(today());
+        let evaluation = evaluate_default(&pruned);
+        assert!(!evaluation.unmet.is_empty());
+        assert_eq!(evaluate_default(&old), evaluation);
+        assert_ne!(
+            evaluate_default(&lapsed),
+            evaluation,
+            "expired, not missing"
+        );
+    }
 
     #[test]
     fn a_present_but_expired_record_is_reported_rather_than_missing() {

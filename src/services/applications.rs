@@ -864,7 +864,7 @@ pub async fn facts_for(
         .await?
         .ok_or(ErrorCode::NotFound)?;
     let policy = policy_of(workflows, &inst.workflow_id, inst.workflow_version)?;
-    let chain = chain_facts(db, node_id).await?;
+    let chain = chain_facts(db, node_id).await?.without_superseded(today);
     let (significant, reassessment) =
         crate::services::documents::pending_node_checks(db, node_id, today).await?;
     // The re-assessment warning is for the decision screen, not the guards: it rides along so
