@@ -624,14 +624,13 @@ pub async fn list_items(
         .all(db)
         .await?;
     let q = consignment_item::Entity::find()
-        .filter(
-            sea_orm::Condition::any()
-                .add(
-                    consignment_item::Column::MunicipalityId
-                        .is_in(viewer.municipal.iter().cloned()),
-                )
-                .add(consignment_item::Column::Id.is_in(by_contractor)),
-        )
+        .filter(crate::services::sql::any_in([
+            (
+                consignment_item::Column::MunicipalityId,
+                viewer.municipal.iter().cloned().collect(),
+            ),
+            (consignment_item::Column::Id, by_contractor),
+        ]))
         .order_by_asc(consignment_item::Column::Id);
     let total = q.clone().count(db).await?;
     let rows = q.offset(page.offset()).limit(page.limit()).all(db).await?;

@@ -657,21 +657,17 @@ pub struct ObligationFilter {
 
 /// What the viewer may see: their contractor organisations' obligations and their
 /// municipalities' (municipal staff, auditors included).
-/// The obligations the viewer may see: its contractor organisations' own and those of its
-/// municipalities. Only the lists that are not empty are written, so the condition stays one an
-/// index can serve (an empty `IN` would be a bound `1 = 2`, which a generic plan cannot drop).
 fn visible_to(viewer: &Viewer) -> Condition {
-    let mut any = Condition::any();
-    if !viewer.contractor.is_empty() {
-        any = any.add(obligation::Column::OrganisationId.is_in(viewer.contractor.iter().cloned()));
-    }
-    if !viewer.municipal.is_empty() {
-        any = any.add(obligation::Column::MunicipalityId.is_in(viewer.municipal.iter().cloned()));
-    }
-    if viewer.contractor.is_empty() && viewer.municipal.is_empty() {
-        any = any.add(Expr::cust("1 = 0"));
-    }
-    any
+    crate::services::sql::any_in([
+        (
+            obligation::Column::OrganisationId,
+            viewer.contractor.iter().cloned().collect(),
+        ),
+        (
+            obligation::Column::MunicipalityId,
+            viewer.municipal.iter().cloned().collect(),
+        ),
+    ])
 }
 
 fn view(o: obligation::Model, owner_name: String, today: NaiveDate) -> ObligationView {

@@ -1,7 +1,28 @@
 //! Hand-written SQL for the few queries the query builder cannot say (recursive CTEs,
 //! `EXISTS` over joins): the text with its parameters, placeholders in the backend's syntax.
 
-use sea_orm::{DbBackend, Statement, Value};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, DbBackend, Statement, Value};
+
+/// Rows where any of `lists` holds, each `column IN (values)`; none when every list is empty.
+/// Only the lists that are not empty are written, so the condition stays one an index can
+/// serve: the query builder writes an empty `IN` as a bound `1 = 2`, which the generic plan of
+/// a prepared statement cannot drop.
+pub fn any_in<C: ColumnTrait>(lists: impl IntoIterator<Item = (C, Vec<String>)>) -> Condition {
+    let mut any = Condition::any();
+    let mut written = false;
+    for (column, values) in lists {
+        if !values.is_empty() {
+            any = any.add(column.is_in(values));
+            written = true;
+        }
+    }
+    if written {
+        any
+    } else {
+        any.add(Expr::cust("1 = 0"))
+    }
+}
 
 /// SQL text with its parameters, placeholders in the backend's syntax.
 #[derive(Debug)]
@@ -71,6 +92,39 @@ impl Sql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_in_writes_only_the_lists_that_are_not_empty() {
+        use entity::obligation::{Column, Entity};
+        use sea_orm::{EntityTrait, QueryFilter, QueryTrait};
+        let sql = |lists: [(Column, Vec<String>); 2]| {
+            Entity::find()
+                .filter(any_in(lists))
+                .build(DbBackend::Postgres)
+                .to_string()
+        };
+        let one = sql([
+            (Column::OrganisationId, Vec::new()),
+            (Column::MunicipalityId, vec!["meguro".to_owned()]),
+        ]);
+        assert!(
+            one.ends_with(r#"WHERE "obligations"."municipality_id" IN ('meguro')"#),
+            "{one}"
+        );
+        let both = sql([
+            (Column::OrganisationId, vec!["kokuhoren".to_owned()]),
+            (Column::MunicipalityId, vec!["meguro".to_owned()]),
+        ]);
+        assert!(
+            both.contains(r#""organisation_id" IN ('kokuhoren') OR"#),
+            "{both}"
+        );
+        let none = sql([
+            (Column::OrganisationId, Vec::new()),
+            (Column::MunicipalityId, Vec::new()),
+        ]);
+        assert!(none.ends_with("WHERE 1 = 0"), "{none}");
+    }
 
     #[test]
     fn placeholders_follow_the_backend() {
