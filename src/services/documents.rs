@@ -761,20 +761,28 @@ pub async fn reassessment_warning(
     node_id: &str,
     today: NaiveDate,
 ) -> Result<Option<Warning>, ApiError> {
+    let Some((node, item)) = pending_node(db, node_id).await? else {
+        return Ok(None);
+    };
+    let crossing = crossing_for(db, &node, &item, today).await?;
+    Ok(crossing.map(|(before, after)| reassessment_of(&node, &item, before, after)))
+}
+
+/// The node with its item, when it is pending (`applying`); `None` otherwise.
+async fn pending_node(
+    db: &impl ConnectionTrait,
+    node_id: &str,
+) -> Result<Option<(chain_node::Model, consignment_item::Model)>, DbErr> {
     let Some(node) = chain_node::Entity::find_by_id(node_id).one(db).await? else {
         return Ok(None);
     };
     if node.permission_state != "applying" {
         return Ok(None);
     }
-    let Some(item) = consignment_item::Entity::find_by_id(&node.item_id)
+    let item = consignment_item::Entity::find_by_id(&node.item_id)
         .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let crossing = crossing_for(db, &node, &item, today).await?;
-    Ok(crossing.map(|(before, after)| reassessment_of(&node, &item, before, after)))
+        .await?;
+    Ok(item.map(|item| (node, item)))
 }
 
 /// The warning of [`reassessment_warning`] for a crossing found.
@@ -861,27 +869,23 @@ pub(crate) fn stored_change_items(row: Option<&document_setting::Model>) -> Vec<
         .unwrap_or_else(|| ChangeItem::DEFAULT.to_vec())
 }
 
-/// The significant changes permitting a pending node (tier 2 or below) would make, with its item.
-/// `crosses` is whether permitting it takes the file's handlers to 500 or more, when the caller
-/// knows already; else it is worked out when a significant change of that kind is counted.
+/// The significant changes permitting a pending node (tier 2 or below) of `item` would make;
+/// `None` when the node is not pending or is tier 1. `crosses` is whether permitting it takes
+/// the file's handlers to 500 or more, when the caller knows already; else it is worked out
+/// when a significant change of that kind is counted.
 async fn pending_changes(
     db: &impl ConnectionTrait,
     node: &chain_node::Model,
+    item: &consignment_item::Model,
     today: NaiveDate,
     crosses: Option<bool>,
-) -> Result<Option<(consignment_item::Model, Vec<ChangeItem>)>, ApiError> {
+) -> Result<Option<Vec<ChangeItem>>, ApiError> {
     if node.permission_state != "applying" || node.parent_id.is_none() {
         return Ok(None);
     }
-    let Some(item) = consignment_item::Entity::find_by_id(&node.item_id)
-        .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
     let enabled = change_items(db, &item.municipality_id).await?;
     if enabled.is_empty() {
-        return Ok(Some((item, Vec::new())));
+        return Ok(Some(Vec::new()));
     }
     let other_subcontracts = chain_node::Entity::find()
         .filter(chain_node::Column::ItemId.eq(item.id.as_str()))
@@ -897,11 +901,10 @@ async fn pending_changes(
         handlers_reach_500: enabled.contains(&ChangeItem::HandlersReach500)
             && match crosses {
                 Some(known) => known,
-                None => crossing_for(db, node, &item, today).await?.is_some(),
+                None => crossing_for(db, node, item, today).await?.is_some(),
             },
     };
-    let changes = significant::changes(&enabled, facts);
-    Ok(Some((item, changes)))
+    Ok(Some(significant::changes(&enabled, facts)))
 }
 
 /// Why the pending node may not be permitted yet: each significant change it would make while
@@ -911,10 +914,10 @@ pub async fn unassessed_changes(
     node_id: &str,
     today: NaiveDate,
 ) -> Result<Vec<Unmet>, ApiError> {
-    let Some(node) = chain_node::Entity::find_by_id(node_id).one(db).await? else {
+    let Some((node, item)) = pending_node(db, node_id).await? else {
         return Ok(Vec::new());
     };
-    let Some((item, changes)) = pending_changes(db, &node, today, None).await? else {
+    let Some(changes) = pending_changes(db, &node, &item, today, None).await? else {
         return Ok(Vec::new());
     };
     not_assessed(db, &item, node_id, changes).await
@@ -928,23 +931,14 @@ pub async fn pending_node_checks(
     node_id: &str,
     today: NaiveDate,
 ) -> Result<(Vec<Unmet>, Option<Warning>), ApiError> {
-    let Some(node) = chain_node::Entity::find_by_id(node_id).one(db).await? else {
-        return Ok((Vec::new(), None));
-    };
-    if node.permission_state != "applying" {
-        return Ok((Vec::new(), None));
-    }
-    let Some(item) = consignment_item::Entity::find_by_id(&node.item_id)
-        .one(db)
-        .await?
-    else {
+    let Some((node, item)) = pending_node(db, node_id).await? else {
         return Ok((Vec::new(), None));
     };
     let crossing = crossing_for(db, &node, &item, today).await?;
     let crosses = crossing.is_some();
     let warning = crossing.map(|(before, after)| reassessment_of(&node, &item, before, after));
-    let unmet = match pending_changes(db, &node, today, Some(crosses)).await? {
-        Some((item, changes)) => not_assessed(db, &item, node_id, changes).await?,
+    let unmet = match pending_changes(db, &node, &item, today, Some(crosses)).await? {
+        Some(changes) => not_assessed(db, &item, node_id, changes).await?,
         None => Vec::new(),
     };
     Ok((unmet, warning))
@@ -1089,7 +1083,7 @@ pub async fn record_assessment(
     may_write(viewer, &item.municipality_id)?;
     let mut errors = validation::errors_of(&input);
     errors.extend(not_in_future(Some(input.assessed_on), today, "assessed_on"));
-    let changes = match pending_changes(&txn, &node, today, None).await? {
+    let changes = match pending_changes(&txn, &node, &item, today, None).await? {
         None => {
             errors.push(FieldError::new(
                 "node_id",
@@ -1098,7 +1092,7 @@ pub async fn record_assessment(
             ));
             Vec::new()
         }
-        Some((_, changes)) if changes.is_empty() => {
+        Some(changes) if changes.is_empty() => {
             errors.push(FieldError::new(
                 "node_id",
                 "この再委託は重要な変更に当たらないため、事前の評価の記録は不要です。",
@@ -1106,7 +1100,7 @@ pub async fn record_assessment(
             ));
             changes
         }
-        Some((_, changes)) => changes,
+        Some(changes) => changes,
     };
     validation::finish(errors)?;
     let target = application_target::Entity::find()
