@@ -43,8 +43,7 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// For reads that are not part of a write (the session check); see [`db::connect_reader`].
     pub reader: DatabaseConnection,
-    /// SQLite's group commit task for transitions (none on PostgreSQL); see
-    /// [`crate::services::group_commit`].
+    /// The group commit task for transitions; see [`crate::services::group_commit`].
     pub group_commit: Option<GroupCommit>,
     pub settings: Settings,
     /// Signing and verification keys for session tokens.
@@ -184,7 +183,7 @@ impl Application {
             token_ttl: Duration::minutes(i64::from(settings.token_ttl_minutes)),
             sign_in_limiter: FailureLimiter::sign_in(),
             dummy_password_hash: dummy_password_hash().await?,
-            group_commit: (!settings.is_postgres()).then(|| GroupCommit::start(db.clone())),
+            group_commit: Some(GroupCommit::start(db.clone())),
             db,
             reader,
             clock,

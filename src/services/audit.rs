@@ -175,6 +175,78 @@ pub async fn insert(conn: &impl ConnectionTrait, sealed: SealedRecord) -> Result
     Ok(())
 }
 
+/// The columns of many sealed records, one array per column in the order of
+/// [`RecordArrays::COLUMNS`], for one `INSERT … SELECT FROM unnest(…)` (PostgreSQL): the
+/// statement's text stays the same whatever the number of records, so it is prepared once.
+#[derive(Debug, Default)]
+pub struct RecordArrays {
+    pub instance_id: Vec<String>,
+    pub seq: Vec<i64>,
+    pub at: Vec<DateTime<Utc>>,
+    pub actor_id: Vec<String>,
+    pub on_behalf_of: Vec<Option<String>>,
+    pub event: Vec<String>,
+    pub from_state: Vec<Option<String>>,
+    pub to_state: Vec<String>,
+    pub step: Vec<Option<String>>,
+    pub comment: Vec<Option<String>>,
+    pub request_id: Vec<Option<String>>,
+    pub details: Vec<String>,
+    pub prev_hash: Vec<String>,
+    pub hash: Vec<String>,
+}
+
+impl RecordArrays {
+    /// The columns the arrays fill, with their PostgreSQL array types, in binding order.
+    pub const COLUMNS: [(&'static str, &'static str); 14] = [
+        ("instance_id", "text[]"),
+        ("seq", "int8[]"),
+        ("at", "timestamptz[]"),
+        ("actor_id", "text[]"),
+        ("on_behalf_of", "text[]"),
+        ("event", "text[]"),
+        ("from_state", "text[]"),
+        ("to_state", "text[]"),
+        ("step", "text[]"),
+        ("comment", "text[]"),
+        ("request_id", "text[]"),
+        ("details", "text[]"),
+        ("prev_hash", "text[]"),
+        ("hash", "text[]"),
+    ];
+
+    /// Adds one record.
+    pub fn push(&mut self, sealed: &SealedRecord) -> Result<(), DbErr> {
+        let r = &sealed.row;
+        self.instance_id.push(set(&r.instance_id, "instance_id")?);
+        self.seq.push(set(&r.seq, "seq")?);
+        self.at.push(set(&r.at, "at")?);
+        self.actor_id.push(set(&r.actor_id, "actor_id")?);
+        self.on_behalf_of
+            .push(set(&r.on_behalf_of, "on_behalf_of")?);
+        self.event.push(set(&r.event, "event")?);
+        self.from_state.push(set(&r.from_state, "from_state")?);
+        self.to_state.push(set(&r.to_state, "to_state")?);
+        self.step.push(set(&r.step, "step")?);
+        self.comment.push(set(&r.comment, "comment")?);
+        self.request_id.push(set(&r.request_id, "request_id")?);
+        self.details.push(set(&r.details, "details")?);
+        self.prev_hash.push(set(&r.prev_hash, "prev_hash")?);
+        self.hash.push(set(&r.hash, "hash")?);
+        Ok(())
+    }
+}
+
+/// The value of a column that [`seal`] sets.
+fn set<T: Clone + Into<sea_orm::Value>>(value: &ActiveValue<T>, column: &str) -> Result<T, DbErr> {
+    match value {
+        ActiveValue::Set(v) | ActiveValue::Unchanged(v) => Ok(v.clone()),
+        ActiveValue::NotSet => Err(DbErr::Custom(format!(
+            "a sealed audit record has no {column}"
+        ))),
+    }
+}
+
 /// A write of the instance row that a record can be chained to: the row's insert (a new
 /// instance) or its update under the optimistic `version` (a transition).
 pub trait RowWrite: QueryStatementBuilder + Send {

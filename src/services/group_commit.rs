@@ -1,84 +1,263 @@
-//! Group commit for SQLite's single writing connection.
+//! Group commit: transitions written together, each as it would be alone.
 //!
-//! A durable SQLite commit (WAL, `synchronous=FULL`) costs an fsync, and through sqlx every
-//! statement is a round trip to the connection's worker thread; with one writing connection,
-//! that is time every other writer waits. A transition that writes only its instance row and its
-//! audit record is therefore handed to one task, which writes whatever has queued up while the
-//! previous batch committed in one transaction: `BEGIN`, one call holding every transition's two
-//! statements, `COMMIT`. So eight clients share one fsync instead of queueing for eight.
+//! A transition that writes only its instance row and its audit record (the common case, and
+//! every creation without timers) is handed to one task per process, which writes whatever has
+//! queued up while the previous batch committed, with one commit for all of them.
 //!
-//! Each transition stays what it was alone: its audit insert runs only if its own update, under
-//! the version the caller read, wrote the row (see [`audit::sqlite_write_with_row`]), so a
-//! transition that lost a race writes nothing and the others are unaffected; and no caller hears
-//! of its transition before the transaction holding it committed. A batch that fails is rolled
-//! back and its transitions written again one per transaction, so one bad write never fails
-//! another.
+//! - SQLite: a durable commit (WAL, `synchronous=FULL`) costs an fsync, and through sqlx every
+//!   statement is a round trip to the connection's worker thread; with one writing connection,
+//!   that is time every other writer waits. A batch is `BEGIN`, one call holding every
+//!   transition's two statements, `COMMIT`: eight clients share one fsync instead of queueing
+//!   for eight.
+//! - PostgreSQL: each statement costs the server a round trip, a commit and, through the pool,
+//!   sqlx's liveness ping when the connection goes back. A batch is one statement of constant
+//!   text (prepared once per connection) that inserts the new rows, updates the moved ones under
+//!   their versions and inserts the audit records of those that were written, from one array
+//!   per column (`unnest`).
+//!
+//! Each transition stays what it was alone: its audit record is written only if its own row
+//! write (an insert, or the update under the version the caller read) wrote the row, so a
+//! transition that lost a race writes nothing and the others are unaffected; no batch holds two
+//! writes of one instance (the later waits for the next batch); and no caller hears of its
+//! transition before the commit holding it. A batch that fails is written again one transition
+//! per commit, so one bad write never fails another.
 
-use sea_orm::sea_query::Values;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use std::collections::{HashSet, VecDeque};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use entity::workflow_instance;
+use sea_orm::sea_query::{Expr, InsertStatement, UpdateStatement, Values};
+use sea_orm::sqlx::{Connection as _, PgConnection};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryTrait, RuntimeErr, Statement, TransactionTrait,
+};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::services::audit::{self, RowWrite, SealedRecord, SqliteRowWrite};
+use crate::services::audit::{self, RecordArrays, SealedRecord, SqliteRowWrite};
 
-/// The most transitions one transaction holds (each binds about twenty values; SQLite allows
-/// 32,766 per call).
+/// The most transitions one batch holds (on SQLite each binds about twenty values, of the
+/// 32,766 one call allows).
 const MAX_BATCH: usize = 64;
+
+/// A write of an instance row that a record can be chained to, as the group commit carries it.
+#[derive(Clone, Debug)]
+pub enum InstanceWrite {
+    /// A new instance's row, with its first record's head.
+    Insert(workflow_instance::Model),
+    /// A transition's update of the row, under the version it was decided on.
+    Update(RowUpdate),
+}
+
+/// What a transition changes on its instance's row.
+#[derive(Clone, Debug)]
+pub struct RowUpdate {
+    pub id: String,
+    /// The version the transition was decided on; the row is written only if it still has it,
+    /// and then gets `version + 1`.
+    pub version: i64,
+    pub state: String,
+    pub progress: String,
+    pub updated_at: DateTime<Utc>,
+    pub audit_seq: i64,
+    pub audit_head: String,
+    pub waiting_org: Option<String>,
+    pub waiting_roles: Option<String>,
+}
+
+impl RowUpdate {
+    /// The update as one statement.
+    pub fn statement(&self) -> UpdateStatement {
+        use workflow_instance::Column as I;
+        workflow_instance::Entity::update_many()
+            .col_expr(I::State, Expr::value(self.state.clone()))
+            .col_expr(I::Progress, Expr::value(self.progress.clone()))
+            .col_expr(I::Version, Expr::value(self.version + 1))
+            .col_expr(I::UpdatedAt, Expr::value(self.updated_at))
+            .col_expr(I::AuditSeq, Expr::value(self.audit_seq))
+            .col_expr(I::AuditHead, Expr::value(self.audit_head.clone()))
+            .col_expr(I::WaitingOrg, Expr::value(self.waiting_org.clone()))
+            .col_expr(I::WaitingRoles, Expr::value(self.waiting_roles.clone()))
+            .filter(I::Id.eq(self.id.as_str()))
+            .filter(I::Version.eq(self.version))
+            .into_query()
+    }
+}
+
+impl InstanceWrite {
+    fn instance_id(&self) -> &str {
+        match self {
+            Self::Insert(row) => &row.id,
+            Self::Update(update) => &update.id,
+        }
+    }
+
+    /// The insert of a new row as one statement.
+    pub fn insert_statement(row: &workflow_instance::Model) -> InsertStatement {
+        workflow_instance::Entity::insert(workflow_instance::ActiveModel::from(row.clone()))
+            .into_query()
+    }
+
+    fn sqlite(&self) -> SqliteRowWrite {
+        match self {
+            Self::Insert(row) => SqliteRowWrite::build(&Self::insert_statement(row)),
+            Self::Update(update) => SqliteRowWrite::build(&update.statement()),
+        }
+    }
+}
 
 /// A handle on the task that writes transitions in groups; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
     jobs: mpsc::UnboundedSender<Job>,
+    backend: DbBackend,
 }
 
 #[derive(Debug)]
 struct Job {
-    row_write: SqliteRowWrite,
+    instance_id: String,
+    write: Write,
     sealed: SealedRecord,
     reply: oneshot::Sender<Result<bool, DbErr>>,
 }
 
+/// A row write as the backend's batch takes it: SQLite's is built by the caller, so that the
+/// one writing task only runs statements.
+#[derive(Debug)]
+enum Write {
+    Sqlite(SqliteRowWrite),
+    Postgres(Box<InstanceWrite>),
+}
+
 impl GroupCommit {
-    /// Starts the writing task on `db` (a SQLite pool); it ends when the last handle is dropped.
-    /// Must be called inside a Tokio runtime.
+    /// Starts the writing task on `db` (a SQLite or PostgreSQL pool); it ends when the last
+    /// handle is dropped. Must be called inside a Tokio runtime.
     pub fn start(db: DatabaseConnection) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
+        let backend = db.get_database_backend();
         tokio::spawn(write_batches(db, queue));
-        Self { jobs }
+        Self { jobs, backend }
     }
 
-    /// Writes the instance row with `row_write` (its insert, or its update under a version)
-    /// and, if that wrote a row, the sealed record; returns whether it did, once the
-    /// transaction holding it has committed.
-    pub async fn write(
-        &self,
-        row_write: &impl RowWrite,
-        sealed: SealedRecord,
-    ) -> Result<bool, DbErr> {
+    /// Writes the instance row with `write` (its insert, or its update under a version) and, if
+    /// that wrote a row, the sealed record; returns whether it did, once the commit holding it
+    /// is done.
+    pub async fn write(&self, write: InstanceWrite, sealed: SealedRecord) -> Result<bool, DbErr> {
         let (reply, answer) = oneshot::channel();
+        let instance_id = write.instance_id().to_owned();
+        let write = match self.backend {
+            DbBackend::Sqlite => Write::Sqlite(write.sqlite()),
+            _ => Write::Postgres(Box::new(write)),
+        };
         self.jobs
             .send(Job {
-                row_write: SqliteRowWrite::build(row_write),
+                instance_id,
+                write,
                 sealed,
                 reply,
             })
-            .map_err(|_| DbErr::Custom("the SQLite group commit task has stopped".to_owned()))?;
-        answer.await.map_err(|_| {
-            DbErr::Custom("the SQLite group commit task ended before answering".to_owned())
-        })?
+            .map_err(|_| DbErr::Custom("the group commit task has stopped".to_owned()))?;
+        answer
+            .await
+            .map_err(|_| DbErr::Custom("the group commit task ended before answering".to_owned()))?
+    }
+}
+
+/// What the writing task writes with.
+struct Writer {
+    db: DatabaseConnection,
+    /// PostgreSQL: the task's own connection, opened when first needed and again after it
+    /// broke.
+    pg: Option<PgConnection>,
+}
+
+impl Writer {
+    fn new(db: DatabaseConnection) -> Self {
+        Self { db, pg: None }
+    }
+
+    /// The task's PostgreSQL connection: opened with the pool's options, outside the pool, so
+    /// that no other statement shares its settings and no liveness ping follows each batch.
+    ///
+    /// The batch statement is prepared once and planned once (`force_generic_plan`), and its
+    /// plan must look rows up by primary key however small the tables were when it was planned:
+    /// a plan made on an empty database would otherwise scan `workflow_instances` for every
+    /// batch as it grows (`enable_seqscan = off` makes a scan the last resort, not forbidden).
+    async fn postgres(&mut self) -> Result<&mut PgConnection, DbErr> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Err(DbErr::Custom(
+                "the PostgreSQL group commit runs on another database".to_owned(),
+            ));
+        }
+        let conn = match self.pg.take() {
+            Some(conn) => conn,
+            None => {
+                let options = self
+                    .db
+                    .get_postgres_connection_pool()
+                    .connect_options()
+                    .as_ref()
+                    .clone()
+                    .application_name("itaku group commit")
+                    .options([
+                        ("plan_cache_mode", "force_generic_plan"),
+                        ("enable_seqscan", "off"),
+                    ]);
+                PgConnection::connect_with(&options)
+                    .await
+                    .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e)))?
+            }
+        };
+        Ok(self.pg.insert(conn))
     }
 }
 
 async fn write_batches(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        commit(&db, std::mem::take(&mut jobs)).await;
+    let mut writer = Writer::new(db);
+    let mut waiting = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            let mut jobs = Vec::with_capacity(MAX_BATCH);
+            if queue.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+                return;
+            }
+            waiting.extend(jobs);
+        } else {
+            while waiting.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => waiting.push_back(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let batch = take_batch(&mut waiting);
+        commit(&mut writer, batch).await;
     }
 }
 
-/// Writes `jobs` in one transaction, or, if that fails, each in its own; answers every job.
-async fn commit(db: &DatabaseConnection, jobs: Vec<Job>) {
+/// Takes the next batch from the front of `waiting`: up to [`MAX_BATCH`] jobs, each on an
+/// instance no earlier job of the batch writes. A later write of the same instance stays, in
+/// order, for the next batch (where its version condition sees the earlier one's outcome).
+fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
+    let mut batch = Vec::with_capacity(waiting.len().min(MAX_BATCH));
+    let mut instances = HashSet::new();
+    let mut later = VecDeque::new();
+    for job in waiting.drain(..) {
+        if batch.len() < MAX_BATCH && instances.insert(job.instance_id.clone()) {
+            batch.push(job);
+        } else {
+            later.push_back(job);
+        }
+    }
+    *waiting = later;
+    batch
+}
+
+/// Writes `jobs` with one commit, or, if that fails, each with its own; answers every job.
+async fn commit(writer: &mut Writer, jobs: Vec<Job>) {
     if jobs.len() > 1 {
-        match write_in_one_transaction(db, &jobs).await {
+        match write_batch(writer, &jobs).await {
             Ok(written) => {
                 for (job, written) in jobs.into_iter().zip(written) {
                     // A caller that went away still had its transition written.
@@ -88,28 +267,54 @@ async fn commit(db: &DatabaseConnection, jobs: Vec<Job>) {
             }
             Err(error) => {
                 tracing::warn!(%error, transitions = jobs.len(),
-                    "a group commit failed; writing its transitions one per transaction");
+                    "a group commit failed; writing its transitions one per commit");
             }
         }
     }
     for job in jobs {
-        let result = write_in_one_transaction(db, std::slice::from_ref(&job))
+        let result = write_batch(writer, std::slice::from_ref(&job))
             .await
             .map(|written| written.first().copied().unwrap_or(false));
         let _ = job.reply.send(result);
     }
 }
 
-/// One transaction holding every job's two statements; which jobs wrote, in order.
-async fn write_in_one_transaction(
+/// Writes `jobs` with one commit; which of them wrote, in order.
+async fn write_batch(writer: &mut Writer, jobs: &[Job]) -> Result<Vec<bool>, DbErr> {
+    let mut sqlite = Vec::new();
+    let mut postgres = Vec::new();
+    for job in jobs {
+        match &job.write {
+            Write::Sqlite(write) => sqlite.push((job.instance_id.as_str(), write, &job.sealed)),
+            Write::Postgres(write) => postgres.push((&**write, &job.sealed)),
+        }
+    }
+    let written = if postgres.is_empty() {
+        write_sqlite(&writer.db, &sqlite).await?
+    } else if sqlite.is_empty() {
+        write_postgres(writer, &postgres).await?
+    } else {
+        return Err(DbErr::Custom(
+            "a group commit batch mixes two backends".to_owned(),
+        ));
+    };
+    Ok(jobs
+        .iter()
+        .map(|job| written.contains(job.instance_id.as_str()))
+        .collect())
+}
+
+/// SQLite: one transaction holding every job's two statements, in one call; the ids of the
+/// instances written.
+async fn write_sqlite(
     db: &DatabaseConnection,
-    jobs: &[Job],
-) -> Result<Vec<bool>, DbErr> {
+    jobs: &[(&str, &SqliteRowWrite, &SealedRecord)],
+) -> Result<HashSet<String>, DbErr> {
     let mut sql = String::new();
     let mut values = Values(Vec::new());
-    for (ix, job) in jobs.iter().enumerate() {
+    for (ix, (_, write, sealed)) in jobs.iter().enumerate() {
         let tag = u32::try_from(ix).map_err(|e| DbErr::Custom(e.to_string()))?;
-        let statement = audit::sqlite_write_with_row(&job.row_write, &job.sealed, Some(tag))?;
+        let statement = audit::sqlite_write_with_row(write, sealed, Some(tag))?;
         if !sql.is_empty() {
             sql.push_str("; ");
         }
@@ -127,16 +332,272 @@ async fn write_in_one_transaction(
         ))
         .await?;
     txn.commit().await?;
-    let mut written = vec![false; jobs.len()];
+    let mut written = HashSet::new();
     for row in rows {
         let tag: i64 = row.try_get_by_index(0)?;
-        let slot = usize::try_from(tag)
+        let (instance_id, _, _) = usize::try_from(tag)
             .ok()
-            .and_then(|ix| written.get_mut(ix))
+            .and_then(|ix| jobs.get(ix))
             .ok_or_else(|| {
                 DbErr::Custom(format!("a group commit returned the unknown tag {tag}"))
             })?;
-        *slot = true;
+        written.insert((*instance_id).to_owned());
     }
     Ok(written)
+}
+
+/// The columns of a new instance row, with their array types, in binding order.
+const INSERT_COLUMNS: [(&str, &str); 16] = [
+    ("id", "text[]"),
+    ("workflow_id", "text[]"),
+    ("workflow_version", "int4[]"),
+    ("state", "text[]"),
+    ("version", "int8[]"),
+    ("submitter", "text[]"),
+    ("organisation_id", "text[]"),
+    ("context", "text[]"),
+    ("progress", "text[]"),
+    ("corrects_instance_id", "text[]"),
+    ("created_at", "timestamptz[]"),
+    ("updated_at", "timestamptz[]"),
+    ("audit_seq", "int8[]"),
+    ("audit_head", "text[]"),
+    ("waiting_org", "text[]"),
+    ("waiting_roles", "text[]"),
+];
+
+/// The columns of a row update, in binding order: the row's id and the version it must still
+/// have, then the values it gets (`version` becomes one more).
+const UPDATE_COLUMNS: [(&str, &str); 9] = [
+    ("id", "text[]"),
+    ("version", "int8[]"),
+    ("state", "text[]"),
+    ("progress", "text[]"),
+    ("updated_at", "timestamptz[]"),
+    ("audit_seq", "int8[]"),
+    ("audit_head", "text[]"),
+    ("waiting_org", "text[]"),
+    ("waiting_roles", "text[]"),
+];
+
+/// PostgreSQL's batch: one statement, whatever the batch holds.
+static POSTGRES_BATCH: LazyLock<String> = LazyLock::new(postgres_batch_sql);
+
+/// `unnest($first::type, …) AS alias(column, …)` over `columns`, numbering from `first`.
+fn unnest(columns: &[(&str, &str)], first: usize, alias: &str) -> String {
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(ix, (_, ty))| format!("${}::{ty}", first + ix))
+        .collect();
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    format!(
+        "unnest({}) AS {alias}({})",
+        arrays.join(", "),
+        names.join(", ")
+    )
+}
+
+fn postgres_batch_sql() -> String {
+    let names = |columns: &[(&str, &str)]| {
+        columns
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let new_rows = unnest(&INSERT_COLUMNS, 1, "n");
+    let moves = unnest(&UPDATE_COLUMNS, 1 + INSERT_COLUMNS.len(), "u");
+    let records = unnest(
+        &RecordArrays::COLUMNS,
+        1 + INSERT_COLUMNS.len() + UPDATE_COLUMNS.len(),
+        "r",
+    );
+    let set: Vec<String> = UPDATE_COLUMNS
+        .iter()
+        .skip(2)
+        .map(|(name, _)| format!("{name} = u.{name}"))
+        .collect();
+    format!(
+        "WITH inserted AS (\
+           INSERT INTO workflow_instances ({insert_columns}) SELECT * FROM {new_rows} \
+           RETURNING id), \
+         moved AS (\
+           UPDATE workflow_instances AS i SET version = u.version + 1, {set} FROM {moves} \
+           WHERE i.id = u.id AND i.version = u.version RETURNING i.id), \
+         recorded AS (\
+           INSERT INTO audit_records ({record_columns}) SELECT r.* FROM {records} \
+           WHERE r.instance_id IN (SELECT id FROM inserted UNION ALL SELECT id FROM moved) \
+           RETURNING instance_id) \
+         SELECT instance_id FROM recorded",
+        insert_columns = names(&INSERT_COLUMNS),
+        record_columns = names(&RecordArrays::COLUMNS),
+        set = set.join(", "),
+    )
+}
+
+/// One array per column of the new rows.
+#[derive(Default)]
+struct InsertArrays {
+    id: Vec<String>,
+    workflow_id: Vec<String>,
+    workflow_version: Vec<i32>,
+    state: Vec<String>,
+    version: Vec<i64>,
+    submitter: Vec<String>,
+    organisation_id: Vec<Option<String>>,
+    context: Vec<String>,
+    progress: Vec<String>,
+    corrects_instance_id: Vec<Option<String>>,
+    created_at: Vec<DateTime<Utc>>,
+    updated_at: Vec<DateTime<Utc>>,
+    audit_seq: Vec<i64>,
+    audit_head: Vec<String>,
+    waiting_org: Vec<Option<String>>,
+    waiting_roles: Vec<Option<String>>,
+}
+
+/// One array per column of the row updates.
+#[derive(Default)]
+struct UpdateArrays {
+    id: Vec<String>,
+    version: Vec<i64>,
+    state: Vec<String>,
+    progress: Vec<String>,
+    updated_at: Vec<DateTime<Utc>>,
+    audit_seq: Vec<i64>,
+    audit_head: Vec<String>,
+    waiting_org: Vec<Option<String>>,
+    waiting_roles: Vec<Option<String>>,
+}
+
+/// PostgreSQL: the batch's one statement (atomic on its own, so without `BEGIN`/`COMMIT`); the
+/// ids of the instances written.
+async fn write_postgres(
+    writer: &mut Writer,
+    jobs: &[(&InstanceWrite, &SealedRecord)],
+) -> Result<HashSet<String>, DbErr> {
+    let mut new = InsertArrays::default();
+    let mut moved = UpdateArrays::default();
+    let mut records = RecordArrays::default();
+    for (write, sealed) in jobs {
+        match write {
+            InstanceWrite::Insert(row) => {
+                let row = row.clone();
+                new.id.push(row.id);
+                new.workflow_id.push(row.workflow_id);
+                new.workflow_version.push(row.workflow_version);
+                new.state.push(row.state);
+                new.version.push(row.version);
+                new.submitter.push(row.submitter);
+                new.organisation_id.push(row.organisation_id);
+                new.context.push(row.context);
+                new.progress.push(row.progress);
+                new.corrects_instance_id.push(row.corrects_instance_id);
+                new.created_at.push(row.created_at);
+                new.updated_at.push(row.updated_at);
+                new.audit_seq.push(row.audit_seq);
+                new.audit_head.push(row.audit_head);
+                new.waiting_org.push(row.waiting_org);
+                new.waiting_roles.push(row.waiting_roles);
+            }
+            InstanceWrite::Update(update) => {
+                let update = update.clone();
+                moved.id.push(update.id);
+                moved.version.push(update.version);
+                moved.state.push(update.state);
+                moved.progress.push(update.progress);
+                moved.updated_at.push(update.updated_at);
+                moved.audit_seq.push(update.audit_seq);
+                moved.audit_head.push(update.audit_head);
+                moved.waiting_org.push(update.waiting_org);
+                moved.waiting_roles.push(update.waiting_roles);
+            }
+        }
+        records.push(sealed)?;
+    }
+    let query = sea_orm::sqlx::query_scalar::<_, String>(POSTGRES_BATCH.as_str());
+    let query = query
+        .bind(new.id)
+        .bind(new.workflow_id)
+        .bind(new.workflow_version)
+        .bind(new.state)
+        .bind(new.version)
+        .bind(new.submitter)
+        .bind(new.organisation_id)
+        .bind(new.context)
+        .bind(new.progress)
+        .bind(new.corrects_instance_id)
+        .bind(new.created_at)
+        .bind(new.updated_at)
+        .bind(new.audit_seq)
+        .bind(new.audit_head)
+        .bind(new.waiting_org)
+        .bind(new.waiting_roles)
+        .bind(moved.id)
+        .bind(moved.version)
+        .bind(moved.state)
+        .bind(moved.progress)
+        .bind(moved.updated_at)
+        .bind(moved.audit_seq)
+        .bind(moved.audit_head)
+        .bind(moved.waiting_org)
+        .bind(moved.waiting_roles);
+    let query = query
+        .bind(records.instance_id)
+        .bind(records.seq)
+        .bind(records.at)
+        .bind(records.actor_id)
+        .bind(records.on_behalf_of)
+        .bind(records.event)
+        .bind(records.from_state)
+        .bind(records.to_state)
+        .bind(records.step)
+        .bind(records.comment)
+        .bind(records.request_id)
+        .bind(records.details)
+        .bind(records.prev_hash)
+        .bind(records.hash);
+    let conn = writer.postgres().await?;
+    let written = match query.fetch_all(&mut *conn).await {
+        Ok(written) => written,
+        Err(e) => {
+            // A refused statement leaves the connection usable; anything else (a lost
+            // connection, a protocol error) and the next batch opens a new one.
+            if !matches!(e, sea_orm::sqlx::Error::Database(_)) {
+                writer.pg = None;
+            }
+            return Err(DbErr::Exec(RuntimeErr::SqlxError(e)));
+        }
+    };
+    Ok(written.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The batch statement binds every array once, in order, and names every column it fills.
+    #[test]
+    fn the_postgres_batch_binds_each_array_once_in_order() {
+        let sql = postgres_batch_sql();
+        println!("{sql}");
+        let arrays = INSERT_COLUMNS.len() + UPDATE_COLUMNS.len() + RecordArrays::COLUMNS.len();
+        let mut at = 0;
+        for n in 1..=arrays {
+            let placeholder = format!("${n}::");
+            let found = sql[at..]
+                .find(&placeholder)
+                .unwrap_or_else(|| panic!("{placeholder} missing or out of order in {sql}"));
+            at += found + placeholder.len();
+        }
+        assert!(!sql.contains(&format!("${}", arrays + 1)));
+        for (name, _) in INSERT_COLUMNS
+            .iter()
+            .chain(&UPDATE_COLUMNS)
+            .chain(&RecordArrays::COLUMNS)
+        {
+            assert!(sql.contains(name), "{name} missing in {sql}");
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{audit_record, workflow_instance};
-use sea_orm::sea_query::{Expr, UpdateStatement};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::services::audit::{self, ChainHead, NewAuditRecord};
 use crate::services::db_time::to_db_precision;
-use crate::services::group_commit::GroupCommit;
+use crate::services::group_commit::{GroupCommit, InstanceWrite, RowUpdate};
 use crate::services::{new_id, outbox, timers};
 use crate::workflow::definition::{Label, TimerAction};
 use crate::workflow::model::Timer;
@@ -74,7 +74,7 @@ pub struct Conns<'a> {
     pub db: &'a DatabaseConnection,
     /// Reads that are not part of a write: SQLite's read-only pool, else `db`.
     pub reader: &'a DatabaseConnection,
-    /// SQLite's group commit task, when the deployment runs one.
+    /// The group commit task, when the deployment runs one.
     pub group_commit: Option<&'a GroupCommit>,
 }
 
@@ -313,15 +313,16 @@ pub async fn create(
         }
     }
     // A plain creation (no correction to check, no timer to start) writes the instance row and
-    // its first audit record only: on PostgreSQL one statement, without BEGIN/COMMIT; on SQLite
-    // in the group commit task's next batch.
+    // its first audit record only: in the group commit task's next batch, or without one, on
+    // PostgreSQL, in one statement without BEGIN/COMMIT.
     let plain = workflows
         .latest(new.workflow)
         .is_some_and(|rt| new.corrects.is_none() && rt.initial_timers().is_empty());
     if plain {
         if let Some(group) = conns.group_commit {
-            let (prepared, insert, sealed) = prepare_create(workflows, new, acting)?;
-            return if group.write(&insert, sealed).await? {
+            let (prepared, sealed) = prepare_create(workflows, new, acting)?;
+            let insert = InstanceWrite::Insert(prepared.row.clone());
+            return if group.write(insert, sealed).await? {
                 prepared.view(acting)
             } else {
                 Err(InstanceError::Db(DbErr::Custom(
@@ -351,10 +352,11 @@ pub async fn create_in(
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
     let corrects = new.corrects;
-    let (prepared, insert, sealed) = prepare_create(workflows, new, acting)?;
+    let (prepared, sealed) = prepare_create(workflows, new, acting)?;
     if let Some(corrected) = corrects {
         check_correctable(conn, workflows, prepared.rt, corrected, &acting.actor).await?;
     }
+    let insert = InstanceWrite::insert_statement(&prepared.row);
     write_with_row(conn, insert, sealed).await?;
     let (id, seq) = (&prepared.row.id, prepared.row.audit_seq);
     start_timers(
@@ -383,20 +385,13 @@ impl Created<'_> {
     }
 }
 
-/// Lets the engine start the instance and seals its first audit record; returns the row's
-/// insert and the record.
+/// Lets the engine start the instance and seals its first audit record; returns the new
+/// instance (its row not written yet) and the record.
 fn prepare_create<'s>(
     workflows: &'s WorkflowSet,
     new: NewInstance<'_>,
     acting: &Acting<'_>,
-) -> Result<
-    (
-        Created<'s>,
-        sea_orm::sea_query::InsertStatement,
-        audit::SealedRecord,
-    ),
-    InstanceError,
-> {
+) -> Result<(Created<'s>, audit::SealedRecord), InstanceError> {
     let rt = workflows
         .latest(new.workflow)
         .ok_or_else(|| InstanceError::UnknownWorkflow(new.workflow.to_owned()))?
@@ -450,10 +445,7 @@ fn prepare_create<'s>(
         waiting_org,
         waiting_roles,
     };
-    let insert =
-        workflow_instance::Entity::insert(workflow_instance::ActiveModel::from(row.clone()))
-            .into_query();
-    Ok((Created { row, rt, st }, insert, sealed))
+    Ok((Created { row, rt, st }, sealed))
 }
 
 /// Applies an event: the state, the audit record, the outbox and timers are written all or
@@ -463,11 +455,12 @@ fn prepare_create<'s>(
 /// is written: their guards need the domain's facts, so they fire through
 /// `applications::fire_instance`, which tries this first and falls back to the domain path.
 ///
-/// On PostgreSQL the instance is read on the pool and a transition without effects is written
-/// in one statement, without `BEGIN`/`COMMIT`; with effects, the write is one transaction.
-/// SQLite serialises writers on one connection: with a group commit task, the instance is read
-/// on the read-only pool and a transition without effects is written in the task's next batch;
-/// without one, the read and the write share one transaction and the connection is taken once.
+/// With a group commit task (the server runs one), the instance is read beside the writer
+/// (SQLite's read-only pool) and a transition without effects is written in the task's next
+/// batch; with effects, the write is one transaction. Without one, on PostgreSQL a transition
+/// without effects is written in one statement, without `BEGIN`/`COMMIT`; on SQLite, which
+/// serialises writers on one connection, the read and the write share one transaction and the
+/// connection is taken once.
 pub async fn fire(
     conns: Conns<'_>,
     workflows: &WorkflowSet,
@@ -492,7 +485,7 @@ pub async fn fire(
             write_transition(&txn, &transition, sealed, req).await?;
             txn.commit().await.map_err(conflict_on_unique)?;
         } else if !group
-            .write(&row_update(&transition), sealed)
+            .write(InstanceWrite::Update(row_update(&transition)), sealed)
             .await
             .map_err(conflict_on_unique)?
         {
@@ -676,7 +669,7 @@ async fn write_transition(
     sealed: audit::SealedRecord,
     req: &FireRequest<'_>,
 ) -> Result<(), InstanceError> {
-    write_with_row(conn, row_update(t), sealed).await?;
+    write_with_row(conn, row_update(t).statement(), sealed).await?;
     run_effects(
         conn,
         &t.row,
@@ -691,21 +684,19 @@ async fn write_transition(
 }
 
 /// The update of the instance row a transition makes, under the version it was decided on.
-fn row_update(t: &Transition<'_>) -> UpdateStatement {
-    use workflow_instance::Column as I;
+fn row_update(t: &Transition<'_>) -> RowUpdate {
     let (waiting_org, waiting_roles) = waiting_columns(t.waiting.as_ref());
-    workflow_instance::Entity::update_many()
-        .col_expr(I::State, Expr::value(t.fired.to.clone()))
-        .col_expr(I::Progress, Expr::value(t.fired.progress.to_string()))
-        .col_expr(I::Version, Expr::value(t.row.version + 1))
-        .col_expr(I::UpdatedAt, Expr::value(t.now))
-        .col_expr(I::AuditSeq, Expr::value(t.head.seq))
-        .col_expr(I::AuditHead, Expr::value(t.head.hash.clone()))
-        .col_expr(I::WaitingOrg, Expr::value(waiting_org))
-        .col_expr(I::WaitingRoles, Expr::value(waiting_roles))
-        .filter(I::Id.eq(t.row.id.as_str()))
-        .filter(I::Version.eq(t.row.version))
-        .into_query()
+    RowUpdate {
+        id: t.row.id.clone(),
+        version: t.row.version,
+        state: t.fired.to.clone(),
+        progress: t.fired.progress.to_string(),
+        updated_at: t.now,
+        audit_seq: t.head.seq,
+        audit_head: t.head.hash.clone(),
+        waiting_org,
+        waiting_roles,
+    }
 }
 
 /// The row's `waiting_org` and `waiting_roles` for who an instance waits for: the step's
@@ -1140,14 +1131,16 @@ mod tests {
         db.close().await
     }
 
-    backend_tests!(what_create_and_fire_answer_is_what_a_read_then_finds);
+    backend_tests!(
+        what_create_and_fire_answer_is_what_a_read_then_finds,
+        group_commit_keeps_each_transition_on_its_own
+    );
 
     /// Transitions queued together share one transaction, yet each is written or refused as
     /// it would be alone: of two racing on the same version exactly one wins, and a write that
     /// fails fails only itself.
-    #[tokio::test]
-    async fn group_commit_keeps_each_transition_on_its_own() -> TestResult {
-        let db = TestDb::fresh(Backend::Sqlite).await?;
+    async fn group_commit_keeps_each_transition_on_its_own(backend: Backend) -> TestResult {
+        let db = TestDb::fresh(backend).await?;
         let set = deployed_workload(&db.conn).await?;
         let group = GroupCommit::start(db.conn.clone());
         let conns = Conns {
@@ -1174,8 +1167,9 @@ mod tests {
             ..FireRequest::default()
         };
         // Six instances, the first submitted twice: seven transitions at once. One submit of
-        // the first loses, as a stale version if it read after the winner's commit,
-        // else as a concurrent write refused by the version condition in the same batch.
+        // the first loses, as a stale version if it read after the winner's commit, else as a
+        // concurrent write refused by the version condition (in the next batch: one batch
+        // never holds two writes of an instance).
         let mut queued: Vec<_> = ids
             .iter()
             .map(|(submitter, id)| (submitter.clone(), id.clone()))
@@ -1203,8 +1197,9 @@ mod tests {
             "{loser:?}"
         );
 
-        // A write that fails (here: a statement on a table that does not exist) queued with a
-        // good one: the batch is rolled back and each written alone.
+        // A write that fails (here: a new instance of a workflow that was never deployed, which
+        // its foreign key refuses) queued with a good one: the batch is rolled back and each
+        // written alone.
         let (submitter, id) = &ids[1];
         let check = FireRequest {
             event: "check_evidence",
@@ -1221,13 +1216,16 @@ mod tests {
             Facts::None,
         )
         .await?;
-        let broken = sea_orm::sea_query::Query::update()
-            .table(sea_orm::sea_query::Alias::new("no_such_table"))
-            .value(sea_orm::sea_query::Alias::new("x"), 1)
-            .to_owned();
+        let new = NewInstance {
+            workflow: "bench_workload",
+            context: serde_json::to_value(WorkloadContext::for_instance(6))?,
+            corrects: None,
+        };
+        let (mut orphan, orphan_record) = prepare_create(&set, new, &acting("user-6", &staff))?;
+        orphan.row.workflow_id = "never_deployed".to_owned();
         let (broken, good) = futures_util::future::join(
-            group.write(&broken, sealed.clone()),
-            group.write(&row_update(&transition), sealed),
+            group.write(InstanceWrite::Insert(orphan.row), orphan_record),
+            group.write(InstanceWrite::Update(row_update(&transition)), sealed),
         )
         .await;
         assert!(broken.is_err(), "{broken:?}");
