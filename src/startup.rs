@@ -10,8 +10,11 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{from_fn, ErrorHandlers, Next};
 use actix_web::{web, App, HttpMessage as _, HttpServer};
 
+use crate::services::batch::Batcher;
 use crate::services::group_commit::GroupCommit;
 use crate::services::instances::Conns;
+use crate::services::instances::InstanceRows;
+use crate::services::users::SessionReads;
 use chrono::Duration;
 use rand::RngCore as _;
 use sea_orm::{DatabaseConnection, DbErr};
@@ -45,6 +48,10 @@ pub struct AppState {
     pub reader: DatabaseConnection,
     /// The group commit task for transitions; see [`crate::services::group_commit`].
     pub group_commit: Option<GroupCommit>,
+    /// Session checks, in batches on `reader`; see [`crate::services::batch`].
+    pub sessions: Batcher<SessionReads>,
+    /// The instance reads of events, in batches on `reader`.
+    pub instance_rows: Batcher<InstanceRows>,
     pub settings: Settings,
     /// Signing and verification keys for session tokens.
     pub jwt: JwtKeys,
@@ -71,6 +78,7 @@ impl AppState {
             db: &self.db,
             reader: &self.reader,
             group_commit: self.group_commit.as_ref(),
+            rows: Some(&self.instance_rows),
         }
     }
 }
@@ -184,6 +192,8 @@ impl Application {
             sign_in_limiter: FailureLimiter::sign_in(),
             dummy_password_hash: dummy_password_hash().await?,
             group_commit: Some(GroupCommit::start(db.clone())),
+            sessions: Batcher::start(SessionReads::new(reader.clone())),
+            instance_rows: Batcher::start(InstanceRows::new(reader.clone())),
             db,
             reader,
             clock,

@@ -12,7 +12,6 @@ use serde::Serialize;
 use super::token::TOKEN_COOKIE;
 use super::{Deputyship, Grant};
 use crate::error::{ApiError, ErrorCode};
-use crate::services;
 use crate::startup::AppState;
 
 /// The signed-in user of a request, with what they may do today (Asia/Tokyo).
@@ -115,7 +114,9 @@ async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiErro
         ApiError::new(ErrorCode::Unauthenticated)
     })?;
     let today = state.clock.today_jst();
-    let session = services::users::session(&state.reader, &claims.sub, &claims.jti, today)
+    let session = state
+        .sessions
+        .load((claims.sub.clone(), claims.jti.clone(), today))
         .await?
         .ok_or(ErrorCode::Unauthenticated)?;
     if session.token_revoked {

@@ -28,14 +28,14 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use entity::workflow_instance;
 use sea_orm::sea_query::{Expr, InsertStatement, UpdateStatement, Values};
-use sea_orm::sqlx::{Connection as _, PgConnection};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryTrait, RuntimeErr, Statement, TransactionTrait,
+    QueryTrait, Statement, TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::services::audit::{self, RecordArrays, SealedRecord, SqliteRowWrite};
+use crate::services::batch::TaskConnection;
 
 /// The most transitions one batch holds (on SQLite each binds about twenty values, of the
 /// 32,766 one call allows).
@@ -164,57 +164,8 @@ impl GroupCommit {
     }
 }
 
-/// What the writing task writes with.
-struct Writer {
-    db: DatabaseConnection,
-    /// PostgreSQL: the task's own connection, opened when first needed and again after it
-    /// broke.
-    pg: Option<PgConnection>,
-}
-
-impl Writer {
-    fn new(db: DatabaseConnection) -> Self {
-        Self { db, pg: None }
-    }
-
-    /// The task's PostgreSQL connection: opened with the pool's options, outside the pool, so
-    /// that no other statement shares its settings and no liveness ping follows each batch.
-    ///
-    /// The batch statement is prepared once and planned once (`force_generic_plan`), and its
-    /// plan must look rows up by primary key however small the tables were when it was planned:
-    /// a plan made on an empty database would otherwise scan `workflow_instances` for every
-    /// batch as it grows (`enable_seqscan = off` makes a scan the last resort, not forbidden).
-    async fn postgres(&mut self) -> Result<&mut PgConnection, DbErr> {
-        if self.db.get_database_backend() != DbBackend::Postgres {
-            return Err(DbErr::Custom(
-                "the PostgreSQL group commit runs on another database".to_owned(),
-            ));
-        }
-        let conn = match self.pg.take() {
-            Some(conn) => conn,
-            None => {
-                let options = self
-                    .db
-                    .get_postgres_connection_pool()
-                    .connect_options()
-                    .as_ref()
-                    .clone()
-                    .application_name("itaku group commit")
-                    .options([
-                        ("plan_cache_mode", "force_generic_plan"),
-                        ("enable_seqscan", "off"),
-                    ]);
-                PgConnection::connect_with(&options)
-                    .await
-                    .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e)))?
-            }
-        };
-        Ok(self.pg.insert(conn))
-    }
-}
-
 async fn write_batches(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>) {
-    let mut writer = Writer::new(db);
+    let mut writer = TaskConnection::new(db, "itaku group commit");
     let mut waiting = VecDeque::new();
     loop {
         if waiting.is_empty() {
@@ -255,7 +206,7 @@ fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
 }
 
 /// Writes `jobs` with one commit, or, if that fails, each with its own; answers every job.
-async fn commit(writer: &mut Writer, jobs: Vec<Job>) {
+async fn commit(writer: &mut TaskConnection, jobs: Vec<Job>) {
     if jobs.len() > 1 {
         match write_batch(writer, &jobs).await {
             Ok(written) => {
@@ -280,7 +231,7 @@ async fn commit(writer: &mut Writer, jobs: Vec<Job>) {
 }
 
 /// Writes `jobs` with one commit; which of them wrote, in order.
-async fn write_batch(writer: &mut Writer, jobs: &[Job]) -> Result<Vec<bool>, DbErr> {
+async fn write_batch(writer: &mut TaskConnection, jobs: &[Job]) -> Result<Vec<bool>, DbErr> {
     let mut sqlite = Vec::new();
     let mut postgres = Vec::new();
     for job in jobs {
@@ -290,7 +241,7 @@ async fn write_batch(writer: &mut Writer, jobs: &[Job]) -> Result<Vec<bool>, DbE
         }
     }
     let written = if postgres.is_empty() {
-        write_sqlite(&writer.db, &sqlite).await?
+        write_sqlite(writer.pool(), &sqlite).await?
     } else if sqlite.is_empty() {
         write_postgres(writer, &postgres).await?
     } else {
@@ -474,7 +425,7 @@ struct UpdateArrays {
 /// PostgreSQL: the batch's one statement (atomic on its own, so without `BEGIN`/`COMMIT`); the
 /// ids of the instances written.
 async fn write_postgres(
-    writer: &mut Writer,
+    writer: &mut TaskConnection,
     jobs: &[(&InstanceWrite, &SealedRecord)],
 ) -> Result<HashSet<String>, DbErr> {
     let mut new = InsertArrays::default();
@@ -561,14 +512,7 @@ async fn write_postgres(
     let conn = writer.postgres().await?;
     let written = match query.fetch_all(&mut *conn).await {
         Ok(written) => written,
-        Err(e) => {
-            // A refused statement leaves the connection usable; anything else (a lost
-            // connection, a protocol error) and the next batch opens a new one.
-            if !matches!(e, sea_orm::sqlx::Error::Database(_)) {
-                writer.pg = None;
-            }
-            return Err(DbErr::Exec(RuntimeErr::SqlxError(e)));
-        }
+        Err(e) => return Err(writer.failed(e)),
     };
     Ok(written.into_iter().collect())
 }

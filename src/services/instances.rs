@@ -6,12 +6,14 @@ use entity::{audit_record, workflow_instance};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
+    TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::services::audit::{self, ChainHead, NewAuditRecord};
+use crate::services::batch::{Batcher, Load, TaskConnection};
 use crate::services::db_time::to_db_precision;
 use crate::services::group_commit::{GroupCommit, InstanceWrite, RowUpdate};
 use crate::services::{new_id, outbox, timers};
@@ -76,6 +78,8 @@ pub struct Conns<'a> {
     pub reader: &'a DatabaseConnection,
     /// The group commit task, when the deployment runs one.
     pub group_commit: Option<&'a GroupCommit>,
+    /// Reads of instance rows in batches, used beside the group commit.
+    pub rows: Option<&'a Batcher<InstanceRows>>,
 }
 
 impl<'a> Conns<'a> {
@@ -85,6 +89,7 @@ impl<'a> Conns<'a> {
             db,
             reader: db,
             group_commit: None,
+            rows: None,
         }
     }
 }
@@ -252,30 +257,79 @@ pub async fn get_with_facts(
     view(rt, row, &st, acting)
 }
 
+/// An instance's row with its workflow and what it stores, as the actor may see it.
+type Visible<'s> = (
+    workflow_instance::Model,
+    &'s dyn WorkflowRuntime,
+    StoredInstance,
+);
+
 /// Reads an instance with its definition, if the actor may see it; otherwise `NotFound`.
 async fn load_visible<'s>(
     db: &impl ConnectionTrait,
     workflows: &'s WorkflowSet,
     id: &str,
     actor: &Actor<'_>,
-) -> Result<
-    (
-        workflow_instance::Model,
-        &'s dyn WorkflowRuntime,
-        StoredInstance,
-    ),
-    InstanceError,
-> {
-    let row = workflow_instance::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or(InstanceError::NotFound)?;
+) -> Result<Visible<'s>, InstanceError> {
+    let row = workflow_instance::Entity::find_by_id(id).one(db).await?;
+    check_visible(row, workflows, actor)
+}
+
+/// The row as read, with its workflow and stored instance, if it exists and the actor may see
+/// it (else `NotFound`, the same answer for both).
+fn check_visible<'s>(
+    row: Option<workflow_instance::Model>,
+    workflows: &'s WorkflowSet,
+    actor: &Actor<'_>,
+) -> Result<Visible<'s>, InstanceError> {
+    let row = row.ok_or(InstanceError::NotFound)?;
     let rt = runtime(workflows, &row)?;
     let st = stored(&row)?;
     if !visible(rt, &row, &st, actor)? {
         return Err(InstanceError::NotFound);
     }
     Ok((row, rt, st))
+}
+
+/// Reads instance rows for a [`Batcher`]: the rows the events being decided at one time read,
+/// in one statement.
+#[derive(Debug)]
+pub struct InstanceRows {
+    conn: TaskConnection,
+}
+
+impl InstanceRows {
+    /// Reads on `db` (on PostgreSQL, on a connection of its own made with its options).
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            conn: TaskConnection::new(db, "itaku instance reads"),
+        }
+    }
+}
+
+impl Load for InstanceRows {
+    type Key = String;
+    type Value = Option<workflow_instance::Model>;
+
+    async fn load(&mut self, ids: &[String]) -> Result<Vec<Self::Value>, DbErr> {
+        let distinct: std::collections::BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+        let select = workflow_instance::Entity::find()
+            .filter(workflow_instance::Column::Id.is_in(distinct))
+            .into_query();
+        let rows = self
+            .conn
+            .query_all(&select)
+            .await?
+            .iter()
+            .map(|row| workflow_instance::Model::from_query_result(row, ""))
+            .collect::<Result<Vec<_>, _>>()?;
+        let by_id: std::collections::HashMap<&str, &workflow_instance::Model> =
+            rows.iter().map(|row| (row.id.as_str(), row)).collect();
+        Ok(ids
+            .iter()
+            .map(|id| by_id.get(id.as_str()).map(|row| (*row).clone()))
+            .collect())
+    }
 }
 
 /// How many instances the database holds.
@@ -470,16 +524,17 @@ pub async fn fire(
 ) -> Result<InstanceView, InstanceError> {
     let db = conns.db;
     let transition = if let Some(group) = conns.group_commit {
-        // Read beside the writer; the version condition of the write catches a racing writer.
-        let (transition, sealed) = decide(
-            conns.reader,
-            workflows,
-            id,
-            req,
-            acting,
-            Facts::RefuseManaged,
-        )
-        .await?;
+        // Read beside the writer (in the next batch of reads, when there is a batcher); the
+        // version condition of the write catches a racing writer.
+        let row = match conns.rows {
+            Some(rows) => rows.load(id.to_owned()).await?,
+            None => {
+                workflow_instance::Entity::find_by_id(id)
+                    .one(conns.reader)
+                    .await?
+            }
+        };
+        let (transition, sealed) = decide_on(row, workflows, req, acting, Facts::RefuseManaged)?;
         if writes_effects(&transition.fired) {
             let txn = db.begin().await?;
             write_transition(&txn, &transition, sealed, req).await?;
@@ -595,8 +650,20 @@ async fn decide<'s>(
     acting: &Acting<'_>,
     facts: Facts,
 ) -> Result<(Transition<'s>, audit::SealedRecord), InstanceError> {
+    let row = workflow_instance::Entity::find_by_id(id).one(conn).await?;
+    decide_on(row, workflows, req, acting, facts)
+}
+
+/// [`decide`] on the instance's row as read (`None`: there is no such instance).
+fn decide_on<'s>(
+    row: Option<workflow_instance::Model>,
+    workflows: &'s WorkflowSet,
+    req: &FireRequest<'_>,
+    acting: &Acting<'_>,
+    facts: Facts,
+) -> Result<(Transition<'s>, audit::SealedRecord), InstanceError> {
     let now = to_db_precision(acting.now.at);
-    let (row, rt, mut st) = load_visible(conn, workflows, id, &acting.actor).await?;
+    let (row, rt, mut st) = check_visible(row, workflows, &acting.actor)?;
     match facts {
         Facts::Given(facts) => {
             if let Some(ctx) = st.context.as_object_mut() {
@@ -1143,10 +1210,12 @@ mod tests {
         let db = TestDb::fresh(backend).await?;
         let set = deployed_workload(&db.conn).await?;
         let group = GroupCommit::start(db.conn.clone());
+        let rows = Batcher::start(InstanceRows::new(db.conn.clone()));
         let conns = Conns {
             db: &db.conn,
             reader: &db.conn,
             group_commit: Some(&group),
+            rows: Some(&rows),
         };
         let staff = grants("staff");
         let mut ids = Vec::new();

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod application_scope;
 pub mod applications;
 pub mod audit;
+pub mod batch;
 pub mod chains;
 pub mod committee;
 pub mod db_time;

@@ -4,14 +4,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{deputy, membership, organisation, revoked_token, user};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    JoinType, QueryFilter, QuerySelect, RelationTrait, Set, SqlErr,
+    JoinType, QueryFilter, Set, SqlErr,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::batch::{Load, TaskConnection};
 use super::new_id;
 use crate::auth::{password, Deputyship, Grant};
 use crate::error::{ApiError, ErrorCode, FieldError};
@@ -336,9 +337,12 @@ pub struct Session {
     pub deputy_for: Vec<Deputyship>,
 }
 
-/// One row of the session query: the user, one membership in effect (if any), and flags.
+/// One row of the session query: the token asked about, its user, one membership in effect (if
+/// any), and flags.
 #[derive(Debug, FromQueryResult)]
 struct SessionRow {
+    presented_user: String,
+    presented_jti: String,
     id: String,
     login: String,
     display_name: String,
@@ -359,78 +363,189 @@ pub async fn session<C: ConnectionTrait>(
     user_id: &str,
     jti: &str,
     day: NaiveDate,
-) -> Result<Option<Session>, ApiError> {
+) -> Result<Option<Session>, DbErr> {
+    let keys = [(user_id.to_owned(), jti.to_owned())];
+    Ok(sessions(db, &keys, day).await?.pop().flatten())
+}
+
+/// [`session`] for many tokens `(user_id, jti)` at once, in one statement: one answer per key,
+/// in order.
+pub async fn sessions<C: ConnectionTrait>(
+    db: &C,
+    keys: &[(String, String)],
+    day: NaiveDate,
+) -> Result<Vec<Option<Session>>, DbErr> {
+    let distinct: BTreeSet<&(String, String)> = keys.iter().collect();
+    if distinct.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = session_query(&distinct, day);
+    let rows = SessionRow::find_by_statement(db.get_database_backend().build(&query))
+        .all(db)
+        .await?;
+    assemble_sessions(db, keys, rows, day).await
+}
+
+/// The statement of [`sessions`] for distinct keys (not empty).
+fn session_query(distinct: &BTreeSet<&(String, String)>, day: NaiveDate) -> SelectStatement {
+    let presented = Alias::new("presented");
+    // The columns of a `VALUES` list are `column1`, `column2`, … on both backends.
+    let presented_user = || Expr::col((presented.clone(), Alias::new("column1")));
+    let presented_jti = || Expr::col((presented.clone(), Alias::new("column2")));
     let revoked = Query::select()
         .expr(Expr::val(1))
         .from(revoked_token::Entity)
-        .and_where(revoked_token::Column::Jti.eq(jti))
+        .and_where(revoked_token::Column::Jti.into_expr().eq(presented_jti()))
         .to_owned();
     let deputyships = Query::select()
         .expr(Expr::val(1))
         .from(deputy::Entity)
-        .and_where(deputy::Column::DeputyUserId.eq(user_id))
+        .and_where(
+            Expr::col((deputy::Entity, deputy::Column::DeputyUserId))
+                .equals((user::Entity, user::Column::Id)),
+        )
         .cond_where(in_effect(
             deputy::Column::ValidFrom,
             deputy::Column::ValidUntil,
             day,
         ))
         .to_owned();
-    let rows = user::Entity::find()
-        .select_only()
+    Query::select()
+        .expr_as(presented_user(), Alias::new("presented_user"))
+        .expr_as(presented_jti(), Alias::new("presented_jti"))
         .columns([
-            user::Column::Id,
-            user::Column::Login,
-            user::Column::DisplayName,
-            user::Column::Email,
+            (user::Entity, user::Column::Id),
+            (user::Entity, user::Column::Login),
+            (user::Entity, user::Column::DisplayName),
+            (user::Entity, user::Column::Email),
         ])
-        .column(membership::Column::Role)
-        .column(membership::Column::OrganisationId)
-        .expr_as(Expr::exists(revoked), "token_revoked")
-        .expr_as(Expr::exists(deputyships), "deputises")
+        .columns([
+            (membership::Entity, membership::Column::Role),
+            (membership::Entity, membership::Column::OrganisationId),
+        ])
+        .expr_as(Expr::exists(revoked), Alias::new("token_revoked"))
+        .expr_as(Expr::exists(deputyships), Alias::new("deputises"))
+        .from_values(
+            distinct
+                .iter()
+                .map(|(user, jti)| (user.clone(), jti.clone())),
+            presented.clone(),
+        )
+        .join(
+            JoinType::InnerJoin,
+            user::Entity,
+            Condition::all()
+                .add(Expr::col((user::Entity, user::Column::Id)).eq(presented_user()))
+                // A deactivated user's sessions end with the deactivation.
+                .add(Expr::col((user::Entity, user::Column::DeactivatedAt)).is_null()),
+        )
         .join(
             JoinType::LeftJoin,
-            user::Relation::Membership.def().on_condition(move |_, _| {
-                in_effect(
+            membership::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((membership::Entity, membership::Column::UserId))
+                        .equals((user::Entity, user::Column::Id)),
+                )
+                .add(in_effect(
                     membership::Column::ValidFrom,
                     membership::Column::ValidUntil,
                     day,
-                )
-            }),
+                )),
         )
-        .filter(user::Column::Id.eq(user_id))
-        // A deactivated user's sessions end with the deactivation.
-        .filter(user::Column::DeactivatedAt.is_null())
-        .into_model::<SessionRow>()
-        .all(db)
-        .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let deputy_for = if first.deputises && !first.token_revoked {
-        effective_deputyships(db, user_id, day).await?
-    } else {
-        Vec::new()
-    };
-    let mut session = Session {
-        user_id: first.id.clone(),
-        login: first.login.clone(),
-        display_name: first.display_name.clone(),
-        email: first.email.clone(),
-        token_revoked: first.token_revoked,
-        grants: Vec::new(),
-        deputy_for,
-    };
-    let grants: BTreeSet<Grant> = rows
-        .into_iter()
-        .filter_map(|row| {
-            Some(Grant {
-                role: row.role?,
-                org: Some(row.organisation_id?),
-            })
-        })
-        .collect();
-    session.grants = grants.into_iter().collect();
-    Ok(Some(session))
+        .to_owned()
+}
+
+/// The sessions of `keys` from the rows of [`session_query`].
+async fn assemble_sessions<C: ConnectionTrait>(
+    db: &C,
+    keys: &[(String, String)],
+    rows: Vec<SessionRow>,
+    day: NaiveDate,
+) -> Result<Vec<Option<Session>>, DbErr> {
+    let mut found: BTreeMap<(String, String), Session> = BTreeMap::new();
+    let mut deputises = BTreeSet::new();
+    for row in rows {
+        let key = (row.presented_user, row.presented_jti);
+        if row.deputises && !row.token_revoked {
+            deputises.insert(key.clone());
+        }
+        let session = found.entry(key).or_insert_with(|| Session {
+            user_id: row.id,
+            login: row.login,
+            display_name: row.display_name,
+            email: row.email,
+            token_revoked: row.token_revoked,
+            grants: Vec::new(),
+            deputy_for: Vec::new(),
+        });
+        if let (Some(role), Some(org)) = (row.role, row.organisation_id) {
+            let grant = Grant {
+                role,
+                org: Some(org),
+            };
+            if !session.grants.contains(&grant) {
+                session.grants.push(grant);
+            }
+        }
+    }
+    for (key, session) in &mut found {
+        session.grants.sort();
+        if deputises.contains(key) {
+            session.deputy_for = effective_deputyships(db, &key.0, day).await?;
+        }
+    }
+    Ok(keys.iter().map(|key| found.get(key).cloned()).collect())
+}
+
+/// Reads sessions for [`crate::services::batch::Batcher`]: the requests being authenticated
+/// at one time, in one statement per day (a batch spans midnight at most).
+#[derive(Debug)]
+pub struct SessionReads {
+    conn: TaskConnection,
+}
+
+impl SessionReads {
+    /// Reads on `db` (on PostgreSQL, on a connection of its own made with its options).
+    pub fn new(db: sea_orm::DatabaseConnection) -> Self {
+        Self {
+            conn: TaskConnection::new(db, "itaku session reads"),
+        }
+    }
+}
+
+impl Load for SessionReads {
+    /// The token's user, its id, and the day (Asia/Tokyo) the memberships must be in effect.
+    type Key = (String, String, NaiveDate);
+    type Value = Option<Session>;
+
+    async fn load(&mut self, keys: &[Self::Key]) -> Result<Vec<Option<Session>>, DbErr> {
+        let mut answers = vec![None; keys.len()];
+        let days: BTreeSet<NaiveDate> = keys.iter().map(|(_, _, day)| *day).collect();
+        for day in days {
+            let (slots, tokens): (Vec<usize>, Vec<(String, String)>) = keys
+                .iter()
+                .enumerate()
+                .filter(|(_, key)| key.2 == day)
+                .map(|(ix, (user, jti, _))| (ix, (user.clone(), jti.clone())))
+                .unzip();
+            let distinct: BTreeSet<&(String, String)> = tokens.iter().collect();
+            let rows = self
+                .conn
+                .query_all(&session_query(&distinct, day))
+                .await?
+                .iter()
+                .map(|row| SessionRow::from_query_result(row, ""))
+                .collect::<Result<Vec<_>, _>>()?;
+            let sessions = assemble_sessions(self.conn.pool(), &tokens, rows, day).await?;
+            for (ix, session) in slots.into_iter().zip(sessions) {
+                if let Some(slot) = answers.get_mut(ix) {
+                    *slot = session;
+                }
+            }
+        }
+        Ok(answers)
+    }
 }
 
 /// The roles the user holds on `day` through memberships in effect that day, sorted.
@@ -459,7 +574,7 @@ pub async fn effective_deputyships<C: ConnectionTrait>(
     db: &C,
     user_id: &str,
     day: NaiveDate,
-) -> Result<Vec<Deputyship>, ApiError> {
+) -> Result<Vec<Deputyship>, DbErr> {
     let registrations = deputy::Entity::find()
         .filter(deputy::Column::DeputyUserId.eq(user_id))
         .filter(in_effect(
@@ -740,4 +855,125 @@ mod tests {
         assert!(!is_plausible_name("user 7"));
         assert!(!is_plausible_name(&"x".repeat(MAX_LOGIN_CHARS + 1)));
     }
+
+    /// Many tokens read in one statement get what each would get alone: grants in effect
+    /// that day, a revoked token flagged (and its deputyships not looked up), a deactivated
+    /// or unknown user none, a token asked twice the same answer twice.
+    async fn sessions_in_one_statement_answer_as_each_alone(
+        backend: crate::services::test_db::Backend,
+    ) -> crate::services::test_db::TestResult {
+        let db = crate::services::test_db::TestDb::fresh(backend).await?;
+        let now = DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z")?.with_timezone(&Utc);
+        let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).ok_or("no such day");
+        create_organisation(
+            &db.conn,
+            NewOrganisation {
+                id: "meguro".to_owned(),
+                kind: "municipality".to_owned(),
+                name_ja: "目黒区".to_owned(),
+                name_en: None,
+            },
+            now,
+        )
+        .await?;
+        let hash = password::hash_blocking(SecretString::from("a long enough password")).await?;
+        for id in ["officer", "deputy", "gone"] {
+            let user = ImportedUser {
+                id: id.to_owned(),
+                login: id.to_owned(),
+                display_name: id.to_owned(),
+                email: None,
+                password_hash: hash.clone(),
+            };
+            import_user(&db.conn, user, now).await?;
+        }
+        for (user, role, from, until) in [
+            ("officer", "officer", day(1, 1)?, None),
+            ("officer", "manager", day(1, 1)?, Some(day(6, 30)?)),
+            ("deputy", "chief", day(1, 1)?, None),
+        ] {
+            let membership = NewMembership {
+                user_id: user.to_owned(),
+                organisation_id: "meguro".to_owned(),
+                role: role.to_owned(),
+                valid_from: from,
+                valid_until: until,
+            };
+            add_membership(&db.conn, membership, now).await?;
+        }
+        let deputy = NewDeputy {
+            principal_user_id: "officer".to_owned(),
+            deputy_user_id: "deputy".to_owned(),
+            role: "officer".to_owned(),
+            organisation_id: "meguro".to_owned(),
+            valid_from: day(1, 1)?,
+            valid_until: None,
+        };
+        add_deputy(&db.conn, deputy, now).await?;
+        crate::services::tokens::revoke(&db.conn, "deputy-revoked", now).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::DeactivatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq("gone"))
+            .exec(&db.conn)
+            .await?;
+
+        let keys: Vec<(String, String)> = [
+            ("officer", "t1"),
+            ("deputy", "deputy-revoked"),
+            ("gone", "t3"),
+            ("officer", "t1"),
+            ("nobody", "t4"),
+            ("deputy", "t5"),
+        ]
+        .iter()
+        .map(|(user, jti)| ((*user).to_owned(), (*jti).to_owned()))
+        .collect();
+        let on = day(11, 23)?;
+        let together = sessions(&db.conn, &keys, on).await?;
+        let mut alone = Vec::new();
+        for (user, jti) in &keys {
+            alone.push(session(&db.conn, user, jti, on).await?);
+        }
+        assert_eq!(format!("{together:?}"), format!("{alone:?}"));
+        // And so does the batching reader, on its own connection (PostgreSQL).
+        let mut reads = SessionReads::new(db.conn.clone());
+        let keyed: Vec<_> = keys
+            .iter()
+            .map(|(u, j)| (u.clone(), j.clone(), on))
+            .collect();
+        let batched = reads.load(&keyed).await?;
+        assert_eq!(format!("{batched:?}"), format!("{alone:?}"));
+
+        // Who, whether revoked, the roles held, how many principals deputised for.
+        type Summary = (String, bool, Vec<String>, usize);
+        let summary: Vec<Option<Summary>> = together
+            .iter()
+            .map(|s| {
+                s.as_ref().map(|s| {
+                    let roles = s.grants.iter().map(|g| g.role.clone()).collect();
+                    (
+                        s.user_id.clone(),
+                        s.token_revoked,
+                        roles,
+                        s.deputy_for.len(),
+                    )
+                })
+            })
+            .collect();
+        let officer = Some(("officer".to_owned(), false, vec!["officer".to_owned()], 0));
+        assert_eq!(
+            summary,
+            [
+                officer.clone(),
+                Some(("deputy".to_owned(), true, vec!["chief".to_owned()], 0)),
+                None,
+                officer,
+                None,
+                Some(("deputy".to_owned(), false, vec!["chief".to_owned()], 1)),
+            ]
+        );
+        db.close().await
+    }
+
+    crate::services::test_db::backend_tests!(sessions_in_one_statement_answer_as_each_alone);
 }
