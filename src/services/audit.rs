@@ -239,12 +239,10 @@ impl RecordArrays {
 
 /// The value of a column that [`seal`] sets.
 fn set<T: Clone + Into<sea_orm::Value>>(value: &ActiveValue<T>, column: &str) -> Result<T, DbErr> {
-    match value {
-        ActiveValue::Set(v) | ActiveValue::Unchanged(v) => Ok(v.clone()),
-        ActiveValue::NotSet => Err(DbErr::Custom(format!(
-            "a sealed audit record has no {column}"
-        ))),
-    }
+    value
+        .try_as_ref()
+        .cloned()
+        .ok_or_else(|| DbErr::Custom(format!("a sealed audit record has no {column}")))
 }
 
 /// A write of the instance row that a record can be chained to: the row's insert (a new

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 64;
 
 /// Reads values for keys, many in one statement.
-pub trait Load: Send + Sync + 'static {
+pub trait Load: Send + 'static {
     type Key: Send + 'static;
     type Value: Send + 'static;
 

@@ -525,7 +525,6 @@ mod tests {
     #[test]
     fn the_postgres_batch_binds_each_array_once_in_order() {
         let sql = postgres_batch_sql();
-        println!("{sql}");
         let arrays = INSERT_COLUMNS.len() + UPDATE_COLUMNS.len() + RecordArrays::COLUMNS.len();
         let mut at = 0;
         for n in 1..=arrays {
