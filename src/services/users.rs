@@ -353,40 +353,7 @@ struct SessionRow {
     deputises: bool,
 }
 
-/// The session of token `jti` of user `user_id` on `day`, or `None` if there is no such user.
-///
-/// Every request asks this, so the user, their memberships in effect, the revocation of the
-/// token and whether they deputise for anyone come back in one statement; the deputyships
-/// themselves are only looked up for users who have some.
-pub async fn session<C: ConnectionTrait>(
-    db: &C,
-    user_id: &str,
-    jti: &str,
-    day: NaiveDate,
-) -> Result<Option<Session>, DbErr> {
-    let keys = [(user_id.to_owned(), jti.to_owned())];
-    Ok(sessions(db, &keys, day).await?.pop().flatten())
-}
-
-/// [`session`] for many tokens `(user_id, jti)` at once, in one statement: one answer per key,
-/// in order.
-pub async fn sessions<C: ConnectionTrait>(
-    db: &C,
-    keys: &[(String, String)],
-    day: NaiveDate,
-) -> Result<Vec<Option<Session>>, DbErr> {
-    let distinct: BTreeSet<&(String, String)> = keys.iter().collect();
-    if distinct.is_empty() {
-        return Ok(Vec::new());
-    }
-    let query = session_query(&distinct, day);
-    let rows = SessionRow::find_by_statement(db.get_database_backend().build(&query))
-        .all(db)
-        .await?;
-    assemble_sessions(db, keys, rows, day).await
-}
-
-/// The statement of [`sessions`] for distinct keys (not empty).
+/// The statement of [`SessionReads`] for distinct tokens `(user_id, jti)` (not empty).
 fn session_query(distinct: &BTreeSet<&(String, String)>, day: NaiveDate) -> SelectStatement {
     let presented = Alias::new("presented");
     // The columns of a `VALUES` list are `column1`, `column2`, … on both backends.
@@ -456,7 +423,8 @@ fn session_query(distinct: &BTreeSet<&(String, String)>, day: NaiveDate) -> Sele
         .to_owned()
 }
 
-/// The sessions of `keys` from the rows of [`session_query`].
+/// The sessions of `keys`, in order, from the rows of [`session_query`] (`None`: no such user,
+/// or a deactivated one).
 async fn assemble_sessions<C: ConnectionTrait>(
     db: &C,
     keys: &[(String, String)],
@@ -500,6 +468,10 @@ async fn assemble_sessions<C: ConnectionTrait>(
 
 /// Reads sessions for [`crate::services::batch::Batcher`]: the requests being authenticated
 /// at one time, in one statement per day (a batch spans midnight at most).
+///
+/// Every request asks this, so for each token the user, their memberships in effect, the
+/// revocation of the token and whether they deputise for anyone come back in that one
+/// statement; the deputyships themselves are only looked up for users who have some.
 #[derive(Debug)]
 pub struct SessionReads {
     conn: TaskConnection,
@@ -530,6 +502,9 @@ impl Load for SessionReads {
                 .map(|(ix, (user, jti, _))| (ix, (user.clone(), jti.clone())))
                 .unzip();
             let distinct: BTreeSet<&(String, String)> = tokens.iter().collect();
+            if distinct.is_empty() {
+                continue;
+            }
             let rows = self
                 .conn
                 .query_all(&session_query(&distinct, day))
@@ -856,9 +831,10 @@ mod tests {
         assert!(!is_plausible_name(&"x".repeat(MAX_LOGIN_CHARS + 1)));
     }
 
-    /// Many tokens read in one statement get what each would get alone: grants in effect
-    /// that day, a revoked token flagged (and its deputyships not looked up), a deactivated
-    /// or unknown user none, a token asked twice the same answer twice.
+    /// Many tokens read in one statement (on PostgreSQL on the reader's own connection) get
+    /// what each would get alone: grants in effect that day, a revoked token flagged (and its
+    /// deputyships not looked up), a deactivated or unknown user none, a token asked twice the
+    /// same answer twice.
     async fn sessions_in_one_statement_answer_as_each_alone(
         backend: crate::services::test_db::Backend,
     ) -> crate::services::test_db::TestResult {
@@ -929,20 +905,17 @@ mod tests {
         .map(|(user, jti)| ((*user).to_owned(), (*jti).to_owned()))
         .collect();
         let on = day(11, 23)?;
-        let together = sessions(&db.conn, &keys, on).await?;
-        let mut alone = Vec::new();
-        for (user, jti) in &keys {
-            alone.push(session(&db.conn, user, jti, on).await?);
-        }
-        assert_eq!(format!("{together:?}"), format!("{alone:?}"));
-        // And so does the batching reader, on its own connection (PostgreSQL).
         let mut reads = SessionReads::new(db.conn.clone());
         let keyed: Vec<_> = keys
             .iter()
             .map(|(u, j)| (u.clone(), j.clone(), on))
             .collect();
-        let batched = reads.load(&keyed).await?;
-        assert_eq!(format!("{batched:?}"), format!("{alone:?}"));
+        let together = reads.load(&keyed).await?;
+        let mut alone = Vec::new();
+        for key in &keyed {
+            alone.extend(reads.load(std::slice::from_ref(key)).await?);
+        }
+        assert_eq!(format!("{together:?}"), format!("{alone:?}"));
 
         // Who, whether revoked, the roles held, how many principals deputised for.
         type Summary = (String, bool, Vec<String>, usize);
