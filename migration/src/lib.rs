@@ -2,6 +2,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod indexes;
 mod m20261122_000001_identity;
 mod m20261122_000002_workflow;
 mod m20261122_000003_chains;

@@ -6,10 +6,12 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::indexes::{self, PlainIndex};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const INDEXES: [(&str, &str, &[&str]); 4] = [
+const INDEXES: &[PlainIndex] = &[
     (
         "idx_workflow_instances_submitter",
         "workflow_instances",
@@ -42,23 +44,10 @@ const INDEXES: [(&str, &str, &[&str]); 4] = [
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for (name, table, columns) in INDEXES {
-            let mut index = Index::create();
-            index.name(name).table(Alias::new(table));
-            for column in columns {
-                index.col(Alias::new(*column));
-            }
-            manager.create_index(index.to_owned()).await?;
-        }
-        Ok(())
+        indexes::create(manager, INDEXES).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for (name, table, _) in INDEXES {
-            manager
-                .drop_index(Index::drop().name(name).table(Alias::new(table)).to_owned())
-                .await?;
-        }
-        Ok(())
+        indexes::drop(manager, INDEXES).await
     }
 }
