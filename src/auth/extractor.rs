@@ -1,6 +1,6 @@
 //! The [`AuthUser`] extractor: a handler that takes one cannot forget to authenticate.
 
-use std::future::Future;
+use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
@@ -9,7 +9,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::token::TOKEN_COOKIE;
+use super::token::{Claims, TOKEN_COOKIE};
 use super::{Deputyship, Grant};
 use crate::error::{ApiError, ErrorCode};
 use crate::startup::AppState;
@@ -56,22 +56,85 @@ impl FromRequest for AuthUser {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let authenticating = Authenticating::extract(request);
+        Box::pin(async move { authenticating?.user().await })
+    }
+}
+
+/// A request's session check, started but not finished: its token is present, allowed for the
+/// request and signed by us, and the session (revocation, the user, their grants) is still to
+/// be read. A handler that takes one can make a read of its own beside the session read, so
+/// that the two cost one wait; it must call [`Authenticating::user`] before it uses what it
+/// read, and it learns nothing from the database for a token that is not ours.
+pub struct Authenticating {
+    state: web::Data<AppState>,
+    claims: Claims,
+}
+
+impl Authenticating {
+    /// The checks that need no database, in the order the API answers them.
+    fn extract(request: &HttpRequest) -> Result<Self, ApiError> {
+        let state = request
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("AppState is not registered"))?;
         let token = presented_token(request);
         // The session cookie reaches the API from any page the browser shows, so on its own it
         // authorises reads only: the web UI writes through its own forms, each with its CSRF
         // token, and API clients send the bearer token. Defence in depth beside SameSite=Strict.
-        let cookie_write = matches!(token, Some(Presented::Cookie(_)))
+        if matches!(token, Some(Presented::Cookie(_)))
             && request.path().starts_with("/api/")
-            && !request.method().is_safe();
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
-            if cookie_write {
-                return Err(ErrorCode::CookieCannotWrite.into());
-            }
-            let token = token.ok_or(ErrorCode::Unauthenticated)?;
-            authenticate(&state, token.value()).await
+            && !request.method().is_safe()
+        {
+            return Err(ErrorCode::CookieCannotWrite.into());
+        }
+        let token = token.ok_or(ErrorCode::Unauthenticated)?;
+        let claims = state
+            .jwt
+            .verify(token.value(), state.clock.now())
+            .map_err(|error| {
+                tracing::debug!(%error, "token refused");
+                ApiError::new(ErrorCode::Unauthenticated)
+            })?;
+        Ok(Self { state, claims })
+    }
+
+    /// Reads the session: the signed-in user, or why there is none.
+    pub async fn user(self) -> Result<AuthUser, ApiError> {
+        let Self { state, claims } = self;
+        let today = state.clock.today_jst();
+        let session = state
+            .sessions
+            .load((claims.sub.clone(), claims.jti.clone(), today))
+            .await?
+            .ok_or(ErrorCode::Unauthenticated)?;
+        if session.token_revoked {
+            tracing::debug!(jti = %claims.jti, "revoked token presented");
+            return Err(ErrorCode::Unauthenticated.into());
+        }
+        let expires_at =
+            DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| state.clock.now());
+        Ok(AuthUser {
+            id: session.user_id,
+            login: session.login,
+            display_name: session.display_name,
+            email: session.email,
+            grants: session.grants,
+            deputy_for: session.deputy_for,
+            token: PresentedToken {
+                jti: claims.jti,
+                expires_at,
+            },
         })
+    }
+}
+
+impl FromRequest for Authenticating {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::extract(request))
     }
 }
 
@@ -105,34 +168,4 @@ fn presented_token(request: &HttpRequest) -> Option<Presented> {
         .map(|cookie| cookie.value().to_owned())
         .filter(|token| !token.is_empty())
         .map(Presented::Cookie)
-}
-
-async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
-    let now = state.clock.now();
-    let claims = state.jwt.verify(token, now).map_err(|error| {
-        tracing::debug!(%error, "token refused");
-        ApiError::new(ErrorCode::Unauthenticated)
-    })?;
-    let today = state.clock.today_jst();
-    let session = state
-        .sessions
-        .load((claims.sub.clone(), claims.jti.clone(), today))
-        .await?
-        .ok_or(ErrorCode::Unauthenticated)?;
-    if session.token_revoked {
-        tracing::debug!(jti = %claims.jti, "revoked token presented");
-        return Err(ErrorCode::Unauthenticated.into());
-    }
-    Ok(AuthUser {
-        id: session.user_id,
-        login: session.login,
-        display_name: session.display_name,
-        email: session.email,
-        grants: session.grants,
-        deputy_for: session.deputy_for,
-        token: PresentedToken {
-            jti: claims.jti,
-            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
-        },
-    })
 }

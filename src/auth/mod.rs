@@ -7,7 +7,7 @@ pub mod rate_limit;
 pub mod session;
 pub mod token;
 
-pub use extractor::AuthUser;
+pub use extractor::{AuthUser, Authenticating};
 pub use token::{Claims, IssuedToken, JwtKeys, TOKEN_COOKIE};
 
 pub use crate::workflow::model::{Deputyship, Grant};

@@ -1476,10 +1476,11 @@ pub async fn fire_instance(
     conns: instances::Conns<'_>,
     workflows: &WorkflowSet,
     instance_id: &str,
+    row: instances::RowRead,
     req: &FireRequest<'_>,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, AppError> {
-    match instances::fire(conns, workflows, instance_id, req, acting).await {
+    match instances::fire_on(conns, workflows, instance_id, row, req, acting).await {
         Err(InstanceError::Managed(_)) => {}
         done => return Ok(done?),
     }

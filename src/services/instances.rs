@@ -522,13 +522,38 @@ pub async fn fire(
     req: &FireRequest<'_>,
     acting: &Acting<'_>,
 ) -> Result<InstanceView, InstanceError> {
+    fire_on(conns, workflows, id, RowRead::Pending, req, acting).await
+}
+
+/// The instance row an event decides on: still to be read, or read by the caller already,
+/// after the request arrived (the API reads it beside the session check, so that the two
+/// reads cost one wait).
+#[derive(Debug)]
+pub enum RowRead {
+    /// [`fire_on`] reads it.
+    Pending,
+    /// The instance's row, or `None` when there is no such instance.
+    Done(Option<Box<workflow_instance::Model>>),
+}
+
+/// [`fire`], deciding on `row` when it has been read. Without a group commit task the read
+/// belongs to the write's transaction, so a row read before is not used.
+pub async fn fire_on(
+    conns: Conns<'_>,
+    workflows: &WorkflowSet,
+    id: &str,
+    row: RowRead,
+    req: &FireRequest<'_>,
+    acting: &Acting<'_>,
+) -> Result<InstanceView, InstanceError> {
     let db = conns.db;
     let transition = if let Some(group) = conns.group_commit {
         // Read beside the writer (in the next batch of reads, when there is a batcher); the
         // version condition of the write catches a racing writer.
-        let row = match conns.rows {
-            Some(rows) => rows.load(id.to_owned()).await?,
-            None => {
+        let row = match (row, conns.rows) {
+            (RowRead::Done(row), _) => row.map(|row| *row),
+            (RowRead::Pending, Some(rows)) => rows.load(id.to_owned()).await?,
+            (RowRead::Pending, None) => {
                 workflow_instance::Entity::find_by_id(id)
                     .one(conns.reader)
                     .await?

@@ -624,30 +624,43 @@ async fn a_return_goes_to_an_earlier_step_or_back_to_the_applicant(backend: Back
 }
 
 /// A generic workflow beside the product's, for what the engine does for every kind.
-const NOTICE: &str = r#"
-id = "notice"
+/// A one-step workflow: an officer accepts a draft notice. With `org`, the notice belongs to
+/// the organisation its context names under that scope, and only that organisation's officers
+/// see and accept it; without, every officer does.
+fn notice_definition(id: &str, org: Option<&str>) -> String {
+    let (create_org, org) = org.map_or_else(Default::default, |scope| {
+        (
+            format!("create_org = \"{scope}\"\n"),
+            format!("org = \"{scope}\"\n"),
+        )
+    });
+    format!(
+        r#"
+id = "{id}"
 version = 1
 context = "generic"
-title = { ja = "届出", en = "Notice" }
+title = {{ ja = "届出", en = "Notice" }}
 create_roles = ["officer"]
-
+{create_org}
 [[states]]
 id = "draft"
 initial = true
-label = { ja = "下書き", en = "Draft" }
+label = {{ ja = "下書き", en = "Draft" }}
 
 [[states]]
 id = "accepted"
 terminal = true
-label = { ja = "受理", en = "Accepted" }
+label = {{ ja = "受理", en = "Accepted" }}
 
 [[transitions]]
 event = "accept"
 from = ["draft"]
 to = "accepted"
 roles = ["officer"]
-label = { ja = "受理", en = "Accept" }
-"#;
+{org}label = {{ ja = "受理", en = "Accept" }}
+"#
+    )
+}
 
 async fn app_with_notice(backend: Backend) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -656,7 +669,16 @@ async fn app_with_notice(backend: Backend) -> (TestApp, tempfile::TempDir) {
         include_str!("../../workflows/subcontract_permission.toml"),
     )
     .unwrap();
-    std::fs::write(dir.path().join("notice.toml"), NOTICE).unwrap();
+    std::fs::write(
+        dir.path().join("notice.toml"),
+        notice_definition("notice", None),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("office_notice.toml"),
+        notice_definition("office_notice", Some("applicant")),
+    )
+    .unwrap();
     let path = dir.path().to_owned();
     let app = crate::helpers::spawn_app_with(backend, itaku::clock::Clock::System, |s| {
         s.workflows_dir = path;
@@ -690,6 +712,42 @@ async fn a_decided_instance_is_corrected_by_a_new_linked_instance(backend: Backe
     let created = app.audit_rows(id_of(&correction)).await.remove(0);
     let details: Value = serde_json::from_str(&created.details).unwrap();
     assert_eq!(details["corrects"], id.as_str());
+}
+
+/// The API reads the instance beside the session check; what it read serves only a session
+/// that holds and a user who may see the instance.
+async fn an_event_is_refused_without_trace_for_a_signed_out_token_or_an_outsider(backend: Backend) {
+    let (app, _dir) = app_with_notice(backend).await;
+    let cast = Cast::create(&app).await;
+    let officer = app.person("notice_officer", &[(MEGURO, "officer")]).await;
+    let created = app
+        .create_instance(
+            &officer.token,
+            json!({
+                "workflow": "office_notice",
+                "context": { "subject": "届出", "organisations": { "applicant": MEGURO } },
+            }),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let id = id_of(&created).to_owned();
+    let accept = json!({ "event": "accept", "version": created["version"] });
+
+    let outsider = app.fire(&cast.outsider.token, &id, accept.clone());
+    refused_without_trace(&app, &id, outsider, 404, "not_found").await;
+
+    let signed_out = app
+        .post_json_with_token("/api/v1/auth/sign-out", &officer.token, &json!({}))
+        .await;
+    assert_eq!(signed_out.status(), 204);
+    let fired = app.fire(&officer.token, &id, accept.clone());
+    refused_without_trace(&app, &id, fired, 401, "unauthenticated").await;
+    let fired = app.fire(&officer.token, "no-such-instance", accept.clone());
+    assert_api_error(fired.await, 401, "unauthenticated").await;
+
+    // The officer's colleague, signed in, may still decide it.
+    app.fire_ok(&cast.officer.token, &id, accept).await;
 }
 
 async fn an_instance_not_yet_decided_cannot_be_corrected(backend: Backend) {
@@ -726,6 +784,7 @@ crate::on_both_backends!(
     a_return_goes_to_an_earlier_step_or_back_to_the_applicant,
     a_decided_instance_is_corrected_by_a_new_linked_instance,
     an_instance_not_yet_decided_cannot_be_corrected,
+    an_event_is_refused_without_trace_for_a_signed_out_token_or_an_outsider,
 );
 
 mod races {

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing_actix_web::RequestId;
 
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Authenticating};
 use crate::error::{ApiError, ErrorCode};
-use crate::services::instances::{self, Acting, FireRequest, InstanceError, NewInstance};
+use crate::services::instances::{self, Acting, FireRequest, InstanceError, NewInstance, RowRead};
 use crate::startup::AppState;
 use crate::workflow::diagram::{self, Lang};
 use crate::workflow::{Actor, Now, RejectionKind};
@@ -174,11 +174,16 @@ async fn get(
 
 async fn fire(
     state: web::Data<AppState>,
-    user: AuthUser,
+    authenticating: Authenticating,
     request_id: RequestId,
     id: web::Path<String>,
     body: web::Json<EventBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // The instance is read beside the session; nothing read is used before the session holds.
+    let (user, row) =
+        futures_util::join!(authenticating.user(), state.instance_rows.load(id.clone()));
+    let user = user?;
+    let row = RowRead::Done(row?.map(Box::new));
     let rid = request_id.to_string();
     // A comment or event data never carries an individual number.
     crate::validation::finish(crate::validation::no_individual_numbers(
@@ -198,6 +203,7 @@ async fn fire(
         state.conns(),
         &state.workflows,
         &id,
+        row,
         &req,
         &acting(&state, &user, &rid),
     )
