@@ -521,6 +521,63 @@ async fn write_postgres(
 mod tests {
     use super::*;
 
+    /// A column added to a table must reach PostgreSQL's batch too, else a row written there
+    /// would silently miss its value: the batch inserts every column of an instance and of an
+    /// audit record (but the record's generated id), and updates every column a transition
+    /// sets on SQLite.
+    #[test]
+    fn the_postgres_batch_writes_every_column_the_tables_and_the_update_have() {
+        use std::collections::BTreeSet;
+
+        use entity::audit_record;
+        use sea_orm::sea_query::SqliteQueryBuilder;
+        use sea_orm::{IdenStatic as _, Iterable as _};
+
+        let names = |columns: &[(&str, &str)]| -> BTreeSet<String> {
+            columns.iter().map(|(name, _)| (*name).to_owned()).collect()
+        };
+        let instance: BTreeSet<String> = workflow_instance::Column::iter()
+            .map(|column| column.as_str().to_owned())
+            .collect();
+        assert_eq!(names(&INSERT_COLUMNS), instance);
+        let record: BTreeSet<String> = audit_record::Column::iter()
+            .filter(|column| !matches!(column, audit_record::Column::Id))
+            .map(|column| column.as_str().to_owned())
+            .collect();
+        assert_eq!(names(&RecordArrays::COLUMNS), record);
+
+        let update = RowUpdate {
+            id: "i".to_owned(),
+            version: 1,
+            state: "s".to_owned(),
+            progress: "{}".to_owned(),
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            audit_seq: 2,
+            audit_head: "h".to_owned(),
+            waiting_org: None,
+            waiting_roles: None,
+        };
+        let (sql, _) = update.statement().build(SqliteQueryBuilder);
+        let set = sql
+            .split_once(" SET ")
+            .and_then(|(_, rest)| rest.split_once(" WHERE "))
+            .map(|(set, _)| set)
+            .unwrap_or_else(|| panic!("no SET … WHERE in {sql}"));
+        let mut updated: BTreeSet<String> = set
+            .split(", ")
+            .map(|assignment| {
+                assignment
+                    .split('"')
+                    .nth(1)
+                    .unwrap_or(assignment)
+                    .to_owned()
+            })
+            .collect();
+        // The batch finds the row by its id.
+        updated.insert("id".to_owned());
+        assert_eq!(names(&UPDATE_COLUMNS), updated);
+    }
+
     /// The batch statement binds every array once, in order, and names every column it fills.
     #[test]
     fn the_postgres_batch_binds_each_array_once_in_order() {
