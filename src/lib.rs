@@ -18,3 +18,9 @@ pub mod startup;
 pub mod telemetry;
 pub mod validation;
 pub mod workflow;
+
+/// mimalloc for every binary built on this library (the server, its tests and benchmarks, so
+/// that they measure what ships): under the persisted workload it made the service about 5 %
+/// faster than glibc's allocator, and a retained instance smaller.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
