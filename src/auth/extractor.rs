@@ -7,11 +7,13 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use chrono::{DateTime, Utc};
+use entity::workflow_instance;
 use serde::Serialize;
 
 use super::token::{Claims, TOKEN_COOKIE};
 use super::{Deputyship, Grant};
 use crate::error::{ApiError, ErrorCode};
+use crate::services::users::{SessionKey, SessionRead};
 use crate::startup::AppState;
 
 /// The signed-in user of a request, with what they may do today (Asia/Tokyo).
@@ -63,9 +65,9 @@ impl FromRequest for AuthUser {
 
 /// A request's session check, started but not finished: its token is present, allowed for the
 /// request and signed by us, and the session (revocation, the user, their grants) is still to
-/// be read. A handler that takes one can make a read of its own beside the session read, so
-/// that the two cost one wait; it must call [`Authenticating::user`] before it uses what it
-/// read, and it learns nothing from the database for a token that is not ours.
+/// be read. A handler about one instance reads its row with the session
+/// ([`Authenticating::user_and_instance`]): one statement, one wait, and nothing read from the
+/// database for a token that is not ours or a session that does not hold.
 pub struct Authenticating {
     state: web::Data<AppState>,
     claims: Claims,
@@ -101,11 +103,33 @@ impl Authenticating {
 
     /// Reads the session: the signed-in user, or why there is none.
     pub async fn user(self) -> Result<AuthUser, ApiError> {
+        self.read(None).await.map(|(user, _)| user)
+    }
+
+    /// Reads the session and, in the same statement, the row of instance `id` (`None`: no such
+    /// instance). The row is returned only with a session that holds; whether the user may see
+    /// the instance is for the caller to decide.
+    pub async fn user_and_instance(
+        self,
+        id: String,
+    ) -> Result<(AuthUser, Option<workflow_instance::Model>), ApiError> {
+        self.read(Some(id)).await
+    }
+
+    async fn read(
+        self,
+        instance: Option<String>,
+    ) -> Result<(AuthUser, Option<workflow_instance::Model>), ApiError> {
         let Self { state, claims } = self;
-        let today = state.clock.today_jst();
-        let session = state
+        let key = SessionKey {
+            user_id: claims.sub.clone(),
+            jti: claims.jti.clone(),
+            day: state.clock.today_jst(),
+            instance,
+        };
+        let SessionRead { session, instance } = state
             .sessions
-            .load((claims.sub.clone(), claims.jti.clone(), today))
+            .load(key)
             .await?
             .ok_or(ErrorCode::Unauthenticated)?;
         if session.token_revoked {
@@ -114,7 +138,7 @@ impl Authenticating {
         }
         let expires_at =
             DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| state.clock.now());
-        Ok(AuthUser {
+        let user = AuthUser {
             id: session.user_id,
             login: session.login,
             display_name: session.display_name,
@@ -125,7 +149,8 @@ impl Authenticating {
                 jti: claims.jti,
                 expires_at,
             },
-        })
+        };
+        Ok((user, instance))
     }
 }
 

@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use entity::{deputy, membership, organisation, revoked_token, user};
+use entity::{deputy, membership, organisation, revoked_token, user, workflow_instance};
 use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    JoinType, QueryFilter, Set, SqlErr,
+    IdenStatic as _, Iterable as _, JoinType, QueryFilter, QueryResult, Set, SqlErr,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -337,12 +337,37 @@ pub struct Session {
     pub deputy_for: Vec<Deputyship>,
 }
 
-/// One row of the session query: the token asked about, its user, one membership in effect (if
-/// any), and flags.
+/// What [`SessionReads`] is asked: a token `(user_id, jti)`, the day (Asia/Tokyo) on which its
+/// user's memberships must be in effect and, for a request about one instance, that instance's
+/// id, whose row the same statement reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionKey {
+    pub user_id: String,
+    pub jti: String,
+    pub day: NaiveDate,
+    pub instance: Option<String>,
+}
+
+/// A session, and the row of the instance asked about with it (`None`: none was asked about,
+/// or there is no such instance). Nothing says the user may see that instance: the caller
+/// decides, once it has checked the session.
+#[derive(Debug, Clone)]
+pub struct SessionRead {
+    pub session: Session,
+    pub instance: Option<workflow_instance::Model>,
+}
+
+/// A key of one statement of [`SessionReads`]: user id, jti, instance id.
+type Presented<'a> = (&'a str, &'a str, Option<&'a str>);
+
+/// One row of the session query: the key asked about, its user, one membership in effect (if
+/// any), and flags. The instance asked about, if any, comes in the same row, in columns named
+/// [`INSTANCE_PREFIX`] and the column's name.
 #[derive(Debug, FromQueryResult)]
 struct SessionRow {
     presented_user: String,
     presented_jti: String,
+    presented_instance: Option<String>,
     id: String,
     login: String,
     display_name: String,
@@ -353,12 +378,16 @@ struct SessionRow {
     deputises: bool,
 }
 
-/// The statement of [`SessionReads`] for distinct tokens `(user_id, jti)` (not empty).
-fn session_query(distinct: &BTreeSet<&(String, String)>, day: NaiveDate) -> SelectStatement {
+/// The prefix of the instance's columns in a row of the session query.
+const INSTANCE_PREFIX: &str = "instance_";
+
+/// The statement of [`SessionReads`] for distinct keys (not empty).
+fn session_query(distinct: &BTreeSet<Presented<'_>>, day: NaiveDate) -> SelectStatement {
     let presented = Alias::new("presented");
     // The columns of a `VALUES` list are `column1`, `column2`, … on both backends.
     let presented_user = || Expr::col((presented.clone(), Alias::new("column1")));
     let presented_jti = || Expr::col((presented.clone(), Alias::new("column2")));
+    let presented_instance = || Expr::col((presented.clone(), Alias::new("column3")));
     let revoked = Query::select()
         .expr(Expr::val(1))
         .from(revoked_token::Entity)
@@ -377,9 +406,11 @@ fn session_query(distinct: &BTreeSet<&(String, String)>, day: NaiveDate) -> Sele
             day,
         ))
         .to_owned();
-    Query::select()
+    let mut select = Query::select();
+    select
         .expr_as(presented_user(), Alias::new("presented_user"))
         .expr_as(presented_jti(), Alias::new("presented_jti"))
+        .expr_as(presented_instance(), Alias::new("presented_instance"))
         .columns([
             (user::Entity, user::Column::Id),
             (user::Entity, user::Column::Login),
@@ -391,11 +422,22 @@ fn session_query(distinct: &BTreeSet<&(String, String)>, day: NaiveDate) -> Sele
             (membership::Entity, membership::Column::OrganisationId),
         ])
         .expr_as(Expr::exists(revoked), Alias::new("token_revoked"))
-        .expr_as(Expr::exists(deputyships), Alias::new("deputises"))
+        .expr_as(Expr::exists(deputyships), Alias::new("deputises"));
+    for column in workflow_instance::Column::iter() {
+        select.expr_as(
+            Expr::col((workflow_instance::Entity, column)),
+            Alias::new(format!("{INSTANCE_PREFIX}{}", column.as_str())),
+        );
+    }
+    select
         .from_values(
-            distinct
-                .iter()
-                .map(|(user, jti)| (user.clone(), jti.clone())),
+            distinct.iter().map(|(user, jti, instance)| {
+                (
+                    (*user).to_owned(),
+                    (*jti).to_owned(),
+                    instance.map(str::to_owned),
+                )
+            }),
             presented.clone(),
         )
         .join(
@@ -420,50 +462,82 @@ fn session_query(distinct: &BTreeSet<&(String, String)>, day: NaiveDate) -> Sele
                     day,
                 )),
         )
+        .join(
+            JoinType::LeftJoin,
+            workflow_instance::Entity,
+            Expr::col((workflow_instance::Entity, workflow_instance::Column::Id))
+                .eq(presented_instance()),
+        )
         .to_owned()
 }
 
-/// The sessions of `keys`, in order, from the rows of [`session_query`] (`None`: no such user,
+/// The instance in a row of [`session_query`], if one was asked about and exists.
+fn instance_in(row: &QueryResult) -> Result<Option<workflow_instance::Model>, DbErr> {
+    let id: Option<String> =
+        row.try_get(INSTANCE_PREFIX, workflow_instance::Column::Id.as_str())?;
+    id.map(|_| workflow_instance::Model::from_query_result(row, INSTANCE_PREFIX))
+        .transpose()
+}
+
+/// The answers to `keys`, in order, from the rows of [`session_query`] (`None`: no such user,
 /// or a deactivated one).
 async fn assemble_sessions<C: ConnectionTrait>(
     db: &C,
-    keys: &[(String, String)],
-    rows: Vec<SessionRow>,
+    keys: &[Presented<'_>],
+    rows: Vec<(SessionRow, Option<workflow_instance::Model>)>,
     day: NaiveDate,
-) -> Result<Vec<Option<Session>>, DbErr> {
-    let mut found: BTreeMap<(String, String), Session> = BTreeMap::new();
+) -> Result<Vec<Option<SessionRead>>, DbErr> {
+    type Owned = (String, String, Option<String>);
+    let mut found: BTreeMap<Owned, SessionRead> = BTreeMap::new();
     let mut deputises = BTreeSet::new();
-    for row in rows {
-        let key = (row.presented_user, row.presented_jti);
+    for (row, instance) in rows {
+        let key = (
+            row.presented_user,
+            row.presented_jti,
+            row.presented_instance,
+        );
         if row.deputises && !row.token_revoked {
             deputises.insert(key.clone());
         }
-        let session = found.entry(key).or_insert_with(|| Session {
-            user_id: row.id,
-            login: row.login,
-            display_name: row.display_name,
-            email: row.email,
-            token_revoked: row.token_revoked,
-            grants: Vec::new(),
-            deputy_for: Vec::new(),
+        let read = found.entry(key).or_insert_with(|| SessionRead {
+            session: Session {
+                user_id: row.id,
+                login: row.login,
+                display_name: row.display_name,
+                email: row.email,
+                token_revoked: row.token_revoked,
+                grants: Vec::new(),
+                deputy_for: Vec::new(),
+            },
+            instance,
         });
         if let (Some(role), Some(org)) = (row.role, row.organisation_id) {
             let grant = Grant {
                 role,
                 org: Some(org),
             };
-            if !session.grants.contains(&grant) {
-                session.grants.push(grant);
+            if !read.session.grants.contains(&grant) {
+                read.session.grants.push(grant);
             }
         }
     }
-    for (key, session) in &mut found {
-        session.grants.sort();
+    for (key, read) in &mut found {
+        read.session.grants.sort();
         if deputises.contains(key) {
-            session.deputy_for = effective_deputyships(db, &key.0, day).await?;
+            read.session.deputy_for = effective_deputyships(db, &key.0, day).await?;
         }
     }
-    Ok(keys.iter().map(|key| found.get(key).cloned()).collect())
+    Ok(keys
+        .iter()
+        .map(|(user, jti, instance)| {
+            let key = (
+                (*user).to_owned(),
+                (*jti).to_owned(),
+                instance.map(str::to_owned),
+            );
+            found.get(&key).cloned()
+        })
+        .collect())
 }
 
 /// Reads sessions for [`crate::services::batch::Batcher`]: the requests being authenticated
@@ -471,7 +545,9 @@ async fn assemble_sessions<C: ConnectionTrait>(
 ///
 /// Every request asks this, so for each token the user, their memberships in effect, the
 /// revocation of the token and whether they deputise for anyone come back in that one
-/// statement; the deputyships themselves are only looked up for users who have some.
+/// statement; the deputyships themselves are only looked up for users who have some. A request
+/// about one instance (an event) has its row read by the same statement, which saves the
+/// database a statement and the request a wait.
 #[derive(Debug)]
 pub struct SessionReads {
     conn: TaskConnection,
@@ -487,21 +563,27 @@ impl SessionReads {
 }
 
 impl Load for SessionReads {
-    /// The token's user, its id, and the day (Asia/Tokyo) the memberships must be in effect.
-    type Key = (String, String, NaiveDate);
-    type Value = Option<Session>;
+    type Key = SessionKey;
+    type Value = Option<SessionRead>;
 
-    async fn load(&mut self, keys: &[Self::Key]) -> Result<Vec<Option<Session>>, DbErr> {
+    async fn load(&mut self, keys: &[SessionKey]) -> Result<Vec<Option<SessionRead>>, DbErr> {
         let mut answers = vec![None; keys.len()];
-        let days: BTreeSet<NaiveDate> = keys.iter().map(|(_, _, day)| *day).collect();
+        let days: BTreeSet<NaiveDate> = keys.iter().map(|key| key.day).collect();
         for day in days {
-            let (slots, tokens): (Vec<usize>, Vec<(String, String)>) = keys
+            let (slots, asked): (Vec<usize>, Vec<Presented<'_>>) = keys
                 .iter()
                 .enumerate()
-                .filter(|(_, key)| key.2 == day)
-                .map(|(ix, (user, jti, _))| (ix, (user.clone(), jti.clone())))
+                .filter(|(_, key)| key.day == day)
+                .map(|(ix, key)| {
+                    let presented = (
+                        key.user_id.as_str(),
+                        key.jti.as_str(),
+                        key.instance.as_deref(),
+                    );
+                    (ix, presented)
+                })
                 .unzip();
-            let distinct: BTreeSet<&(String, String)> = tokens.iter().collect();
+            let distinct: BTreeSet<Presented<'_>> = asked.iter().copied().collect();
             if distinct.is_empty() {
                 continue;
             }
@@ -510,12 +592,12 @@ impl Load for SessionReads {
                 .query_all(&session_query(&distinct, day))
                 .await?
                 .iter()
-                .map(|row| SessionRow::from_query_result(row, ""))
-                .collect::<Result<Vec<_>, _>>()?;
-            let sessions = assemble_sessions(self.conn.pool(), &tokens, rows, day).await?;
-            for (ix, session) in slots.into_iter().zip(sessions) {
+                .map(|row| Ok((SessionRow::from_query_result(row, "")?, instance_in(row)?)))
+                .collect::<Result<Vec<_>, DbErr>>()?;
+            let reads = assemble_sessions(self.conn.pool(), &asked, rows, day).await?;
+            for (ix, read) in slots.into_iter().zip(reads) {
                 if let Some(slot) = answers.get_mut(ix) {
-                    *slot = session;
+                    *slot = read;
                 }
             }
         }
@@ -834,7 +916,8 @@ mod tests {
     /// Many tokens read in one statement (on PostgreSQL on the reader's own connection) get
     /// what each would get alone: grants in effect that day, a revoked token flagged (and its
     /// deputyships not looked up), a deactivated or unknown user none, a token asked twice the
-    /// same answer twice.
+    /// same answer twice; and the instance asked about with a token comes back with its session,
+    /// as a read of it alone finds it (none when it does not exist or none was asked about).
     async fn sessions_in_one_statement_answer_as_each_alone(
         backend: crate::services::test_db::Backend,
     ) -> crate::services::test_db::TestResult {
@@ -893,58 +976,101 @@ mod tests {
             .exec(&db.conn)
             .await?;
 
-        let keys: Vec<(String, String)> = [
-            ("officer", "t1"),
-            ("deputy", "deputy-revoked"),
-            ("gone", "t3"),
-            ("officer", "t1"),
-            ("nobody", "t4"),
-            ("deputy", "t5"),
+        for id in ["i-1", "i-2"] {
+            crate::services::test_db::insert_instance(&db.conn, id, now).await?;
+        }
+
+        let on = day(11, 23)?;
+        let keys: Vec<SessionKey> = [
+            ("officer", "t1", Some("i-1")),
+            ("deputy", "deputy-revoked", Some("i-1")),
+            ("gone", "t3", Some("i-1")),
+            ("officer", "t1", Some("i-1")),
+            ("nobody", "t4", None),
+            ("deputy", "t5", Some("i-2")),
+            ("officer", "t1", None),
+            ("officer", "t1", Some("missing")),
         ]
         .iter()
-        .map(|(user, jti)| ((*user).to_owned(), (*jti).to_owned()))
+        .map(|(user, jti, instance)| SessionKey {
+            user_id: (*user).to_owned(),
+            jti: (*jti).to_owned(),
+            day: on,
+            instance: instance.map(str::to_owned),
+        })
         .collect();
-        let on = day(11, 23)?;
         let mut reads = SessionReads::new(db.conn.clone());
-        let keyed: Vec<_> = keys
-            .iter()
-            .map(|(u, j)| (u.clone(), j.clone(), on))
-            .collect();
-        let together = reads.load(&keyed).await?;
+        let together = reads.load(&keys).await?;
         let mut alone = Vec::new();
-        for key in &keyed {
+        for key in &keys {
             alone.extend(reads.load(std::slice::from_ref(key)).await?);
         }
         assert_eq!(format!("{together:?}"), format!("{alone:?}"));
 
-        // Who, whether revoked, the roles held, how many principals deputised for.
-        type Summary = (String, bool, Vec<String>, usize);
+        // Who, whether revoked, the roles held, how many principals deputised for, the
+        // instance read with the session.
+        type Summary = (String, bool, Vec<String>, usize, Option<String>);
         let summary: Vec<Option<Summary>> = together
             .iter()
-            .map(|s| {
-                s.as_ref().map(|s| {
-                    let roles = s.grants.iter().map(|g| g.role.clone()).collect();
-                    (
-                        s.user_id.clone(),
-                        s.token_revoked,
-                        roles,
-                        s.deputy_for.len(),
-                    )
-                })
+            .map(|read| {
+                read.as_ref().map(
+                    |SessionRead {
+                         session: s,
+                         instance,
+                     }| {
+                        let roles = s.grants.iter().map(|g| g.role.clone()).collect();
+                        (
+                            s.user_id.clone(),
+                            s.token_revoked,
+                            roles,
+                            s.deputy_for.len(),
+                            instance.as_ref().map(|row| row.id.clone()),
+                        )
+                    },
+                )
             })
             .collect();
-        let officer = Some(("officer".to_owned(), false, vec!["officer".to_owned()], 0));
+        let officer = |instance: Option<&str>| {
+            Some((
+                "officer".to_owned(),
+                false,
+                vec!["officer".to_owned()],
+                0,
+                instance.map(str::to_owned),
+            ))
+        };
+        let deputy = |revoked, deputises, instance: &str| {
+            Some((
+                "deputy".to_owned(),
+                revoked,
+                vec!["chief".to_owned()],
+                deputises,
+                Some(instance.to_owned()),
+            ))
+        };
         assert_eq!(
             summary,
             [
-                officer.clone(),
-                Some(("deputy".to_owned(), true, vec!["chief".to_owned()], 0)),
+                officer(Some("i-1")),
+                deputy(true, 0, "i-1"),
                 None,
-                officer,
+                officer(Some("i-1")),
                 None,
-                Some(("deputy".to_owned(), false, vec!["chief".to_owned()], 1)),
+                deputy(false, 1, "i-2"),
+                officer(None),
+                officer(None),
             ]
         );
+        // The row read with the session is the row as a read of it alone finds it.
+        let read = together
+            .first()
+            .and_then(|read| read.as_ref())
+            .and_then(|read| read.instance.clone());
+        let alone = entity::workflow_instance::Entity::find_by_id("i-1".to_owned())
+            .one(&db.conn)
+            .await?;
+        assert_eq!(read, alone);
+        assert!(read.is_some());
         db.close().await
     }
 

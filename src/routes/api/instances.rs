@@ -179,11 +179,9 @@ async fn fire(
     id: web::Path<String>,
     body: web::Json<EventBody>,
 ) -> Result<HttpResponse, ApiError> {
-    // The instance is read beside the session; nothing read is used before the session holds.
-    let (user, row) =
-        futures_util::join!(authenticating.user(), state.instance_rows.load(id.clone()));
-    let user = user?;
-    let row = RowRead::Done(row?.map(Box::new));
+    // The instance is read with the session, and returned only if the session holds.
+    let (user, row) = authenticating.user_and_instance(id.clone()).await?;
+    let row = RowRead::Done(row.map(Box::new));
     let rid = request_id.to_string();
     // A comment or event data never carries an individual number.
     crate::validation::finish(crate::validation::no_individual_numbers(
