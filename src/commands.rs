@@ -295,23 +295,30 @@ pub fn workflow_report(dir: &Path) -> Result<String, String> {
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let lines: Vec<String> = set
-        .iter()
-        .map(|rt| {
-            let d = rt.describe();
-            let hash = rt.content_hash();
-            format!(
-                "ok  {} v{}  sha256={}  {}, {}",
-                d.id,
-                d.version,
-                hash.get(..12).unwrap_or(hash),
-                count(d.states.len(), "state"),
-                count(d.transitions.len(), "transition"),
-            )
-        })
-        .collect();
+    let mut lines = Vec::new();
+    for rt in set.iter() {
+        let d = rt.describe();
+        let hash = rt.content_hash();
+        lines.push(format!(
+            "ok  {} v{}  sha256={}  {}, {}",
+            d.id,
+            d.version,
+            hash.get(..12).unwrap_or(hash),
+            count(d.states.len(), "state"),
+            count(d.transitions.len(), "transition"),
+        ));
+        if d.create_org.is_none() {
+            lines.push(format!("note  {} v{}: {UNSCOPED}", d.id, d.version));
+        }
+    }
     Ok(lines.join("\n"))
 }
+
+/// What an operator should know of a definition without `create_org`.
+pub const UNSCOPED: &str = "no create_org: an instance whose context names no organisation \
+    is visible to every signed-in user, and a transition without an org scope is open to the \
+    holders of its roles in any organisation (create_org がありません: 組織を指定しない\
+    インスタンスはすべての利用者に表示され、org のない遷移はどの組織の該当ロール保持者も実行できます)";
 
 fn count(n: usize, noun: &str) -> String {
     if n == 1 {

@@ -151,6 +151,12 @@ impl Application {
             .await
             .map_err(|e| StartupError::Workflows(e.to_string()))?;
         tracing::info!(definitions = workflows.len(), "workflow definitions loaded");
+        for rt in workflows.iter() {
+            let d = rt.describe();
+            if d.create_org.is_none() {
+                tracing::warn!(workflow = %d.id, version = d.version, "{}", crate::commands::UNSCOPED);
+            }
+        }
         let filled = crate::services::instances::index_waiting(&db, &workflows)
             .await
             .map_err(|e| {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::definition::{Label, TimerAction};
-use super::model::{CompiledWorkflow, Step};
+use super::model::{CompiledWorkflow, OrgScope, Step};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Description {
@@ -13,6 +13,9 @@ pub struct Description {
     pub content_hash: String,
     pub title: Label,
     pub create_roles: Vec<String>,
+    /// The organisation scope that owns a new instance (`create_org`), if the definition names
+    /// one.
+    pub create_org: Option<String>,
     pub initial: String,
     pub states: Vec<StateInfo>,
     pub transitions: Vec<TransitionInfo>,
@@ -70,6 +73,9 @@ pub(crate) fn describe<C>(wf: &CompiledWorkflow<C>) -> Description {
         content_hash: wf.content_hash.clone(),
         title: wf.title.clone(),
         create_roles: wf.create_roles.clone(),
+        create_org: wf.create_org.as_ref().map(|scope| match scope {
+            OrgScope::Named(name) | OrgScope::Fixed(name) => name.clone(),
+        }),
         initial: wf.state_name(wf.initial).to_owned(),
         states: wf
             .states

@@ -627,7 +627,7 @@ async fn a_return_goes_to_an_earlier_step_or_back_to_the_applicant(backend: Back
 /// A one-step workflow: an officer accepts a draft notice. With `org`, the notice belongs to
 /// the organisation its context names under that scope, and only that organisation's officers
 /// see and accept it; without, every officer does.
-fn notice_definition(id: &str, org: Option<&str>) -> String {
+pub(crate) fn notice_definition(id: &str, org: Option<&str>) -> String {
     let (create_org, org) = org.map_or_else(Default::default, |scope| {
         (
             format!("create_org = \"{scope}\"\n"),

@@ -12,6 +12,7 @@ use crate::helpers::{
     assert_api_error, id_of, instance_path, spawn_app, spawn_app_with, Backend, Cast,
     ScratchDatabase, TestApp, MEGURO, WORKFLOW,
 };
+use crate::instances::notice_definition;
 
 /// The product definition, as deployed.
 const PRODUCT: &str = include_str!("../../workflows/subcontract_permission.toml");
@@ -80,6 +81,8 @@ async fn a_workflow_is_described_with_its_states_and_transitions(backend: Backen
         .get_json(&format!("/api/v1/workflows/{WORKFLOW}/1"), &token)
         .await;
     assert_eq!(described["initial"], "draft");
+    // A new application belongs to the applicant's organisation.
+    assert_eq!(described["create_org"], "applicant");
     let states: Vec<&str> = described["states"]
         .as_array()
         .unwrap()
@@ -298,6 +301,31 @@ async fn instances_keep_their_version_after_a_redeployment_that_drops_the_old_fi
     assert_eq!(
         (done["state"].as_str(), done["workflow_version"].as_u64()),
         (Some("permitted"), Some(2))
+    );
+}
+
+/// `check-workflows` notes a definition that names no organisation scope for its instances.
+#[test]
+fn a_definition_without_create_org_is_reported_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let global = notice_definition("global_notice", None);
+    let office = notice_definition("office_notice", Some("applicant"));
+    std::fs::write(dir.path().join("global.toml"), &global).unwrap();
+    std::fs::write(dir.path().join("office.toml"), &office).unwrap();
+    let report = itaku::commands::workflow_report(dir.path()).unwrap();
+    assert_eq!(
+        report.lines().collect::<Vec<_>>(),
+        [
+            format!(
+                "ok  global_notice v1  sha256={}  2 states, 1 transition",
+                &content_hash(&global)[..12]
+            ),
+            format!("note  global_notice v1: {}", itaku::commands::UNSCOPED),
+            format!(
+                "ok  office_notice v1  sha256={}  2 states, 1 transition",
+                &content_hash(&office)[..12]
+            ),
+        ]
     );
 }
 
