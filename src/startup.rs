@@ -13,7 +13,6 @@ use actix_web::{web, App, HttpMessage as _, HttpServer};
 use crate::services::batch::Batcher;
 use crate::services::group_commit::GroupCommit;
 use crate::services::instances::Conns;
-use crate::services::instances::InstanceRows;
 use crate::services::users::SessionReads;
 use chrono::Duration;
 use rand::RngCore as _;
@@ -50,8 +49,6 @@ pub struct AppState {
     pub group_commit: Option<GroupCommit>,
     /// Session checks, in batches on `reader`; see [`crate::services::batch`].
     pub sessions: Batcher<SessionReads>,
-    /// The instance reads of events, in batches on `reader`.
-    pub instance_rows: Batcher<InstanceRows>,
     pub settings: Settings,
     /// Signing and verification keys for session tokens.
     pub jwt: JwtKeys,
@@ -78,7 +75,6 @@ impl AppState {
             db: &self.db,
             reader: &self.reader,
             group_commit: self.group_commit.as_ref(),
-            rows: Some(&self.instance_rows),
         }
     }
 }
@@ -199,7 +195,6 @@ impl Application {
             dummy_password_hash: dummy_password_hash().await?,
             group_commit: Some(GroupCommit::start(db.clone())),
             sessions: Batcher::start(SessionReads::new(reader.clone())),
-            instance_rows: Batcher::start(InstanceRows::new(reader.clone())),
             db,
             reader,
             clock,

@@ -18,7 +18,8 @@
 use std::future::Future;
 
 use sea_orm::sea_query::{PostgresQueryBuilder, SelectStatement};
-use sea_orm::sqlx::{Connection as _, PgConnection};
+use sea_orm::sqlx::query::Query;
+use sea_orm::sqlx::{Connection as _, IntoArguments, PgConnection, Postgres};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, RuntimeErr};
 use sea_query_binder::SqlxBinder as _;
 use tokio::sync::{mpsc, oneshot};
@@ -205,11 +206,20 @@ impl TaskConnection {
             return self.db.query_all(statement).await;
         }
         let (sql, values) = select.build_sqlx(PostgresQueryBuilder);
-        let conn = self.postgres().await?;
-        match sea_orm::sqlx::query_with(&sql, values)
-            .fetch_all(&mut *conn)
+        self.fetch_all_postgres(sea_orm::sqlx::query_with(&sql, values))
             .await
-        {
+    }
+
+    /// Runs a query made with sqlx on the task's own PostgreSQL connection.
+    pub async fn fetch_all_postgres<'q, A>(
+        &mut self,
+        query: Query<'q, Postgres, A>,
+    ) -> Result<Vec<QueryResult>, DbErr>
+    where
+        A: IntoArguments<'q, Postgres> + 'q,
+    {
+        let conn = self.postgres().await?;
+        match query.fetch_all(&mut *conn).await {
             Ok(rows) => Ok(rows.into_iter().map(QueryResult::from).collect()),
             Err(e) => Err(self.failed(e)),
         }

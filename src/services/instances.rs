@@ -6,14 +6,12 @@ use entity::{audit_record, workflow_instance};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
-    TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::services::audit::{self, ChainHead, NewAuditRecord};
-use crate::services::batch::{Batcher, Load, TaskConnection};
 use crate::services::db_time::to_db_precision;
 use crate::services::group_commit::{GroupCommit, InstanceWrite, RowUpdate};
 use crate::services::{new_id, outbox, timers};
@@ -78,8 +76,6 @@ pub struct Conns<'a> {
     pub reader: &'a DatabaseConnection,
     /// The group commit task, when the deployment runs one.
     pub group_commit: Option<&'a GroupCommit>,
-    /// Reads of instance rows in batches, used beside the group commit.
-    pub rows: Option<&'a Batcher<InstanceRows>>,
 }
 
 impl<'a> Conns<'a> {
@@ -89,7 +85,6 @@ impl<'a> Conns<'a> {
             db,
             reader: db,
             group_commit: None,
-            rows: None,
         }
     }
 }
@@ -291,47 +286,6 @@ fn check_visible<'s>(
     Ok((row, rt, st))
 }
 
-/// Reads instance rows for a [`Batcher`]: the rows the events being decided at one time read,
-/// in one statement.
-#[derive(Debug)]
-pub struct InstanceRows {
-    conn: TaskConnection,
-}
-
-impl InstanceRows {
-    /// Reads on `db` (on PostgreSQL, on a connection of its own made with its options).
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self {
-            conn: TaskConnection::new(db, "itaku instance reads"),
-        }
-    }
-}
-
-impl Load for InstanceRows {
-    type Key = String;
-    type Value = Option<workflow_instance::Model>;
-
-    async fn load(&mut self, ids: &[String]) -> Result<Vec<Self::Value>, DbErr> {
-        let distinct: std::collections::BTreeSet<&str> = ids.iter().map(String::as_str).collect();
-        let select = workflow_instance::Entity::find()
-            .filter(workflow_instance::Column::Id.is_in(distinct))
-            .into_query();
-        let rows = self
-            .conn
-            .query_all(&select)
-            .await?
-            .iter()
-            .map(|row| workflow_instance::Model::from_query_result(row, ""))
-            .collect::<Result<Vec<_>, _>>()?;
-        let by_id: std::collections::HashMap<&str, &workflow_instance::Model> =
-            rows.iter().map(|row| (row.id.as_str(), row)).collect();
-        Ok(ids
-            .iter()
-            .map(|id| by_id.get(id.as_str()).map(|row| (*row).clone()))
-            .collect())
-    }
-}
-
 /// How many instances the database holds.
 pub async fn count(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     workflow_instance::Entity::find().count(db).await
@@ -526,8 +480,7 @@ pub async fn fire(
 }
 
 /// The instance row an event decides on: still to be read, or read by the caller already,
-/// after the request arrived (the API reads it beside the session check, so that the two
-/// reads cost one wait).
+/// after the request arrived (the API reads it with the session check, in one statement).
 #[derive(Debug)]
 pub enum RowRead {
     /// [`fire_on`] reads it.
@@ -548,12 +501,10 @@ pub async fn fire_on(
 ) -> Result<InstanceView, InstanceError> {
     let db = conns.db;
     let transition = if let Some(group) = conns.group_commit {
-        // Read beside the writer (in the next batch of reads, when there is a batcher); the
-        // version condition of the write catches a racing writer.
-        let row = match (row, conns.rows) {
-            (RowRead::Done(row), _) => row.map(|row| *row),
-            (RowRead::Pending, Some(rows)) => rows.load(id.to_owned()).await?,
-            (RowRead::Pending, None) => {
+        // Read beside the writer; the version condition of the write catches a racing writer.
+        let row = match row {
+            RowRead::Done(row) => row.map(|row| *row),
+            RowRead::Pending => {
                 workflow_instance::Entity::find_by_id(id)
                     .one(conns.reader)
                     .await?
@@ -1235,12 +1186,10 @@ mod tests {
         let db = TestDb::fresh(backend).await?;
         let set = deployed_workload(&db.conn).await?;
         let group = GroupCommit::start(db.conn.clone());
-        let rows = Batcher::start(InstanceRows::new(db.conn.clone()));
         let conns = Conns {
             db: &db.conn,
             reader: &db.conn,
             group_commit: Some(&group),
-            rows: Some(&rows),
         };
         let staff = grants("staff");
         let mut ids = Vec::new();

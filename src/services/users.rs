@@ -594,9 +594,7 @@ impl SessionReads {
             conn: TaskConnection::new(db, "itaku session reads"),
         }
     }
-}
 
-impl SessionReads {
     /// Runs [`POSTGRES_SESSIONS`] for `distinct` on the task's own connection.
     async fn read_postgres(
         &mut self,
@@ -616,11 +614,7 @@ impl SessionReads {
             .bind(jtis)
             .bind(instances)
             .bind(day);
-        let conn = self.conn.postgres().await?;
-        match query.fetch_all(&mut *conn).await {
-            Ok(rows) => Ok(rows.into_iter().map(QueryResult::from).collect()),
-            Err(e) => Err(self.conn.failed(e)),
-        }
+        self.conn.fetch_all_postgres(query).await
     }
 }
 
