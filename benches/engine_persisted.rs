@@ -16,8 +16,10 @@
 //! loop: the high-water mark is reset just before it, so the argon2 hashes of the set-up (19 MiB
 //! each) do not hide it.
 //!
-//! The load generator (the K clients) runs in the server's process by default, where it competes
-//! with the server for the CPU; with `BENCH_LOAD=process` it runs in a process of its own (this
+//! Each client keeps one HTTP/1.1 connection of its own, driven in its own task (hyper's
+//! connection, as wrk does), so that the load generator takes as little of the machine as it
+//! can. The load generator (the K clients) runs in the server's process by default, where it
+//! competes with the server for the CPU; with `BENCH_LOAD=process` it runs in a process of its own (this
 //! binary again, with `BENCH_LOAD_RUN`), as a separate load generator would. It still shares the
 //! machine's cores, but no longer the server's runtime and allocator; `load` in the JSON line
 //! says which it was, and `peak_rss_kb` is then the server's alone.
@@ -36,8 +38,12 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::NaiveDate;
 use common::status_kb;
+use http_body_util::{BodyExt as _, Full};
+use hyper::header::{self, HeaderValue};
+use hyper::Method;
 use itaku::auth::password;
 use itaku::clock::Clock;
 use itaku::config::Settings;
@@ -347,7 +353,7 @@ async fn measure(db: Db, scratch: &Scratch, clients: u64, load: Load, n: u64) ->
     let tokens = create_actors(&state).await?;
     let timed = match load {
         Load::Inline => {
-            let api = Arc::new(Api::new(base, Arc::new(tokens))?);
+            let api = Arc::new(Api::new(&base, &tokens)?);
             guard_checks(&api).await?;
             run_clients(&api, clients, WARM_UP_PER_CLIENT * clients).await?;
             let rss_baseline_kb = start_peak_rss();
@@ -541,7 +547,7 @@ async fn load_as_told(base: &str, clients: u64, n: u64) -> Result<()> {
     stdin.read_line(&mut line).map_err(io)?;
     let tokens: HashMap<String, String> =
         serde_json::from_str(&line).map_err(|e| format!("the tokens: {e}"))?;
-    let api = Arc::new(Api::new(base.to_owned(), Arc::new(tokens))?);
+    let api = Arc::new(Api::new(base, &tokens)?);
     guard_checks(&api).await?;
     run_clients(&api, clients, WARM_UP_PER_CLIENT * clients).await?;
     let mut stdout = std::io::stdout().lock();
@@ -651,14 +657,21 @@ async fn create_actors(state: &AppState) -> Result<HashMap<String, String>> {
     Ok(tokens)
 }
 
-/// The HTTP client side: one pooled client, the tokens of every actor.
+/// The HTTP client side: where the API is, and the `Authorization` header of every actor.
+///
+/// Each client keeps one connection of its own (HTTP/1.1, kept alive), driven in the client's
+/// own task, as a load generator such as wrk does: the server gets the same requests as from
+/// any client, and the load generator spends as little of the shared machine as it can.
 struct Api {
-    client: reqwest::Client,
-    base: String,
-    tokens: Arc<HashMap<String, String>>,
+    /// `host:port`, for connecting and for the `Host` header.
+    authority: String,
+    /// The path of the API's root, e.g. `/api/v1`.
+    root: String,
+    authorizations: HashMap<String, HeaderValue>,
 }
 
-/// An instance as a response shows it.
+/// An instance as a response shows it (the fields a client needs of it).
+#[derive(serde::Deserialize)]
 struct Seen {
     id: String,
     state: String,
@@ -666,87 +679,161 @@ struct Seen {
 }
 
 impl Seen {
-    fn of(body: &Value) -> Result<Self> {
-        Ok(Self {
-            id: body["id"]
-                .as_str()
-                .ok_or("a response without id")?
-                .to_owned(),
-            state: body["state"]
-                .as_str()
-                .ok_or("a response without state")?
-                .to_owned(),
-            version: body["version"]
-                .as_i64()
-                .ok_or("a response without version")?,
+    fn of(body: &[u8]) -> Result<Self> {
+        serde_json::from_slice(body).map_err(|e| {
+            format!(
+                "a response that does not show an instance ({e}): {}",
+                String::from_utf8_lossy(body)
+            )
         })
     }
 }
 
 impl Api {
-    fn new(base: String, tokens: Arc<HashMap<String, String>>) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+    /// `base` is the API's root URL, e.g. `http://127.0.0.1:8080/api/v1`.
+    fn new(base: &str, tokens: &HashMap<String, String>) -> Result<Self> {
+        let uri: hyper::Uri = base
+            .parse()
+            .map_err(|e| format!("the API's URL {base}: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!("the API's URL {base} is not plain http"));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("the API's URL {base} names no host"))?
+            .to_string();
+        let authorizations = tokens
+            .iter()
+            .map(|(actor, token)| {
+                HeaderValue::try_from(format!("Bearer {token}"))
+                    .map(|value| (actor.clone(), value))
+                    .map_err(|e| format!("the token of {actor}: {e}"))
+            })
+            .collect::<Result<_>>()?;
         Ok(Self {
-            client,
-            base,
-            tokens,
+            authority,
+            root: uri.path().trim_end_matches('/').to_owned(),
+            authorizations,
         })
     }
 
-    fn token(&self, actor: &str) -> Result<&str> {
-        self.tokens
+    /// A client with a connection of its own.
+    async fn connect(&self) -> Result<Client<'_>> {
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.authority))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP handshake with {}: {e}", self.authority))?;
+        Ok(Client {
+            api: self,
+            sender,
+            connection: Box::pin(connection),
+        })
+    }
+}
+
+type Connection = hyper::client::conn::http1::Connection<
+    hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+    Full<Bytes>,
+>;
+
+/// One client's connection to the API.
+struct Client<'a> {
+    api: &'a Api,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    connection: std::pin::Pin<Box<Connection>>,
+}
+
+impl Client<'_> {
+    /// Sends a request as `actor`; returns the status and the body.
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        actor: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Bytes)> {
+        let authorization = self
+            .api
+            .authorizations
             .get(actor)
-            .map(String::as_str)
-            .ok_or_else(|| format!("no token for {actor}"))
+            .ok_or_else(|| format!("no token for {actor}"))?
+            .clone();
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.api.root))
+            .header(header::HOST, self.api.authority.as_str())
+            .header(header::AUTHORIZATION, authorization);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(body.map(Bytes::from).unwrap_or_default()))
+            .map_err(|e| format!("a request to {path}: {e}"))?;
+        let sender = &mut self.sender;
+        let exchange = async move {
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
+        };
+        // The connection does its I/O while it is polled: here, beside the exchange, rather
+        // than in a task of its own that each request would have to wake.
+        tokio::select! {
+            biased;
+            outcome = exchange => outcome.map_err(|e| format!("{path}: {e}")),
+            closed = self.connection.as_mut() => {
+                Err(format!("the connection closed during {path}: {closed:?}"))
+            }
+        }
     }
 
-    /// Sends a request; returns the status and the JSON body.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Value)> {
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let body = response.json().await.map_err(|e| e.to_string())?;
-        Ok((status, body))
-    }
-
-    async fn create(&self, actor: &str, context: &WorkloadContext) -> Result<(u16, Value)> {
-        let request = self
-            .client
-            .post(format!("{}/instances", self.base))
-            .bearer_auth(self.token(actor)?)
-            .json(&json!({ "workflow": WORKFLOW, "context": context }));
-        self.send(request).await
+    async fn create(&mut self, actor: &str, context: &WorkloadContext) -> Result<(u16, Bytes)> {
+        let body = serde_json::to_vec(&json!({ "workflow": WORKFLOW, "context": context }))
+            .map_err(|e| e.to_string())?;
+        self.send(Method::POST, "/instances", actor, Some(body))
+            .await
     }
 
     async fn fire(
-        &self,
+        &mut self,
         actor: &str,
         id: &str,
         event: &str,
         version: Option<i64>,
-    ) -> Result<(u16, Value)> {
-        let request = self
-            .client
-            .post(format!("{}/instances/{id}/events", self.base))
-            .bearer_auth(self.token(actor)?)
-            .json(&json!({ "event": event, "version": version }));
-        self.send(request).await
+    ) -> Result<(u16, Bytes)> {
+        let body = serde_json::to_vec(&json!({ "event": event, "version": version }))
+            .map_err(|e| e.to_string())?;
+        self.send(
+            Method::POST,
+            &format!("/instances/{id}/events"),
+            actor,
+            Some(body),
+        )
+        .await
     }
 
-    async fn state(&self, id: &str) -> Result<String> {
-        let request = self
-            .client
-            .get(format!("{}/instances/{id}", self.base))
-            .bearer_auth(self.token("system")?);
-        match self.send(request).await? {
+    async fn state(&mut self, id: &str) -> Result<String> {
+        match self
+            .send(Method::GET, &format!("/instances/{id}"), "system", None)
+            .await?
+        {
             (200, body) => Ok(Seen::of(&body)?.state),
-            (status, body) => Err(format!("reading instance {id}: {status} {body}")),
+            (status, body) => Err(format!(
+                "reading instance {id}: {status} {}",
+                String::from_utf8_lossy(&body)
+            )),
         }
     }
 
     /// Creates an instance and checks it starts in `draft`.
-    async fn created(&self, actor: &str, context: &WorkloadContext) -> Result<Seen> {
+    async fn created(&mut self, actor: &str, context: &WorkloadContext) -> Result<Seen> {
         match self.create(actor, context).await? {
             (201, body) => {
                 let seen = Seen::of(&body)?;
@@ -756,8 +843,18 @@ impl Api {
                     Err(format!("instance {} created in {}", context.id, seen.state))
                 }
             }
-            (status, body) => Err(format!("creating instance {}: {status} {body}", context.id)),
+            (status, body) => Err(format!(
+                "creating instance {}: {status} {}",
+                context.id,
+                String::from_utf8_lossy(&body)
+            )),
         }
+    }
+
+    /// Fires `event` as `actor` and reads the instance's state back.
+    async fn fire_and_read(&mut self, actor: &str, id: &str, event: &str) -> Result<String> {
+        self.fire(actor, id, event, None).await?;
+        self.state(id).await
     }
 }
 
@@ -771,24 +868,21 @@ async fn guard_checks(api: &Api) -> Result<()> {
             Err(format!("guard check {what}: expected {want}, got {got}"))
         }
     };
-    let fire = |actor: &'static str, id: String, event: &'static str| async move {
-        api.fire(actor, &id, event, None).await?;
-        api.state(&id).await
-    };
+    let mut api = api.connect().await?;
     let i7 = api
         .created("user-7", &WorkloadContext::for_instance(7))
         .await?
         .id;
-    let got = fire("someone-else", i7.clone(), "submit").await?;
+    let got = api.fire_and_read("someone-else", &i7, "submit").await?;
     expect("instance 7 submit by someone-else", &got, "draft")?;
-    let got = fire("user-7", i7.clone(), "submit").await?;
+    let got = api.fire_and_read("user-7", &i7, "submit").await?;
     expect("instance 7 submit", &got, "submitted")?;
 
     let mut c8 = WorkloadContext::for_instance(8);
     c8.evidence.0[2] = NaiveDate::from_ymd_opt(2025, 5, 31);
     let i8 = api.created("user-8", &c8).await?.id;
-    fire("user-8", i8.clone(), "submit").await?;
-    let got = fire("system", i8, "check_evidence").await?;
+    api.fire_and_read("user-8", &i8, "submit").await?;
+    let got = api.fire_and_read("system", &i8, "check_evidence").await?;
     expect(
         "instance 8 with iso27018 expired 2025-05-31",
         &got,
@@ -798,17 +892,17 @@ async fn guard_checks(api: &Api) -> Result<()> {
     let mut c9 = WorkloadContext::for_instance(9);
     c9.evidence.0[4] = None;
     let i9 = api.created("user-9", &c9).await?.id;
-    fire("user-9", i9.clone(), "submit").await?;
-    let got = fire("system", i9, "check_evidence").await?;
+    api.fire_and_read("user-9", &i9, "submit").await?;
+    let got = api.fire_and_read("system", &i9, "check_evidence").await?;
     expect("instance 9 without nda", &got, "submitted")?;
 
-    let got = fire("system", i7.clone(), "check_evidence").await?;
+    let got = api.fire_and_read("system", &i7, "check_evidence").await?;
     expect("instance 7 check_evidence", &got, "evidence_ok")?;
-    let got = fire("user-7", i7.clone(), "approve").await?;
+    let got = api.fire_and_read("user-7", &i7, "approve").await?;
     expect("instance 7 approve by its submitter", &got, "evidence_ok")?;
-    let got = fire("clerk-1", i7.clone(), "approve").await?;
+    let got = api.fire_and_read("clerk-1", &i7, "approve").await?;
     expect("instance 7 approve by clerk-1 (staff)", &got, "evidence_ok")?;
-    let got = fire("mgr-7", i7, "approve").await?;
+    let got = api.fire_and_read("mgr-7", &i7, "approve").await?;
     expect("instance 7 approve by mgr-7", &got, "approved")
 }
 
@@ -832,6 +926,7 @@ async fn run_clients(api: &Arc<Api>, clients: u64, n: u64) -> Result<Vec<Duratio
 /// One client: its share of the instances, each created, submitted, checked and approved.
 async fn client(api: &Api, k: u64, step: u64, n: u64) -> Result<Vec<Duration>> {
     let step = usize::try_from(step).map_err(|e| e.to_string())?;
+    let mut api = api.connect().await?;
     let mut latencies = Vec::new();
     for i in (k..n).step_by(step) {
         let ctx = WorkloadContext::for_instance(i);
@@ -848,7 +943,10 @@ async fn client(api: &Api, k: u64, step: u64, n: u64) -> Result<Vec<Duration>> {
             let (status, body) = api.fire(actor, &seen.id, event, Some(seen.version)).await?;
             latencies.push(started.elapsed());
             if status != 200 {
-                return Err(format!("instance {i} {event}: {status} {body}"));
+                return Err(format!(
+                    "instance {i} {event}: {status} {}",
+                    String::from_utf8_lossy(&body)
+                ));
             }
             seen = Seen::of(&body)?;
         }
