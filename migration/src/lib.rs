@@ -18,6 +18,7 @@ mod m20261128_000001_list_indexes;
 mod m20261128_000201_assessment_withdrawal;
 mod m20261201_000001_instance_waiting;
 mod m20261201_000002_inbox_indexes;
+mod m20261202_000001_audit_records_unbound;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000201_assessment_withdrawal::Migration),
             Box::new(m20261201_000001_instance_waiting::Migration),
             Box::new(m20261201_000002_inbox_indexes::Migration),
+            Box::new(m20261202_000001_audit_records_unbound::Migration),
         ]
     }
 }

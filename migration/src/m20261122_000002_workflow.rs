@@ -100,32 +100,7 @@ impl MigrationTrait for Migration {
             .await?;
 
         manager
-            .create_table(
-                Table::create()
-                    .table(AuditRecords::Table)
-                    .col(big_integer(AuditRecords::Id).auto_increment().primary_key())
-                    .col(text(AuditRecords::InstanceId))
-                    .col(big_integer(AuditRecords::Seq).check(Expr::col(AuditRecords::Seq).gte(1)))
-                    .col(timestamp_with_time_zone(AuditRecords::At))
-                    .col(text(AuditRecords::ActorId))
-                    .col(text_null(AuditRecords::OnBehalfOf))
-                    .col(text(AuditRecords::Event))
-                    .col(text_null(AuditRecords::FromState))
-                    .col(text(AuditRecords::ToState))
-                    .col(text_null(AuditRecords::Step))
-                    .col(text_null(AuditRecords::Comment))
-                    .col(text_null(AuditRecords::RequestId))
-                    .col(text(AuditRecords::Details))
-                    .col(text(AuditRecords::PrevHash))
-                    .col(text(AuditRecords::Hash))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_audit_records_instance")
-                            .from(AuditRecords::Table, AuditRecords::InstanceId)
-                            .to(WorkflowInstances::Table, WorkflowInstances::Id),
-                    )
-                    .to_owned(),
-            )
+            .create_table(audit_records_table(AuditRecords::Table, true))
             .await?;
         manager
             .create_index(
@@ -294,8 +269,46 @@ enum WorkflowInstances {
     AuditHead,
 }
 
+/// The audit records' table as `name`: with its foreign key to `workflow_instances` when
+/// `bound` (as this migration made it; a later one drops the key, see
+/// [`crate::m20261202_000001_audit_records_unbound`]).
+pub(crate) fn audit_records_table(name: impl IntoIden, bound: bool) -> TableCreateStatement {
+    let name = name.into_iden();
+    let mut table = Table::create()
+        .table(name.clone())
+        .col(big_integer(AuditRecords::Id).auto_increment().primary_key())
+        .col(text(AuditRecords::InstanceId))
+        .col(big_integer(AuditRecords::Seq).check(Expr::col(AuditRecords::Seq).gte(1)))
+        .col(timestamp_with_time_zone(AuditRecords::At))
+        .col(text(AuditRecords::ActorId))
+        .col(text_null(AuditRecords::OnBehalfOf))
+        .col(text(AuditRecords::Event))
+        .col(text_null(AuditRecords::FromState))
+        .col(text(AuditRecords::ToState))
+        .col(text_null(AuditRecords::Step))
+        .col(text_null(AuditRecords::Comment))
+        .col(text_null(AuditRecords::RequestId))
+        .col(text(AuditRecords::Details))
+        .col(text(AuditRecords::PrevHash))
+        .col(text(AuditRecords::Hash))
+        .to_owned();
+    if bound {
+        table.foreign_key(&mut audit_records_instance_key(name));
+    }
+    table
+}
+
+/// `fk_audit_records_instance`: a record's instance must exist.
+pub(crate) fn audit_records_instance_key(table: impl IntoIden) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name("fk_audit_records_instance")
+        .from(table.into_iden(), AuditRecords::InstanceId)
+        .to(WorkflowInstances::Table, WorkflowInstances::Id)
+        .to_owned()
+}
+
 #[derive(DeriveIden)]
-enum AuditRecords {
+pub(crate) enum AuditRecords {
     Table,
     Id,
     InstanceId,

@@ -87,8 +87,8 @@ pub struct NewAuditRecord {
 ///
 /// `prev` is the instance row's `audit_seq` / `audit_head`, read in the caller's transaction
 /// and guarded by its optimistic `version` update; the caller stores the returned head back on
-/// the row in that transaction. The instance row must exist (foreign key), so a new instance
-/// is inserted with [`ChainHead::genesis`] first. Appending twice from the same head fails with
+/// the row in that transaction. The instance row must exist (`verify` reports a chain without
+/// one), so a new instance is inserted with [`ChainHead::genesis`] first. Appending twice from the same head fails with
 /// a unique violation on `(instance_id, seq)`. Insert only: the product never updates or deletes
 /// audit records.
 pub async fn append(

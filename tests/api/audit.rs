@@ -12,7 +12,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
-use crate::helpers::{id_of, spawn_app, spawn_app_with, Backend, Cast, TestApp};
+use crate::helpers::{ghost_record, id_of, spawn_app, spawn_app_with, Backend, Cast, TestApp};
 
 /// A tier-2 application the officer returned with a comment (seq 3), resubmitted and approved
 /// at the officer's step: five records.
@@ -130,6 +130,32 @@ async fn a_cut_off_chain_with_a_rewound_head_is_caught_by_the_anchor(backend: Ba
     );
 }
 
+/// The audit records have no foreign key to the instances (it cost PostgreSQL a query and a row
+/// lock per record); a chain whose instance row is missing is reported instead, even when the
+/// chain itself is sound.
+async fn a_chain_without_its_instance_row_is_reported(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cast = Cast::create(&app).await;
+    returned_once(&app, &cast).await;
+    audit::append(
+        &app.db,
+        audit::ChainHead::genesis(),
+        ghost_record(app.now()),
+    )
+    .await
+    .unwrap();
+
+    let report = verified(&app).await;
+    assert_eq!(report.problems, 1, "{}", audit::render(&report));
+    assert!(
+        matches!(
+            &report.first_problem,
+            Some(Problem::InstanceRowMissing { instance_id, last_seq: 1 }) if instance_id == "ghost"
+        ),
+        "{report:?}"
+    );
+}
+
 async fn verify_audit_exits_zero_when_clean_and_one_naming_the_tampered_instance(backend: Backend) {
     let app = spawn_app(backend).await;
     let cast = Cast::create(&app).await;
@@ -187,6 +213,7 @@ crate::on_both_backends!(
     an_edited_comment_is_reported_with_its_instance_and_seq,
     a_deleted_last_record_is_caught_by_the_instance_head,
     a_cut_off_chain_with_a_rewound_head_is_caught_by_the_anchor,
+    a_chain_without_its_instance_row_is_reported,
     verify_audit_exits_zero_when_clean_and_one_naming_the_tampered_instance,
     the_server_anchors_changed_heads_on_its_interval,
 );

@@ -804,6 +804,23 @@ impl TestApp {
 }
 
 /// The `id` of an instance as the API shows it.
+/// The first record of a chain whose instance does not exist.
+pub fn ghost_record(at: DateTime<Utc>) -> itaku::services::audit::NewAuditRecord {
+    itaku::services::audit::NewAuditRecord {
+        instance_id: "ghost".to_owned(),
+        at,
+        actor_id: "someone".to_owned(),
+        on_behalf_of: None,
+        event: "create".to_owned(),
+        from_state: None,
+        to_state: "draft".to_owned(),
+        step: None,
+        comment: None,
+        request_id: None,
+        details: serde_json::json!({}),
+    }
+}
+
 pub fn id_of(instance: &Value) -> &str {
     instance["id"].as_str().expect("an instance id")
 }

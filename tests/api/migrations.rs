@@ -39,4 +39,58 @@ async fn migrations_roll_back_completely_and_apply_again(backend: Backend) {
     app.create_user("after-reapply").await;
 }
 
-crate::on_both_backends!(migrations_roll_back_completely_and_apply_again);
+/// The last migration, which drops the audit records' foreign key (on SQLite by making the
+/// table again), keeps every record and its id both ways, and new records follow the old ids.
+async fn the_audit_records_keep_their_rows_and_ids_without_their_foreign_key(backend: Backend) {
+    use entity::audit_record;
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _};
+
+    let app = spawn_app(backend).await;
+    let cast = crate::helpers::Cast::create(&app).await;
+    cast.submitted_tier2(&app).await;
+    let records = || async {
+        audit_record::Entity::find()
+            .order_by_asc(audit_record::Column::Id)
+            .all(&app.db)
+            .await
+            .unwrap()
+    };
+    let before = records().await;
+    assert!(before.len() >= 2, "{before:?}");
+
+    let ghost = || crate::helpers::ghost_record(app.now());
+    let genesis = itaku::services::audit::ChainHead::genesis;
+
+    Migrator::down(&app.db, Some(1)).await.unwrap();
+    assert_eq!(records().await, before);
+    let refused = itaku::services::audit::append(&app.db, genesis(), ghost()).await;
+    assert!(refused.is_err(), "the foreign key is back: {refused:?}");
+    Migrator::up(&app.db, None).await.unwrap();
+    assert_eq!(records().await, before);
+    assert_eq!(itaku::db::migrations_pending(&app.db).await.unwrap(), 0);
+    // Without the key, a record of no instance can be written (and verify reports it).
+    itaku::services::audit::append(&app.db, genesis(), ghost())
+        .await
+        .unwrap();
+    audit_record::Entity::delete_many()
+        .filter(audit_record::Column::InstanceId.eq("ghost"))
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+    cast.submitted_tier2(&app).await;
+    let after = records().await;
+    assert_eq!(after[..before.len()], before[..]);
+    let last = before.last().map(|r| r.id).unwrap_or_default();
+    assert!(
+        after[before.len()..].iter().all(|r| r.id > last),
+        "{after:?}"
+    );
+    let report = itaku::services::audit::verify(&app.db).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
+crate::on_both_backends!(
+    migrations_roll_back_completely_and_apply_again,
+    the_audit_records_keep_their_rows_and_ids_without_their_foreign_key,
+);
