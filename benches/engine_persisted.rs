@@ -17,12 +17,12 @@
 //! each) do not hide it.
 //!
 //! Each client keeps one HTTP/1.1 connection of its own, driven in its own task (hyper's
-//! connection, as wrk does), so that the load generator takes as little of the machine as it
-//! can. The load generator (the K clients) runs in the server's process by default, where it
-//! competes with the server for the CPU; with `BENCH_LOAD=process` it runs in a process of its own (this
+//! connection, as wrk does), so that the load generator takes as little of the machine as it can.
+//! The load generator (the K clients) runs in the server's process by default, where it competes
+//! with the server for the CPU; with `BENCH_LOAD=process` it runs in a process of its own (this
 //! binary again, with `BENCH_LOAD_RUN`), as a separate load generator would. It still shares the
-//! machine's cores, but no longer the server's runtime and allocator; `load` in the JSON line
-//! says which it was, and `peak_rss_kb` is then the server's alone.
+//! machine's cores, but no longer the server's runtime and allocator; `load` in the JSON line says
+//! which it was, and `peak_rss_kb` is then the server's alone.
 //!
 //! Environment: `BENCH_N` (default 1,000), `BENCH_DB` = `sqlite`, `postgres` or `both` (default),
 //! `BENCH_CLIENTS` (default `1,8`), `BENCH_POSTGRES_URL` (default

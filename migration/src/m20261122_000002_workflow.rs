@@ -102,17 +102,7 @@ impl MigrationTrait for Migration {
         manager
             .create_table(audit_records_table(AuditRecords::Table, true))
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("uq_audit_records_instance_seq")
-                    .table(AuditRecords::Table)
-                    .col(AuditRecords::InstanceId)
-                    .col(AuditRecords::Seq)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
+        manager.create_index(audit_records_seq_index()).await?;
 
         manager
             .create_table(
@@ -298,12 +288,26 @@ pub(crate) fn audit_records_table(name: impl IntoIden, bound: bool) -> TableCrea
     table
 }
 
-/// `fk_audit_records_instance`: a record's instance must exist.
+/// The name of the audit records' foreign key to their instance.
+pub(crate) const AUDIT_RECORDS_INSTANCE_KEY: &str = "fk_audit_records_instance";
+
+/// [`AUDIT_RECORDS_INSTANCE_KEY`]: a record's instance must exist.
 pub(crate) fn audit_records_instance_key(table: impl IntoIden) -> ForeignKeyCreateStatement {
     ForeignKey::create()
-        .name("fk_audit_records_instance")
+        .name(AUDIT_RECORDS_INSTANCE_KEY)
         .from(table.into_iden(), AuditRecords::InstanceId)
         .to(WorkflowInstances::Table, WorkflowInstances::Id)
+        .to_owned()
+}
+
+/// One record per `(instance_id, seq)`: a chain cannot fork.
+pub(crate) fn audit_records_seq_index() -> IndexCreateStatement {
+    Index::create()
+        .name("uq_audit_records_instance_seq")
+        .table(AuditRecords::Table)
+        .col(AuditRecords::InstanceId)
+        .col(AuditRecords::Seq)
+        .unique()
         .to_owned()
 }
 

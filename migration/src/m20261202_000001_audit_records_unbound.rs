@@ -14,14 +14,12 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DbBackend, TransactionTrait};
 
 use crate::m20261122_000002_workflow::{
-    audit_records_instance_key, audit_records_table, AuditRecords,
+    audit_records_instance_key, audit_records_seq_index, audit_records_table, AuditRecords,
+    AUDIT_RECORDS_INSTANCE_KEY,
 };
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-/// The unique index the table had and keeps.
-const INDEX: &str = "uq_audit_records_instance_seq";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -32,7 +30,7 @@ impl MigrationTrait for Migration {
                 manager
                     .drop_foreign_key(
                         ForeignKey::drop()
-                            .name("fk_audit_records_instance")
+                            .name(AUDIT_RECORDS_INSTANCE_KEY)
                             .table(AuditRecords::Table)
                             .to_owned(),
                     )
@@ -66,16 +64,8 @@ async fn rebuild(manager: &SchemaManager<'_>, bound: bool) -> Result<(), DbErr> 
         .await?;
     txn.execute(backend.build(Table::rename().table(next, AuditRecords::Table)))
         .await?;
-    txn.execute(
-        backend.build(
-            Index::create()
-                .name(INDEX)
-                .table(AuditRecords::Table)
-                .col(AuditRecords::InstanceId)
-                .col(AuditRecords::Seq)
-                .unique(),
-        ),
-    )
-    .await?;
+    // The index the table had and keeps.
+    txn.execute(backend.build(&audit_records_seq_index()))
+        .await?;
     txn.commit().await
 }

@@ -803,7 +803,6 @@ impl TestApp {
     }
 }
 
-/// The `id` of an instance as the API shows it.
 /// The first record of a chain whose instance does not exist.
 pub fn ghost_record(at: DateTime<Utc>) -> itaku::services::audit::NewAuditRecord {
     itaku::services::audit::NewAuditRecord {
@@ -821,6 +820,7 @@ pub fn ghost_record(at: DateTime<Utc>) -> itaku::services::audit::NewAuditRecord
     }
 }
 
+/// The `id` of an instance as the API shows it.
 pub fn id_of(instance: &Value) -> &str {
     instance["id"].as_str().expect("an instance id")
 }
