@@ -28,7 +28,9 @@
 //! `BENCH_CLIENTS` (default `1,8`), `BENCH_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`, where the scratch databases are created),
 //! `BENCH_POOL` (the pool size; default: the application's), `BENCH_LOAD` = `inline` (default),
-//! `process` or `both`, `RUST_LOG` (default `warn`).
+//! `process` or `both`, `RUST_LOG` (default `warn`). The server's other settings are the
+//! application's, from the `ITAKU_*` variables (`ITAKU_HTTP_WORKERS`, `ITAKU_RUNTIME_THREADS`…);
+//! the database, the address, the key and the folders are the benchmark's own.
 
 mod common;
 
@@ -234,8 +236,17 @@ fn bench_n() -> u64 {
         .unwrap_or(1_000)
 }
 
+/// The runtime the server runs on, sized as `itaku serve` sizes its own (`runtime_threads`).
 fn runtime() -> Option<tokio::runtime::Runtime> {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("{e}");
+            return None;
+        }
+    };
     match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.effective_runtime_threads())
         .enable_all()
         .build()
     {
@@ -338,7 +349,7 @@ async fn measure(db: Db, scratch: &Scratch, clients: u64, load: Load, n: u64) ->
         database_max_connections: std::env::var("BENCH_POOL")
             .ok()
             .and_then(|v| v.parse().ok()),
-        ..Settings::default()
+        ..Settings::load().map_err(|e| e.to_string())?
     };
     let mut kinds = Kinds::product();
     kinds.add(workload::registry);

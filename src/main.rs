@@ -4,8 +4,8 @@ use clap::Parser as _;
 use itaku::cli::{self, Cli};
 use itaku::config::Settings;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Loads the settings first, because they size the runtime (`runtime_threads`).
+fn main() -> ExitCode {
     let command = Cli::parse().into_command();
     let settings = match Settings::load() {
         Ok(settings) => settings,
@@ -15,5 +15,16 @@ async fn main() -> ExitCode {
         }
     };
     itaku::telemetry::init(settings.log_format);
-    cli::dispatch(command, settings).await
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.effective_runtime_threads())
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("itaku: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(cli::dispatch(command, settings))
 }

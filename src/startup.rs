@@ -333,6 +333,7 @@ async fn dummy_password_hash() -> Result<String, StartupError> {
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
     let shutdown_timeout = state.settings.shutdown_timeout_seconds;
+    let workers = state.settings.effective_http_workers();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -350,6 +351,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .configure(routes::configure)
             .default_service(web::to(error::not_found))
     })
+    .workers(workers)
     .listen(listener)?
     .shutdown_timeout(shutdown_timeout)
     .run();
