@@ -230,7 +230,12 @@ impl Application {
                 stopped,
             ))),
         }
-        tracing::info!(port, "listening");
+        tracing::info!(
+            port,
+            http_workers = state.settings.effective_http_workers(),
+            runtime_threads = tokio::runtime::Handle::current().metrics().num_workers(),
+            "listening"
+        );
         Ok(Self {
             port,
             server,
