@@ -35,6 +35,15 @@ async fn returned_once(app: &TestApp, cast: &Cast) -> String {
     id
 }
 
+/// Asserts that a verification found exactly one problem, and that it matches the pattern.
+macro_rules! assert_one_problem {
+    ($report:expr, $($pattern:tt)+) => {{
+        let report = &$report;
+        assert_eq!(report.problems, 1, "{}", audit::render(report));
+        assert!(matches!(&report.first_problem, $($pattern)+), "{report:?}");
+    }};
+}
+
 async fn verified(app: &TestApp) -> VerifyReport {
     audit::verify(&app.db).await.unwrap()
 }
@@ -69,13 +78,10 @@ async fn an_edited_comment_is_reported_with_its_instance_and_seq(backend: Backen
 
     edit_comment(&app, &id, 3, "問題ありません").await;
     let report = verified(&app).await;
-    assert_eq!(report.problems, 1, "{}", audit::render(&report));
-    assert!(
-        matches!(
-            &report.first_problem,
-            Some(Problem::HashMismatch { instance_id, seq: 3, .. }) if *instance_id == id
-        ),
-        "{report:?}"
+    assert_one_problem!(
+        report,
+        Some(Problem::HashMismatch { instance_id, seq: 3, .. })
+            if *instance_id == id
     );
 }
 
@@ -86,14 +92,10 @@ async fn a_deleted_last_record_is_caught_by_the_instance_head(backend: Backend) 
 
     delete_record(&app, &id, 5).await;
     let report = verified(&app).await;
-    assert_eq!(report.problems, 1, "{}", audit::render(&report));
-    assert!(
-        matches!(
-            &report.first_problem,
-            Some(Problem::HeadMismatch { instance_id, row_seq: 5, last_seq: 4, .. })
-                if *instance_id == id
-        ),
-        "{report:?}"
+    assert_one_problem!(
+        report,
+        Some(Problem::HeadMismatch { instance_id, row_seq: 5, last_seq: 4, .. })
+            if *instance_id == id
     );
 }
 
@@ -119,14 +121,10 @@ async fn a_cut_off_chain_with_a_rewound_head_is_caught_by_the_anchor(backend: Ba
         .unwrap();
 
     let report = verified(&app).await;
-    assert_eq!(report.problems, 1, "{}", audit::render(&report));
-    assert!(
-        matches!(
-            &report.first_problem,
-            Some(Problem::AnchoredHeadMissing { anchor_seq: 1, instance_id, seq: 5 })
-                if *instance_id == id
-        ),
-        "{report:?}"
+    assert_one_problem!(
+        report,
+        Some(Problem::AnchoredHeadMissing { anchor_seq: 1, instance_id, seq: 5 })
+            if *instance_id == id
     );
 }
 
@@ -146,13 +144,10 @@ async fn a_chain_without_its_instance_row_is_reported(backend: Backend) {
     .unwrap();
 
     let report = verified(&app).await;
-    assert_eq!(report.problems, 1, "{}", audit::render(&report));
-    assert!(
-        matches!(
-            &report.first_problem,
-            Some(Problem::InstanceRowMissing { instance_id, last_seq: 1 }) if instance_id == "ghost"
-        ),
-        "{report:?}"
+    assert_one_problem!(
+        report,
+        Some(Problem::InstanceRowMissing { instance_id, last_seq: 1 })
+            if instance_id == "ghost"
     );
 }
 
