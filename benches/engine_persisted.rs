@@ -245,11 +245,7 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
             return None;
         }
     };
-    match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.effective_runtime_threads())
-        .enable_all()
-        .build()
-    {
+    match settings.runtime() {
         Ok(r) => Some(r),
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

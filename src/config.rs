@@ -222,6 +222,14 @@ impl Settings {
     pub fn effective_runtime_threads(&self) -> usize {
         self.runtime_threads.unwrap_or_else(half_the_cores)
     }
+
+    /// The runtime the server runs on, with [`Settings::effective_runtime_threads`] threads.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.effective_runtime_threads())
+            .enable_all()
+            .build()
+    }
 }
 
 /// Half the cores this process may use, at least one: the default of both thread counts.
@@ -396,6 +404,10 @@ mod tests {
             let settings = load()?;
             assert_eq!(settings.effective_http_workers(), 3);
             assert_eq!(settings.effective_runtime_threads(), 5);
+            let runtime = settings
+                .runtime()
+                .map_err(|e| figment::Error::from(e.to_string()))?;
+            assert_eq!(runtime.metrics().num_workers(), 5);
             Ok(())
         });
         for field in ["http_workers", "runtime_threads"] {

@@ -15,11 +15,7 @@ fn main() -> ExitCode {
         }
     };
     itaku::telemetry::init(settings.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.effective_runtime_threads())
-        .enable_all()
-        .build()
-    {
+    let runtime = match settings.runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("itaku: cannot start the runtime: {error}");
