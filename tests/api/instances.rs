@@ -11,9 +11,10 @@ use itaku::services::users::{self, NewDeputy};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_api_error, day, id_of, instance_path, spawn_app, unmet_codes, Backend, Cast, TestApp,
-    CHUOKAI, KOKUHOREN, MEGURO, WORKFLOW,
+    assert_api_error, day, id_of, instance_path, spawn_app, spawn_app_with, unmet_codes, Backend,
+    Cast, TestApp, CHUOKAI, KOKUHOREN, MEGURO, WORKFLOW,
 };
+use itaku::clock::Clock;
 
 /// Sends `request` expecting the error `code`, and checks that nothing of instance `id` changed.
 async fn refused_without_trace(
@@ -341,7 +342,20 @@ async fn a_refusal_lists_every_unmet_requirement_at_once(backend: Backend) {
 }
 
 async fn fifty_simultaneous_approvals_of_one_version_have_exactly_one_winner(backend: Backend) {
-    let app = spawn_app(backend).await;
+    fifty_simultaneous_approvals_of_one_version(backend, 1).await;
+}
+
+// Several HTTP workers share one group commit; one worker (on PostgreSQL) has its own.
+async fn the_same_race_has_one_winner_with_two_http_workers(backend: Backend) {
+    fifty_simultaneous_approvals_of_one_version(backend, 2).await;
+}
+
+async fn fifty_simultaneous_approvals_of_one_version(backend: Backend, http_workers: usize) {
+    let app = spawn_app_with(backend, Clock::System, |settings| {
+        settings.http_workers = Some(http_workers);
+    })
+    .await;
+    assert_eq!(app.state.settings.effective_http_workers(), http_workers);
     let cast = Cast::create(&app).await;
     let submitted = cast.submitted_tier2(&app).await;
     let id = id_of(&submitted);
@@ -680,7 +694,7 @@ async fn app_with_notice(backend: Backend) -> (TestApp, tempfile::TempDir) {
     )
     .unwrap();
     let path = dir.path().to_owned();
-    let app = crate::helpers::spawn_app_with(backend, itaku::clock::Clock::System, |s| {
+    let app = spawn_app_with(backend, Clock::System, |s| {
         s.workflows_dir = path;
     })
     .await;
@@ -793,6 +807,7 @@ mod races {
     crate::on_both_backends!(
         multi_thread:
         fifty_simultaneous_approvals_of_one_version_have_exactly_one_winner,
+        the_same_race_has_one_winner_with_two_http_workers,
         fifty_simultaneous_decisions_without_a_version_permit_once,
     );
 }
