@@ -82,7 +82,7 @@ impl AppState {
     /// A copy for one HTTP worker, with a group commit and a session reader started on the
     /// calling thread's runtime (call it on the worker's thread). Every request then has its
     /// session read and its transition written without leaving the thread that serves it: on
-    /// two cores with PostgreSQL, 1.9 context switches per request instead of 3.0, a sixth less
+    /// two cores with PostgreSQL, 2.0 context switches per request instead of 3.0, a sixth less
     /// CPU and 6–9 % more transitions per second (the README's figures). The tasks end with
     /// the worker, and a restarted worker starts its own. Everything else (the pools, the
     /// sign-in limiter, the definitions) stays shared.
