@@ -13,6 +13,7 @@ use actix_web::{web, App, HttpMessage as _, HttpServer};
 use crate::services::batch::Batcher;
 use crate::services::group_commit::GroupCommit;
 use crate::services::instances::Conns;
+use crate::services::recent::Recent;
 use crate::services::users::SessionReads;
 use chrono::Duration;
 use rand::RngCore as _;
@@ -50,6 +51,9 @@ pub struct AppState {
     pub group_commit: Option<GroupCommit>,
     /// Session checks, in batches on `reader`; see [`crate::services::batch`].
     pub sessions: Batcher<SessionReads>,
+    /// The sessions and rows this replica keeps, shared by its workers; see
+    /// [`crate::services::recent`].
+    pub recent: Arc<Recent>,
     pub settings: Settings,
     /// Signing and verification keys for session tokens.
     pub jwt: JwtKeys,
@@ -76,6 +80,7 @@ impl AppState {
             db: &self.db,
             reader: &self.reader,
             group_commit: self.group_commit.as_ref(),
+            recent: Some(&self.recent),
         }
     }
 
@@ -214,6 +219,7 @@ impl Application {
             dummy_password_hash: dummy_password_hash().await?,
             group_commit: Some(GroupCommit::start(db.clone())),
             sessions: Batcher::start(SessionReads::new(reader.clone())),
+            recent: Arc::new(Recent::default()),
             db,
             reader,
             clock,

@@ -19,6 +19,7 @@ mod m20261128_000201_assessment_withdrawal;
 mod m20261201_000001_instance_waiting;
 mod m20261201_000002_inbox_indexes;
 mod m20261202_000001_audit_records_unbound;
+mod m20261203_000001_authz_epoch;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_instance_waiting::Migration),
             Box::new(m20261201_000002_inbox_indexes::Migration),
             Box::new(m20261202_000001_audit_records_unbound::Migration),
+            Box::new(m20261203_000001_authz_epoch::Migration),
         ]
     }
 }

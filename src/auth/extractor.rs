@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::token::{Claims, TOKEN_COOKIE};
 use super::{Deputyship, Grant};
 use crate::error::{ApiError, ErrorCode};
-use crate::services::users::{SessionKey, SessionRead};
+use crate::services::users::{Session, SessionKey, SessionRead};
 use crate::startup::AppState;
 
 /// The signed-in user of a request, with what they may do today (Asia/Tokyo).
@@ -116,15 +116,32 @@ impl Authenticating {
         self.read(Some(id)).await
     }
 
+    /// The session this replica kept for the token (see [`crate::services::recent`]) and the
+    /// authorisation epoch it was read at, without reading it: only for a decision whose write
+    /// is made on condition that the epoch has not moved since.
+    pub fn kept(&self) -> Option<(AuthUser, i64)> {
+        let day = self.state.clock.today_jst();
+        let session = self
+            .state
+            .recent
+            .session(&self.claims.sub, &self.claims.jti, day)?;
+        let epoch = session.authz_epoch;
+        Some((
+            signed_in(Session::clone(&session), &self.claims, &self.state),
+            epoch,
+        ))
+    }
+
     async fn read(
         self,
         instance: Option<String>,
     ) -> Result<(AuthUser, Option<workflow_instance::Model>), ApiError> {
         let Self { state, claims } = self;
+        let day = state.clock.today_jst();
         let key = SessionKey {
             user_id: claims.sub.clone(),
             jti: claims.jti.clone(),
-            day: state.clock.today_jst(),
+            day,
             instance,
         };
         let SessionRead { session, instance } = state
@@ -136,21 +153,25 @@ impl Authenticating {
             tracing::debug!(jti = %claims.jti, "revoked token presented");
             return Err(ErrorCode::Unauthenticated.into());
         }
-        let expires_at =
-            DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| state.clock.now());
-        let user = AuthUser {
-            id: session.user_id,
-            login: session.login,
-            display_name: session.display_name,
-            email: session.email,
-            grants: session.grants,
-            deputy_for: session.deputy_for,
-            token: PresentedToken {
-                jti: claims.jti,
-                expires_at,
-            },
-        };
-        Ok((user, instance))
+        state.recent.keep_session(&claims.jti, day, &session);
+        Ok((signed_in(session, &claims, &state), instance))
+    }
+}
+
+/// The user a session that holds stands for, with the token presented.
+fn signed_in(session: Session, claims: &Claims, state: &AppState) -> AuthUser {
+    let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(|| state.clock.now());
+    AuthUser {
+        id: session.user_id,
+        login: session.login,
+        display_name: session.display_name,
+        email: session.email,
+        grants: session.grants,
+        deputy_for: session.deputy_for,
+        token: PresentedToken {
+            jti: claims.jti.clone(),
+            expires_at,
+        },
     }
 }
 

@@ -1,6 +1,7 @@
 //! Reads that many requests ask for at once, answered by one statement.
 //!
-//! Every API request reads its session, and every event reads its instance. Asked one by one,
+//! Every API request reads its session, and every event reads its instance (unless this replica
+//! kept both from earlier requests: [`crate::services::recent`]). Asked one by one,
 //! each read costs the database a round trip and, through the pool, sqlx's liveness ping when
 //! the connection goes back. A [`Batcher`] hands its reads to one task, which reads every key
 //! that has queued up while its previous statement ran with one statement, and answers each

@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::services::audit::{self, RecordArrays, SealedRecord, SqliteRowWrite};
 use crate::services::batch::TaskConnection;
+use crate::services::recent::AUTHZ_EPOCH;
 
 /// The most transitions one batch holds (on SQLite each binds about twenty values, of the
 /// 32,766 one call allows).
@@ -64,13 +65,17 @@ pub struct RowUpdate {
     pub audit_head: String,
     pub waiting_org: Option<String>,
     pub waiting_roles: Option<String>,
+    /// The authorisation epoch of the session the transition was decided on, when that session
+    /// was kept rather than read with the row: the row is written only if the epoch has not
+    /// moved either (see [`crate::services::recent`]).
+    pub authz_epoch: Option<i64>,
 }
 
 impl RowUpdate {
     /// The update as one statement.
     pub fn statement(&self) -> UpdateStatement {
         use workflow_instance::Column as I;
-        workflow_instance::Entity::update_many()
+        let mut update = workflow_instance::Entity::update_many()
             .col_expr(I::State, Expr::value(self.state.clone()))
             .col_expr(I::Progress, Expr::value(self.progress.clone()))
             .col_expr(I::Version, Expr::value(self.version + 1))
@@ -80,8 +85,14 @@ impl RowUpdate {
             .col_expr(I::WaitingOrg, Expr::value(self.waiting_org.clone()))
             .col_expr(I::WaitingRoles, Expr::value(self.waiting_roles.clone()))
             .filter(I::Id.eq(self.id.as_str()))
-            .filter(I::Version.eq(self.version))
-            .into_query()
+            .filter(I::Version.eq(self.version));
+        if let Some(epoch) = self.authz_epoch {
+            update = update.filter(Expr::cust_with_values(
+                format!("{AUTHZ_EPOCH} = ?"),
+                [epoch],
+            ));
+        }
+        update.into_query()
     }
 }
 
@@ -331,6 +342,10 @@ const UPDATE_COLUMNS: [(&str, &str); 9] = [
     ("waiting_roles", "text[]"),
 ];
 
+/// What a row update is written on condition of, beside its version, in binding order after
+/// [`UPDATE_COLUMNS`]: the authorisation epoch it was decided under, if any.
+const UPDATE_CONDITIONS: [(&str, &str); 1] = [("authz_epoch", "int8[]")];
+
 /// PostgreSQL's batch: one statement, whatever the batch holds.
 static POSTGRES_BATCH: LazyLock<String> = LazyLock::new(postgres_batch_sql);
 
@@ -358,10 +373,14 @@ fn postgres_batch_sql() -> String {
             .join(", ")
     };
     let new_rows = unnest(&INSERT_COLUMNS, 1, "n");
-    let moves = unnest(&UPDATE_COLUMNS, 1 + INSERT_COLUMNS.len(), "u");
+    let moves = unnest(
+        &[UPDATE_COLUMNS.as_slice(), UPDATE_CONDITIONS.as_slice()].concat(),
+        1 + INSERT_COLUMNS.len(),
+        "u",
+    );
     let records = unnest(
         &RecordArrays::COLUMNS,
-        1 + INSERT_COLUMNS.len() + UPDATE_COLUMNS.len(),
+        1 + INSERT_COLUMNS.len() + UPDATE_COLUMNS.len() + UPDATE_CONDITIONS.len(),
         "r",
     );
     let set: Vec<String> = UPDATE_COLUMNS
@@ -375,7 +394,8 @@ fn postgres_batch_sql() -> String {
            RETURNING id), \
          moved AS (\
            UPDATE workflow_instances AS i SET version = u.version + 1, {set} FROM {moves} \
-           WHERE i.id = u.id AND i.version = u.version RETURNING i.id), \
+           WHERE i.id = u.id AND i.version = u.version \
+             AND (u.authz_epoch IS NULL OR u.authz_epoch = {AUTHZ_EPOCH}) RETURNING i.id), \
          recorded AS (\
            INSERT INTO audit_records ({record_columns}) SELECT r.* FROM {records} \
            WHERE r.instance_id IN (SELECT id FROM inserted UNION ALL SELECT id FROM moved) \
@@ -420,6 +440,7 @@ struct UpdateArrays {
     audit_head: Vec<String>,
     waiting_org: Vec<Option<String>>,
     waiting_roles: Vec<Option<String>>,
+    authz_epoch: Vec<Option<i64>>,
 }
 
 /// PostgreSQL: the batch's one statement (atomic on its own, so without `BEGIN`/`COMMIT`); the
@@ -463,6 +484,7 @@ async fn write_postgres(
                 moved.audit_head.push(update.audit_head);
                 moved.waiting_org.push(update.waiting_org);
                 moved.waiting_roles.push(update.waiting_roles);
+                moved.authz_epoch.push(update.authz_epoch);
             }
         }
         records.push(sealed)?;
@@ -493,7 +515,8 @@ async fn write_postgres(
         .bind(moved.audit_seq)
         .bind(moved.audit_head)
         .bind(moved.waiting_org)
-        .bind(moved.waiting_roles);
+        .bind(moved.waiting_roles)
+        .bind(moved.authz_epoch);
     let query = query
         .bind(records.instance_id)
         .bind(records.seq)
@@ -556,6 +579,7 @@ mod tests {
             audit_head: "h".to_owned(),
             waiting_org: None,
             waiting_roles: None,
+            authz_epoch: None,
         };
         let (sql, _) = update.statement().build(SqliteQueryBuilder);
         let set = sql
@@ -582,7 +606,10 @@ mod tests {
     #[test]
     fn the_postgres_batch_binds_each_array_once_in_order() {
         let sql = postgres_batch_sql();
-        let arrays = INSERT_COLUMNS.len() + UPDATE_COLUMNS.len() + RecordArrays::COLUMNS.len();
+        let arrays = INSERT_COLUMNS.len()
+            + UPDATE_COLUMNS.len()
+            + UPDATE_CONDITIONS.len()
+            + RecordArrays::COLUMNS.len();
         let mut at = 0;
         for n in 1..=arrays {
             let placeholder = format!("${n}::");
@@ -595,6 +622,7 @@ mod tests {
         for (name, _) in INSERT_COLUMNS
             .iter()
             .chain(&UPDATE_COLUMNS)
+            .chain(&UPDATE_CONDITIONS)
             .chain(&RecordArrays::COLUMNS)
         {
             assert!(sql.contains(name), "{name} missing in {sql}");

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use crate::services::audit::{self, ChainHead, NewAuditRecord};
 use crate::services::db_time::to_db_precision;
 use crate::services::group_commit::{GroupCommit, InstanceWrite, RowUpdate};
+use crate::services::recent::Recent;
 use crate::services::{new_id, outbox, timers};
 use crate::workflow::definition::{Label, TimerAction};
 use crate::workflow::model::Timer;
@@ -76,6 +77,9 @@ pub struct Conns<'a> {
     pub reader: &'a DatabaseConnection,
     /// The group commit task, when the deployment runs one.
     pub group_commit: Option<&'a GroupCommit>,
+    /// The rows this replica keeps (see [`crate::services::recent`]): a row written here is
+    /// kept, one that may have changed forgotten.
+    pub recent: Option<&'a Recent>,
 }
 
 impl<'a> Conns<'a> {
@@ -85,6 +89,7 @@ impl<'a> Conns<'a> {
             db,
             reader: db,
             group_commit: None,
+            recent: None,
         }
     }
 }
@@ -331,6 +336,9 @@ pub async fn create(
             let (prepared, sealed) = prepare_create(workflows, new, acting)?;
             let insert = InstanceWrite::Insert(prepared.row.clone());
             return if group.write(insert, sealed).await? {
+                if let Some(recent) = conns.recent {
+                    recent.keep_row(prepared.row.clone());
+                }
                 prepared.view(acting)
             } else {
                 Err(InstanceError::Db(DbErr::Custom(
@@ -520,6 +528,9 @@ pub async fn fire_on(
             .await
             .map_err(conflict_on_unique)?
         {
+            if let Some(recent) = conns.recent {
+                recent.forget_row(id);
+            }
             return Err(InstanceError::Concurrent);
         }
         transition
@@ -542,7 +553,55 @@ pub async fn fire_on(
         }
         transition
     };
-    transition.view(acting)
+    let (row, view) = transition.finish(acting)?;
+    if let Some(recent) = conns.recent {
+        recent.keep_row(row);
+    }
+    Ok(view)
+}
+
+/// [`fire_on`] decided on what this replica kept from earlier requests, the instance's `row`
+/// and the session of `acting` (read at `authz_epoch`), instead of reading them again: see
+/// [`crate::services::recent`]. The transition is written only if neither changed since, and
+/// only when it writes no more than its row and its record (in the group commit's batch).
+/// `Ok(None)`: nothing was written, because the decision was refused, needed more, or found
+/// them changed; the caller then reads both and fires as usual, so that the answer is the one
+/// it would have been.
+pub async fn fire_recent(
+    conns: Conns<'_>,
+    workflows: &WorkflowSet,
+    row: workflow_instance::Model,
+    authz_epoch: i64,
+    req: &FireRequest<'_>,
+    acting: &Acting<'_>,
+) -> Result<Option<InstanceView>, InstanceError> {
+    let (Some(group), Some(recent)) = (conns.group_commit, conns.recent) else {
+        return Ok(None);
+    };
+    let id = row.id.clone();
+    let Ok((transition, sealed)) =
+        decide_on(Some(row), workflows, req, acting, Facts::RefuseManaged)
+    else {
+        return Ok(None);
+    };
+    if writes_effects(&transition.fired) {
+        return Ok(None);
+    }
+    let update = RowUpdate {
+        authz_epoch: Some(authz_epoch),
+        ..row_update(&transition)
+    };
+    if !group
+        .write(InstanceWrite::Update(update), sealed)
+        .await
+        .map_err(conflict_on_unique)?
+    {
+        recent.forget_row(&id);
+        return Ok(None);
+    }
+    let (row, view) = transition.finish(acting)?;
+    recent.keep_row(row);
+    Ok(Some(view))
 }
 
 /// Applies an event inside the caller's transaction. `facts`, when given, is set as the
@@ -581,6 +640,14 @@ struct Transition<'s> {
 impl Transition<'_> {
     /// The instance as the transition leaves it.
     fn view(self, acting: &Acting<'_>) -> Result<InstanceView, InstanceError> {
+        self.finish(acting).map(|(_, view)| view)
+    }
+
+    /// The instance's row as the transition writes it, and the instance as the API shows it.
+    fn finish(
+        self,
+        acting: &Acting<'_>,
+    ) -> Result<(workflow_instance::Model, InstanceView), InstanceError> {
         let Self {
             mut row,
             rt,
@@ -602,7 +669,7 @@ impl Transition<'_> {
             progress: fired.progress,
             ..st
         };
-        view(rt, row, &st, acting)
+        Ok((row.clone(), view(rt, row, &st, acting)?))
     }
 }
 
@@ -739,6 +806,7 @@ fn row_update(t: &Transition<'_>) -> RowUpdate {
         audit_head: t.head.hash.clone(),
         waiting_org,
         waiting_roles,
+        authz_epoch: None,
     }
 }
 
@@ -1176,8 +1244,80 @@ mod tests {
 
     backend_tests!(
         what_create_and_fire_answer_is_what_a_read_then_finds,
-        group_commit_keeps_each_transition_on_its_own
+        group_commit_keeps_each_transition_on_its_own,
+        an_event_on_a_kept_row_is_written_only_under_its_version_and_epoch
     );
+
+    async fn current_epoch(db: &DatabaseConnection) -> Result<i64, DbErr> {
+        let row = db
+            .query_one(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT epoch FROM authz_epoch WHERE id = 1",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("no epoch row".to_owned()))?;
+        row.try_get_by_index(0)
+    }
+
+    /// A transition decided on a kept row and a kept session is written only while both hold;
+    /// the row then kept is the row as a read finds it.
+    async fn an_event_on_a_kept_row_is_written_only_under_its_version_and_epoch(
+        backend: Backend,
+    ) -> TestResult {
+        let db = TestDb::fresh(backend).await?;
+        let set = deployed_workload(&db.conn).await?;
+        let group = GroupCommit::start(db.conn.clone());
+        let recent = Recent::default();
+        let conns = Conns {
+            db: &db.conn,
+            reader: &db.conn,
+            group_commit: Some(&group),
+            recent: Some(&recent),
+        };
+        let staff = grants("staff");
+        let submitter = acting("user-1", &staff);
+        let new = NewInstance {
+            workflow: "bench_workload",
+            context: serde_json::to_value(WorkloadContext::for_instance(1))?,
+            corrects: None,
+        };
+        let created = create(conns, &set, new, &submitter).await?;
+        let read = || workflow_instance::Entity::find_by_id(created.id.as_str()).one(&db.conn);
+        let kept = recent.row(&created.id).ok_or("the new row was not kept")?;
+        assert_eq!(Some(kept.as_ref().clone()), read().await?);
+        let epoch = current_epoch(&db.conn).await?;
+        let submit = FireRequest {
+            event: "submit",
+            ..FireRequest::default()
+        };
+        let on = |row: &workflow_instance::Model, epoch: i64| {
+            fire_recent(conns, &set, row.clone(), epoch, &submit, &submitter)
+        };
+
+        // The authorisation epoch moved since the session was read: nothing is written, and
+        // the row is no longer kept.
+        assert!(on(&kept, epoch + 1).await?.is_none());
+        assert!(recent.row(&created.id).is_none());
+        assert_eq!(Some(kept.as_ref().clone()), read().await?);
+
+        // Both hold: written, and the row kept is the row written.
+        let fired = on(&kept, epoch).await?.ok_or("not written")?;
+        assert_eq!((fired.state.as_str(), fired.version), ("submitted", 2));
+        let written = recent
+            .row(&created.id)
+            .ok_or("the written row was not kept")?;
+        assert_eq!(Some(written.as_ref().clone()), read().await?);
+
+        // The row kept before the write (version 1) no longer holds; on the current row the
+        // engine refuses a second submit. Neither writes anything.
+        assert!(on(&kept, epoch).await?.is_none());
+        assert!(on(&written, epoch).await?.is_none());
+        assert_eq!(Some(written.as_ref().clone()), read().await?);
+        let report = audit::verify(&db.conn).await?;
+        assert_eq!(report.records, 2);
+        assert!(report.is_clean(), "{:?}", report.first_problem);
+        db.close().await
+    }
 
     /// Transitions queued together share one transaction, yet each is written or refused as
     /// it would be alone: of two racing on the same version exactly one wins, and a write that
@@ -1190,6 +1330,7 @@ mod tests {
             db: &db.conn,
             reader: &db.conn,
             group_commit: Some(&group),
+            recent: None,
         };
         let staff = grants("staff");
         let mut ids = Vec::new();

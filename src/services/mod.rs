@@ -26,6 +26,7 @@ pub mod ismap;
 pub mod notifications;
 pub mod obligations;
 pub mod outbox;
+pub mod recent;
 pub mod reminders;
 pub mod sql;
 pub mod structure_chart;

@@ -337,6 +337,9 @@ pub struct Session {
     pub grants: Vec<Grant>,
     /// As [`effective_deputyships`].
     pub deputy_for: Vec<Deputyship>,
+    /// The authorisation epoch read with the session (see [`crate::services::recent`]): a
+    /// write made on this session's authority may require that it has not moved since.
+    pub authz_epoch: i64,
 }
 
 /// What [`SessionReads`] is asked: a token `(user_id, jti)`, the day (Asia/Tokyo) on which its
@@ -378,6 +381,7 @@ struct SessionRow {
     organisation_id: Option<String>,
     token_revoked: bool,
     deputises: bool,
+    authz_epoch: i64,
 }
 
 /// The prefix of the instance's columns in a row of the session query.
@@ -442,7 +446,11 @@ fn session_query(asked: Asked<'_>) -> SelectStatement {
             (membership::Entity, membership::Column::OrganisationId),
         ])
         .expr_as(Expr::exists(revoked), Alias::new("token_revoked"))
-        .expr_as(Expr::exists(deputyships), Alias::new("deputises"));
+        .expr_as(Expr::exists(deputyships), Alias::new("deputises"))
+        .expr_as(
+            Expr::cust(crate::services::recent::AUTHZ_EPOCH),
+            Alias::new("authz_epoch"),
+        );
     for column in workflow_instance::Column::iter() {
         select.expr_as(
             Expr::col((workflow_instance::Entity, column)),
@@ -540,6 +548,7 @@ async fn assemble_sessions<C: ConnectionTrait>(
                 token_revoked: row.token_revoked,
                 grants: Vec::new(),
                 deputy_for: Vec::new(),
+                authz_epoch: row.authz_epoch,
             },
             instance,
         });
@@ -575,7 +584,8 @@ async fn assemble_sessions<C: ConnectionTrait>(
 /// Reads sessions for [`crate::services::batch::Batcher`]: the requests being authenticated
 /// at one time, in one statement per day (a batch spans midnight at most).
 ///
-/// Every request asks this, so for each token the user, their memberships in effect, the
+/// Every request asks this (but an event on a session and a row this replica kept, see
+/// [`crate::services::recent`]), so for each token the user, their memberships in effect, the
 /// revocation of the token and whether they deputise for anyone come back in that one
 /// statement; the deputyships themselves are only looked up for users who have some. A request
 /// about one instance (an event) has its row read by the same statement, which saves the

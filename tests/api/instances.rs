@@ -676,7 +676,7 @@ roles = ["officer"]
     )
 }
 
-async fn app_with_notice(backend: Backend) -> (TestApp, tempfile::TempDir) {
+pub(crate) async fn app_with_notice(backend: Backend) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("subcontract_permission.toml"),

@@ -19,6 +19,7 @@ mod ismap;
 mod mail;
 mod migrations;
 pub mod obligations;
+mod recent;
 mod shutdown;
 mod sqlite;
 mod structure_chart;

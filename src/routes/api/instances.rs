@@ -179,37 +179,76 @@ async fn fire(
     id: web::Path<String>,
     body: web::Json<EventBody>,
 ) -> Result<HttpResponse, ApiError> {
-    // The instance is read with the session, and returned only if the session holds.
-    let (user, row) = authenticating.user_and_instance(id.clone()).await?;
-    let row = RowRead::Done(row.map(Box::new));
     let rid = request_id.to_string();
-    // A comment or event data never carries an individual number.
+    let view = if let Some(view) = fire_kept(&state, &authenticating, &id, &body, &rid).await? {
+        view
+    } else {
+        // The instance is read with the session, and returned only if the session holds.
+        let (user, row) = authenticating.user_and_instance(id.clone()).await?;
+        let row = RowRead::Done(row.map(Box::new));
+        check_event(&body)?;
+        // A subcontract instance fires through the domain, which gives its guards the chain's
+        // facts and cascades a lapse; any other instance fires directly.
+        crate::services::applications::fire_instance(
+            state.conns(),
+            &state.workflows,
+            &id,
+            row,
+            &fire_request(&body),
+            &acting(&state, &user, &rid),
+        )
+        .await
+        .map_err(crate::routes::api::applications::app_error)?
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, format!("\"{}\"", view.version)))
+        .json(view))
+}
+
+/// The event decided on the session and the instance's row this replica kept, without reading
+/// them (see [`instances::fire_recent`]); `None` when it kept neither or they no longer hold,
+/// and for a body the usual path refuses, so that every refusal is answered as without them.
+async fn fire_kept(
+    state: &AppState,
+    authenticating: &Authenticating,
+    id: &str,
+    body: &EventBody,
+    request_id: &str,
+) -> Result<Option<instances::InstanceView>, ApiError> {
+    let (Some((user, epoch)), Some(row)) = (authenticating.kept(), state.recent.row(id)) else {
+        return Ok(None);
+    };
+    if check_event(body).is_err() {
+        return Ok(None);
+    }
+    instances::fire_recent(
+        state.conns(),
+        &state.workflows,
+        entity::workflow_instance::Model::clone(&row),
+        epoch,
+        &fire_request(body),
+        &acting(state, &user, request_id),
+    )
+    .await
+    .map_err(api_error)
+}
+
+/// A comment or event data never carries an individual number.
+fn check_event(body: &EventBody) -> Result<(), ApiError> {
     crate::validation::finish(crate::validation::no_individual_numbers(
         &serde_json::json!({ "comment": body.comment, "data": body.data }),
-    ))?;
-    let req = FireRequest {
+    ))
+}
+
+fn fire_request(body: &EventBody) -> FireRequest<'_> {
+    FireRequest {
         event: &body.event,
         expected_version: body.version,
         comment: body.comment.as_deref(),
         to_step: body.to_step.as_deref(),
         on_behalf_of: body.on_behalf_of.as_deref(),
         data: body.data.as_ref(),
-    };
-    // A subcontract instance fires through the domain, which gives its guards the chain's
-    // facts and cascades a lapse; any other instance fires directly.
-    let view = crate::services::applications::fire_instance(
-        state.conns(),
-        &state.workflows,
-        &id,
-        row,
-        &req,
-        &acting(&state, &user, &rid),
-    )
-    .await
-    .map_err(crate::routes::api::applications::app_error)?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, format!("\"{}\"", view.version)))
-        .json(view))
+    }
 }
 
 /// One audit record as the API shows it.
