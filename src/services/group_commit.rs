@@ -27,7 +27,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use entity::workflow_instance;
-use sea_orm::sea_query::{Expr, InsertStatement, UpdateStatement, Values};
+use sea_orm::sea_query::{Expr, InsertStatement, Query, UpdateStatement, Values};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryTrait, Statement, TransactionTrait,
@@ -45,8 +45,13 @@ const MAX_BATCH: usize = 64;
 /// A write of an instance row that a record can be chained to, as the group commit carries it.
 #[derive(Clone, Debug)]
 pub enum InstanceWrite {
-    /// A new instance's row, with its first record's head.
-    Insert(workflow_instance::Model),
+    /// A new instance's row, with its first record's head; when decided on a kept session,
+    /// written only if the authorisation epoch read with it has not moved (see
+    /// [`crate::services::recent`]).
+    Insert {
+        row: workflow_instance::Model,
+        authz_epoch: Option<i64>,
+    },
     /// A transition's update of the row, under the version it was decided on.
     Update(RowUpdate),
 }
@@ -99,7 +104,7 @@ impl RowUpdate {
 impl InstanceWrite {
     fn instance_id(&self) -> &str {
         match self {
-            Self::Insert(row) => &row.id,
+            Self::Insert { row, .. } => &row.id,
             Self::Update(update) => &update.id,
         }
     }
@@ -110,11 +115,49 @@ impl InstanceWrite {
             .into_query()
     }
 
-    fn sqlite(&self) -> SqliteRowWrite {
-        match self {
-            Self::Insert(row) => SqliteRowWrite::build(&Self::insert_statement(row)),
+    /// The insert of a new row as one statement that inserts it only while the authorisation
+    /// epoch is `epoch` (an `INSERT … SELECT` of its values `WHERE` the epoch holds).
+    fn insert_under_epoch(
+        row: &workflow_instance::Model,
+        epoch: i64,
+    ) -> Result<InsertStatement, DbErr> {
+        use sea_orm::{ActiveModelTrait as _, ActiveValue, Iterable as _};
+        let active = workflow_instance::ActiveModel::from(row.clone());
+        let (columns, values): (Vec<_>, Vec<_>) = workflow_instance::Column::iter()
+            .filter_map(|column| match active.get(column) {
+                ActiveValue::Set(value) | ActiveValue::Unchanged(value) => {
+                    Some((column, Expr::val(value)))
+                }
+                ActiveValue::NotSet => None,
+            })
+            .unzip();
+        let mut values = Query::select().exprs(values).to_owned();
+        values.and_where(Expr::cust_with_values(
+            format!("{AUTHZ_EPOCH} = ?"),
+            [epoch],
+        ));
+        let mut insert = Query::insert()
+            .into_table(workflow_instance::Entity)
+            .columns(columns)
+            .to_owned();
+        insert
+            .select_from(values)
+            .map_err(|e| DbErr::Custom(format!("building a new row's insert: {e}")))?;
+        Ok(insert)
+    }
+
+    fn sqlite(&self) -> Result<SqliteRowWrite, DbErr> {
+        Ok(match self {
+            Self::Insert {
+                row,
+                authz_epoch: None,
+            } => SqliteRowWrite::build(&Self::insert_statement(row)),
+            Self::Insert {
+                row,
+                authz_epoch: Some(epoch),
+            } => SqliteRowWrite::build(&Self::insert_under_epoch(row, *epoch)?),
             Self::Update(update) => SqliteRowWrite::build(&update.statement()),
-        }
+        })
     }
 }
 
@@ -158,7 +201,7 @@ impl GroupCommit {
         let (reply, answer) = oneshot::channel();
         let instance_id = write.instance_id().to_owned();
         let write = match self.backend {
-            DbBackend::Sqlite => Write::Sqlite(write.sqlite()),
+            DbBackend::Sqlite => Write::Sqlite(write.sqlite()?),
             _ => Write::Postgres(Box::new(write)),
         };
         self.jobs
@@ -342,9 +385,10 @@ const UPDATE_COLUMNS: [(&str, &str); 9] = [
     ("waiting_roles", "text[]"),
 ];
 
-/// What a row update is written on condition of, beside its version, in binding order after
-/// [`UPDATE_COLUMNS`]: the authorisation epoch it was decided under, if any.
-const UPDATE_CONDITIONS: [(&str, &str); 1] = [("authz_epoch", "int8[]")];
+/// What a new row or a row update is written on condition of (beside an update's version), in
+/// binding order after [`INSERT_COLUMNS`] and after [`UPDATE_COLUMNS`]: the authorisation epoch
+/// it was decided under, if any.
+const CONDITIONS: [(&str, &str); 1] = [("authz_epoch", "int8[]")];
 
 /// PostgreSQL's batch: one statement, whatever the batch holds.
 static POSTGRES_BATCH: LazyLock<String> = LazyLock::new(postgres_batch_sql);
@@ -372,17 +416,26 @@ fn postgres_batch_sql() -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let new_rows = unnest(&INSERT_COLUMNS, 1, "n");
+    let new_rows = unnest(
+        &[INSERT_COLUMNS.as_slice(), CONDITIONS.as_slice()].concat(),
+        1,
+        "n",
+    );
     let moves = unnest(
-        &[UPDATE_COLUMNS.as_slice(), UPDATE_CONDITIONS.as_slice()].concat(),
-        1 + INSERT_COLUMNS.len(),
+        &[UPDATE_COLUMNS.as_slice(), CONDITIONS.as_slice()].concat(),
+        1 + INSERT_COLUMNS.len() + CONDITIONS.len(),
         "u",
     );
     let records = unnest(
         &RecordArrays::COLUMNS,
-        1 + INSERT_COLUMNS.len() + UPDATE_COLUMNS.len() + UPDATE_CONDITIONS.len(),
+        1 + INSERT_COLUMNS.len() + UPDATE_COLUMNS.len() + 2 * CONDITIONS.len(),
         "r",
     );
+    let inserted_values = INSERT_COLUMNS
+        .iter()
+        .map(|(name, _)| format!("n.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let set: Vec<String> = UPDATE_COLUMNS
         .iter()
         .skip(2)
@@ -390,7 +443,8 @@ fn postgres_batch_sql() -> String {
         .collect();
     format!(
         "WITH inserted AS (\
-           INSERT INTO workflow_instances ({insert_columns}) SELECT * FROM {new_rows} \
+           INSERT INTO workflow_instances ({insert_columns}) SELECT {inserted_values} \
+           FROM {new_rows} WHERE n.authz_epoch IS NULL OR n.authz_epoch = {AUTHZ_EPOCH} \
            RETURNING id), \
          moved AS (\
            UPDATE workflow_instances AS i SET version = u.version + 1, {set} FROM {moves} \
@@ -426,6 +480,7 @@ struct InsertArrays {
     audit_head: Vec<String>,
     waiting_org: Vec<Option<String>>,
     waiting_roles: Vec<Option<String>>,
+    authz_epoch: Vec<Option<i64>>,
 }
 
 /// One array per column of the row updates.
@@ -454,7 +509,8 @@ async fn write_postgres(
     let mut records = RecordArrays::default();
     for (write, sealed) in jobs {
         match write {
-            InstanceWrite::Insert(row) => {
+            InstanceWrite::Insert { row, authz_epoch } => {
+                new.authz_epoch.push(*authz_epoch);
                 let row = row.clone();
                 new.id.push(row.id);
                 new.workflow_id.push(row.workflow_id);
@@ -507,6 +563,7 @@ async fn write_postgres(
         .bind(new.audit_head)
         .bind(new.waiting_org)
         .bind(new.waiting_roles)
+        .bind(new.authz_epoch)
         .bind(moved.id)
         .bind(moved.version)
         .bind(moved.state)
@@ -608,7 +665,7 @@ mod tests {
         let sql = postgres_batch_sql();
         let arrays = INSERT_COLUMNS.len()
             + UPDATE_COLUMNS.len()
-            + UPDATE_CONDITIONS.len()
+            + 2 * CONDITIONS.len()
             + RecordArrays::COLUMNS.len();
         let mut at = 0;
         for n in 1..=arrays {
@@ -622,7 +679,7 @@ mod tests {
         for (name, _) in INSERT_COLUMNS
             .iter()
             .chain(&UPDATE_COLUMNS)
-            .chain(&UPDATE_CONDITIONS)
+            .chain(&CONDITIONS)
             .chain(&RecordArrays::COLUMNS)
         {
             assert!(sql.contains(name), "{name} missing in {sql}");

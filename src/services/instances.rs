@@ -334,7 +334,10 @@ pub async fn create(
     if plain {
         if let Some(group) = conns.group_commit {
             let (prepared, sealed) = prepare_create(workflows, new, acting)?;
-            let insert = InstanceWrite::Insert(prepared.row.clone());
+            let insert = InstanceWrite::Insert {
+                row: prepared.row.clone(),
+                authz_epoch: None,
+            };
             return if group.write(insert, sealed).await? {
                 if let Some(recent) = conns.recent {
                     recent.keep_row(prepared.row.clone());
@@ -354,6 +357,44 @@ pub async fn create(
     let view = create_in(&txn, workflows, new, acting).await?;
     txn.commit().await?;
     Ok(view)
+}
+
+/// [`create`] decided on the session of `acting` as this replica kept it, read at
+/// `authz_epoch` (see [`crate::services::recent`]): the new row is written only if the epoch
+/// has not moved since, and only for a plain creation (no correction, no timer, a kind any
+/// client may start), in the group commit's batch. `Ok(None)`: nothing was written, because
+/// the engine refused, the creation needs more, or the epoch moved; the caller then reads the
+/// session and creates as usual, so that the answer is the one it would have been.
+pub async fn create_recent(
+    conns: Conns<'_>,
+    workflows: &WorkflowSet,
+    new: NewInstance<'_>,
+    authz_epoch: i64,
+    acting: &Acting<'_>,
+) -> Result<Option<InstanceView>, InstanceError> {
+    let (Some(group), Some(recent)) = (conns.group_commit, conns.recent) else {
+        return Ok(None);
+    };
+    let plain = workflows.latest(new.workflow).is_some_and(|rt| {
+        !MANAGED_KINDS.contains(&rt.context_kind())
+            && new.corrects.is_none()
+            && rt.initial_timers().is_empty()
+    });
+    if !plain {
+        return Ok(None);
+    }
+    let Ok((prepared, sealed)) = prepare_create(workflows, new, acting) else {
+        return Ok(None);
+    };
+    let insert = InstanceWrite::Insert {
+        row: prepared.row.clone(),
+        authz_epoch: Some(authz_epoch),
+    };
+    if !group.write(insert, sealed).await? {
+        return Ok(None);
+    }
+    recent.keep_row(prepared.row.clone());
+    prepared.view(acting).map(Some)
 }
 
 /// Context kinds whose instances only the domain services start.
@@ -1259,8 +1300,9 @@ mod tests {
         row.try_get_by_index(0)
     }
 
-    /// A transition decided on a kept row and a kept session is written only while both hold;
-    /// the row then kept is the row as a read finds it.
+    /// A creation decided on a kept session is written only while the session holds, and a
+    /// transition decided on a kept row and a kept session only while both hold; the row then
+    /// kept is the row as a read finds it.
     async fn an_event_on_a_kept_row_is_written_only_under_its_version_and_epoch(
         backend: Backend,
     ) -> TestResult {
@@ -1281,11 +1323,16 @@ mod tests {
             context: serde_json::to_value(WorkloadContext::for_instance(1))?,
             corrects: None,
         };
-        let created = create(conns, &set, new, &submitter).await?;
+        let epoch = current_epoch(&db.conn).await?;
+        let moved = create_recent(conns, &set, new.clone(), epoch + 1, &submitter).await?;
+        assert!(moved.is_none(), "{moved:?}");
+        assert_eq!(count(&db.conn).await?, 0);
+        let created = create_recent(conns, &set, new, epoch, &submitter)
+            .await?
+            .ok_or("not created")?;
         let read = || workflow_instance::Entity::find_by_id(created.id.as_str()).one(&db.conn);
         let kept = recent.row(&created.id).ok_or("the new row was not kept")?;
         assert_eq!(Some(kept.as_ref().clone()), read().await?);
-        let epoch = current_epoch(&db.conn).await?;
         let submit = FireRequest {
             event: "submit",
             ..FireRequest::default()
@@ -1408,7 +1455,13 @@ mod tests {
         let (mut orphan, orphan_record) = prepare_create(&set, new, &acting("user-6", &staff))?;
         orphan.row.workflow_id = "never_deployed".to_owned();
         let (broken, good) = futures_util::future::join(
-            group.write(InstanceWrite::Insert(orphan.row), orphan_record),
+            group.write(
+                InstanceWrite::Insert {
+                    row: orphan.row,
+                    authz_epoch: None,
+                },
+                orphan_record,
+            ),
             group.write(InstanceWrite::Update(row_update(&transition)), sealed),
         )
         .await;

@@ -2,11 +2,11 @@
 //! it again, and never trusted.
 //!
 //! Every event needs its session (the user, their grants and deputyships today, whether the
-//! token was revoked) and its instance's row. Read for every request, they cost PostgreSQL a
-//! third of its work at 8 clients and every request a round trip before its write. A replica
-//! keeps the last session it read for each token and the last row it read or wrote for each
-//! instance, and decides an event on them; the write of that decision then proves they still
-//! hold, in the same statement:
+//! token was revoked) and its instance's row, and every creation its session. Read for every
+//! request, they cost PostgreSQL a third of its work at 8 clients and every request a round
+//! trip before its write. A replica keeps the last session it read for each token and the last
+//! row it read or wrote for each instance, and decides an event or a plain creation on them;
+//! the write of that decision then proves they still hold, in the same statement:
 //!
 //! - the row, by the version condition every transition's write already has: any change of
 //!   the row, by any replica, moves its version;
@@ -16,7 +16,7 @@
 //!   with the session.
 //!
 //! A decision on kept values that is refused, needs more than the row and its record, or
-//! whose write finds them changed writes nothing, and the request is answered as if nothing
+//! whose write finds them changed (a new row is inserted only under the epoch) writes nothing, and the request is answered as if nothing
 //! had been kept: both are read and the event decided again. What a request is answered is
 //! therefore what it would be without this cache; only the reads it saves differ.
 

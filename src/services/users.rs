@@ -584,7 +584,7 @@ async fn assemble_sessions<C: ConnectionTrait>(
 /// Reads sessions for [`crate::services::batch::Batcher`]: the requests being authenticated
 /// at one time, in one statement per day (a batch spans midnight at most).
 ///
-/// Every request asks this (but an event on a session and a row this replica kept, see
+/// Every request asks this (but an event or a creation on what this replica kept, see
 /// [`crate::services::recent`]), so for each token the user, their memberships in effect, the
 /// revocation of the token and whether they deputise for anyone come back in that one
 /// statement; the deputyships themselves are only looked up for users who have some. A request

@@ -34,17 +34,16 @@ async fn run(app: &TestApp, sql: &str, id: &str) {
         .unwrap();
 }
 
+fn office_notice() -> Value {
+    json!({
+        "workflow": "office_notice",
+        "context": { "subject": "届出", "organisations": { "applicant": MEGURO } },
+    })
+}
+
 /// A `draft` notice of 目黒区, created by `token` (which keeps its row and the session).
 async fn notice(app: &TestApp, token: &str) -> Value {
-    let created = app
-        .create_instance(
-            token,
-            json!({
-                "workflow": "office_notice",
-                "context": { "subject": "届出", "organisations": { "applicant": MEGURO } },
-            }),
-        )
-        .await;
+    let created = app.create_instance(token, office_notice()).await;
     assert_eq!(created.status(), 201);
     created.json().await.unwrap()
 }
@@ -121,7 +120,7 @@ async fn every_change_of_what_a_session_stands_for_moves_the_authorisation_epoch
     moved(epoch(&app).await, "a user's deletion");
 }
 
-async fn an_event_on_a_kept_session_is_refused_once_the_grant_it_relied_on_has_ended(
+async fn a_creation_or_an_event_on_a_kept_session_is_refused_once_its_grant_has_ended(
     backend: Backend,
 ) {
     let (app, _dir) = app_with_notice(backend).await;
@@ -138,6 +137,10 @@ async fn an_event_on_a_kept_session_is_refused_once_the_grant_it_relied_on_has_e
         &officer.id,
     )
     .await;
+    // The kept session no longer holds for a new notice either; the refusal starts nothing.
+    let refused = app.create_instance(&officer.token, office_notice()).await;
+    assert_api_error(refused, 403, "transition_forbidden").await;
+    assert_eq!(app.instance_count().await, 1, "a notice was started");
     let before = app.footprint(&id).await;
     // The submitter still sees the notice, but may no longer decide it.
     let refused = app.fire(&officer.token, &id, accept.clone()).await;
@@ -153,6 +156,8 @@ async fn an_event_on_a_kept_session_is_refused_once_the_grant_it_relied_on_has_e
         .await;
     let accepted = app.fire_ok(&officer.token, &id, accept).await;
     assert_eq!(accepted["state"], "accepted");
+    let created = app.create_instance(&officer.token, office_notice()).await;
+    assert_eq!(created.status(), 201);
     let report = itaku::services::audit::verify(&app.db).await.unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
@@ -206,6 +211,6 @@ async fn an_event_on_a_kept_row_another_replica_moved_is_answered_on_the_row_as_
 
 crate::on_both_backends!(
     every_change_of_what_a_session_stands_for_moves_the_authorisation_epoch,
-    an_event_on_a_kept_session_is_refused_once_the_grant_it_relied_on_has_ended,
+    a_creation_or_an_event_on_a_kept_session_is_refused_once_its_grant_has_ended,
     an_event_on_a_kept_row_another_replica_moved_is_answered_on_the_row_as_it_is,
 );

@@ -117,25 +117,37 @@ pub(crate) fn api_error(e: InstanceError) -> ApiError {
 
 async fn create(
     state: web::Data<AppState>,
-    user: AuthUser,
+    authenticating: Authenticating,
     request_id: RequestId,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let rid = request_id.to_string();
-    let acting = acting(&state, &user, &rid);
-    let view = instances::create(
-        state.conns(),
-        &state.workflows,
-        NewInstance {
-            workflow: &body.workflow,
-            context: body.context,
-            corrects: body.corrects.as_deref(),
-        },
-        &acting,
-    )
-    .await
-    .map_err(api_error)?;
+    let new = NewInstance {
+        workflow: &body.workflow,
+        context: body.context,
+        corrects: body.corrects.as_deref(),
+    };
+    // Decided on the session this replica kept, if it kept it and it still holds; else read.
+    let kept = match authenticating.kept() {
+        Some((user, epoch)) => {
+            let acting = acting(&state, &user, &rid);
+            instances::create_recent(state.conns(), &state.workflows, new.clone(), epoch, &acting)
+                .await
+                .map_err(api_error)?
+        }
+        None => None,
+    };
+    let view = match kept {
+        Some(view) => view,
+        None => {
+            let user = authenticating.user().await?;
+            let acting = acting(&state, &user, &rid);
+            instances::create(state.conns(), &state.workflows, new, &acting)
+                .await
+                .map_err(api_error)?
+        }
+    };
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/instances/{}", view.id)))
         .insert_header((header::ETAG, format!("\"{}\"", view.version)))
