@@ -24,9 +24,9 @@ use sea_orm::sea_query::{
     QueryStatementBuilder, SelectStatement, UpdateStatement, WithClause,
 };
 use sea_orm::{
-    AccessMode, ActiveModelTrait, ActiveValue, ActiveValue::NotSet, ColumnTrait, Condition,
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, IsolationLevel,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, Statement, TransactionTrait,
+    AccessMode, ActiveValue, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, DbBackend, DbErr, EntityTrait, IsolationLevel, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr, Statement, TransactionTrait,
 };
 use serde_json::Value;
 
@@ -349,21 +349,7 @@ impl SqliteRowWrite {
 
 /// The insert of a sealed record's columns, and the `SELECT` of its values to insert from.
 fn record_insert(sealed: &SealedRecord) -> (InsertStatement, SelectStatement) {
-    use sea_orm::Iterable as _;
-    let (columns, values): (Vec<_>, Vec<_>) = audit_record::Column::iter()
-        .filter_map(|column| match sealed.row.get(column) {
-            ActiveValue::Set(value) | ActiveValue::Unchanged(value) => {
-                Some((column, Expr::val(value)))
-            }
-            ActiveValue::NotSet => None,
-        })
-        .unzip();
-    let select = Query::select().exprs(values).to_owned();
-    let insert = Query::insert()
-        .into_table(audit_record::Entity)
-        .columns(columns)
-        .to_owned();
-    (insert, select)
+    crate::services::sql::insert_select(&sealed.row)
 }
 
 fn query_error(e: sea_orm::sea_query::error::Error) -> DbErr {

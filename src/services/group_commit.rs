@@ -27,7 +27,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use entity::workflow_instance;
-use sea_orm::sea_query::{Expr, InsertStatement, Query, UpdateStatement, Values};
+use sea_orm::sea_query::{Expr, InsertStatement, UpdateStatement, Values};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryTrait, Statement, TransactionTrait,
@@ -36,7 +36,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::services::audit::{self, RecordArrays, SealedRecord, SqliteRowWrite};
 use crate::services::batch::TaskConnection;
-use crate::services::recent::AUTHZ_EPOCH;
+use crate::services::recent::{epoch_holds, AUTHZ_EPOCH};
+use crate::services::sql::insert_select;
 
 /// The most transitions one batch holds (on SQLite each binds about twenty values, of the
 /// 32,766 one call allows).
@@ -92,10 +93,7 @@ impl RowUpdate {
             .filter(I::Id.eq(self.id.as_str()))
             .filter(I::Version.eq(self.version));
         if let Some(epoch) = self.authz_epoch {
-            update = update.filter(Expr::cust_with_values(
-                format!("{AUTHZ_EPOCH} = ?"),
-                [epoch],
-            ));
+            update = update.filter(epoch_holds(epoch));
         }
         update.into_query()
     }
@@ -121,25 +119,9 @@ impl InstanceWrite {
         row: &workflow_instance::Model,
         epoch: i64,
     ) -> Result<InsertStatement, DbErr> {
-        use sea_orm::{ActiveModelTrait as _, ActiveValue, Iterable as _};
-        let active = workflow_instance::ActiveModel::from(row.clone());
-        let (columns, values): (Vec<_>, Vec<_>) = workflow_instance::Column::iter()
-            .filter_map(|column| match active.get(column) {
-                ActiveValue::Set(value) | ActiveValue::Unchanged(value) => {
-                    Some((column, Expr::val(value)))
-                }
-                ActiveValue::NotSet => None,
-            })
-            .unzip();
-        let mut values = Query::select().exprs(values).to_owned();
-        values.and_where(Expr::cust_with_values(
-            format!("{AUTHZ_EPOCH} = ?"),
-            [epoch],
-        ));
-        let mut insert = Query::insert()
-            .into_table(workflow_instance::Entity)
-            .columns(columns)
-            .to_owned();
+        let (mut insert, mut values) =
+            insert_select(&workflow_instance::ActiveModel::from(row.clone()));
+        values.and_where(epoch_holds(epoch));
         insert
             .select_from(values)
             .map_err(|e| DbErr::Custom(format!("building a new row's insert: {e}")))?;

@@ -325,12 +325,10 @@ pub async fn create(
             return Err(InstanceError::Managed(rt.context_kind().to_owned()));
         }
     }
-    // A plain creation (no correction to check, no timer to start) writes the instance row and
-    // its first audit record only: in the group commit task's next batch, or without one, on
-    // PostgreSQL, in one statement without BEGIN/COMMIT.
-    let plain = workflows
-        .latest(new.workflow)
-        .is_some_and(|rt| new.corrects.is_none() && rt.initial_timers().is_empty());
+    // A plain creation writes the instance row and its first audit record only: in the group
+    // commit task's next batch, or without one, on PostgreSQL, in one statement without
+    // BEGIN/COMMIT.
+    let plain = is_plain(workflows, &new);
     if plain {
         if let Some(group) = conns.group_commit {
             let (prepared, sealed) = prepare_create(workflows, new, acting)?;
@@ -375,12 +373,10 @@ pub async fn create_recent(
     let (Some(group), Some(recent)) = (conns.group_commit, conns.recent) else {
         return Ok(None);
     };
-    let plain = workflows.latest(new.workflow).is_some_and(|rt| {
-        !MANAGED_KINDS.contains(&rt.context_kind())
-            && new.corrects.is_none()
-            && rt.initial_timers().is_empty()
-    });
-    if !plain {
+    let managed = workflows
+        .latest(new.workflow)
+        .is_some_and(|rt| MANAGED_KINDS.contains(&rt.context_kind()));
+    if managed || !is_plain(workflows, &new) {
         return Ok(None);
     }
     let Ok((prepared, sealed)) = prepare_create(workflows, new, acting) else {
@@ -395,6 +391,14 @@ pub async fn create_recent(
     }
     recent.keep_row(prepared.row.clone());
     prepared.view(acting).map(Some)
+}
+
+/// Whether `new` is a plain creation: no correction to check, no timer to start, so that it
+/// writes the instance row and its first audit record only.
+fn is_plain(workflows: &WorkflowSet, new: &NewInstance<'_>) -> bool {
+    workflows
+        .latest(new.workflow)
+        .is_some_and(|rt| new.corrects.is_none() && rt.initial_timers().is_empty())
 }
 
 /// Context kinds whose instances only the domain services start.
@@ -1289,17 +1293,6 @@ mod tests {
         an_event_on_a_kept_row_is_written_only_under_its_version_and_epoch
     );
 
-    async fn current_epoch(db: &DatabaseConnection) -> Result<i64, DbErr> {
-        let row = db
-            .query_one(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                "SELECT epoch FROM authz_epoch WHERE id = 1",
-            ))
-            .await?
-            .ok_or_else(|| DbErr::Custom("no epoch row".to_owned()))?;
-        row.try_get_by_index(0)
-    }
-
     /// A creation decided on a kept session is written only while the session holds, and a
     /// transition decided on a kept row and a kept session only while both hold; the row then
     /// kept is the row as a read finds it.
@@ -1323,7 +1316,7 @@ mod tests {
             context: serde_json::to_value(WorkloadContext::for_instance(1))?,
             corrects: None,
         };
-        let epoch = current_epoch(&db.conn).await?;
+        let epoch = crate::services::recent::current_epoch(&db.conn).await?;
         let moved = create_recent(conns, &set, new.clone(), epoch + 1, &submitter).await?;
         assert!(moved.is_none(), "{moved:?}");
         assert_eq!(count(&db.conn).await?, 0);

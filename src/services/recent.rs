@@ -25,11 +25,31 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use entity::workflow_instance;
 use quick_cache::sync::Cache;
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{ConnectionTrait, DbErr, Statement};
 
 use crate::services::users::Session;
 
 /// The authorisation epoch as a subquery, for the session read and the conditional writes.
 pub const AUTHZ_EPOCH: &str = "(SELECT epoch FROM authz_epoch WHERE id = 1)";
+
+/// The condition under which a write decided on a session read at `epoch` is made: the epoch
+/// has not moved since.
+pub fn epoch_holds(epoch: i64) -> SimpleExpr {
+    Expr::cust_with_values(format!("{AUTHZ_EPOCH} = ?"), [epoch])
+}
+
+/// The authorisation epoch now.
+pub async fn current_epoch(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let backend = db.get_database_backend();
+    db.query_one(Statement::from_string(
+        backend,
+        format!("SELECT {AUTHZ_EPOCH}"),
+    ))
+    .await?
+    .ok_or_else(|| DbErr::Custom("the authorisation epoch has no row".to_owned()))?
+    .try_get_by_index(0)
+}
 
 /// How many tokens' sessions a replica keeps.
 const SESSIONS: usize = 4_096;

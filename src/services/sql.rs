@@ -1,8 +1,31 @@
 //! Hand-written SQL for the few queries the query builder cannot say (recursive CTEs,
 //! `EXISTS` over joins): the text with its parameters, placeholders in the backend's syntax.
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, DbBackend, Statement, Value};
+use sea_orm::sea_query::{Expr, InsertStatement, Query, SelectStatement};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ColumnTrait, Condition, DbBackend, EntityTrait, Iterable as _,
+    Statement, Value,
+};
+
+/// The insert of `row`'s set columns into its table, and the `SELECT` of their values it
+/// inserts from: an `INSERT … SELECT`, so that the caller can make the insert conditional with
+/// a `WHERE` on the select.
+pub fn insert_select<A: ActiveModelTrait>(row: &A) -> (InsertStatement, SelectStatement) {
+    let (columns, values): (Vec<_>, Vec<_>) = <A::Entity as EntityTrait>::Column::iter()
+        .filter_map(|column| match row.get(column) {
+            ActiveValue::Set(value) | ActiveValue::Unchanged(value) => {
+                Some((column, Expr::val(value)))
+            }
+            ActiveValue::NotSet => None,
+        })
+        .unzip();
+    let select = Query::select().exprs(values).to_owned();
+    let insert = Query::insert()
+        .into_table(A::Entity::default())
+        .columns(columns)
+        .to_owned();
+    (insert, select)
+}
 
 /// Rows where any of `lists` holds, each `column IN (values)`; none when every list is empty.
 /// Only the lists that are not empty are written, so the condition stays one an index can

@@ -9,16 +9,9 @@ use crate::helpers::{assert_api_error, day, id_of, Backend, TestApp, MEGURO};
 use crate::instances::app_with_notice;
 
 async fn epoch(app: &TestApp) -> i64 {
-    let row = app
-        .db
-        .query_one(Statement::from_string(
-            app.db.get_database_backend(),
-            "SELECT epoch FROM authz_epoch WHERE id = 1",
-        ))
+    itaku::services::recent::current_epoch(&app.db)
         .await
         .unwrap()
-        .expect("the epoch's row");
-    row.try_get_by_index(0).unwrap()
 }
 
 /// Runs `sql` with `id` bound as its one parameter.
